@@ -1,0 +1,185 @@
+"""Per-invocation CLI state, output helpers and input helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keykeeper.client import Client, Key
+
+__all__ = [
+    "State",
+    "emit_fields",
+    "emit_json",
+    "get_state",
+    "parse_pairs",
+    "read_input",
+    "stdout_bytes",
+    "write_bytes",
+]
+
+
+@dataclass
+class State:
+    """Global options, plus ``transport``: a hook for tests to inject an httpx transport."""
+
+    addr: str | None = None
+    token: str | None = None
+    output: str = "table"
+    transport: httpx.BaseTransport | None = None
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def client(self) -> Client:
+        return Client(self.addr, self.token, transport=self.transport)
+
+
+def get_state(ctx: typer.Context) -> State:
+    state = ctx.find_object(State)
+    return state if state is not None else State()
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` (msgspec Structs, bytes as base64) as indented JSON on stdout."""
+    typer.echo(json.dumps(msgspec.to_builtins(value), indent=2, sort_keys=False))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    built = msgspec.to_builtins(value)
+    return str(built)
+
+
+def emit_fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
+    """A two-column field/value table for people."""
+    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in rows:
+        table.add_row(name, _cell(value))
+    console().print(table)
+
+
+def key_rows(key: Key) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [
+        ("id", key.id),
+        ("name", f"{key.namespace}:{key.name}"),
+        ("purpose", key.purpose),
+        ("algorithm", key.algorithm),
+        ("state", key.state),
+        ("primary version", key.primary_version),
+        ("description", key.description or None),
+        ("labels", key.labels),
+        ("exportable", key.exportable),
+        ("protection", key.protection),
+        ("rotation period", f"{key.rotation_period}s" if key.rotation_period else None),
+        ("created", key.created_at),
+        ("updated", key.updated_at),
+    ]
+    if key.destruction_time is not None:
+        rows.append(("destruction time", key.destruction_time))
+    if key.compromised_at is not None:
+        rows.append(("compromised at", key.compromised_at))
+        rows.append(("compromise reason", key.compromise_reason))
+    return rows
+
+
+def emit_key(state: State, key: Key) -> None:
+    if state.json:
+        emit_json(key)
+    else:
+        emit_fields(key_rows(key))
+
+
+def emit_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(*columns, header_style="bold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    console().print(table)
+
+
+def parse_pairs(values: Sequence[str] | None, what: str = "--context") -> dict[str, str] | None:
+    """``["k=v", ...]`` to a dict; None when empty. Raises BadParameter on a missing ``=``."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for item in values:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=what)
+        out[k] = v
+    return out
+
+
+def _stdin_bytes() -> bytes:
+    stream = typer.get_binary_stream("stdin")
+    if stream.isatty():
+        raise typer.BadParameter("no input: pass it as an option, with --in FILE, or on stdin")
+    return stream.read()
+
+
+def read_input(text: str | None, path: Path | None, *, text_flag: str = "--plaintext") -> bytes:
+    """Bytes from exactly one of ``text`` (UTF-8), ``path`` (``-`` = stdin), or stdin."""
+    if text is not None and path is not None:
+        raise typer.BadParameter(f"give {text_flag} or --in, not both")
+    if text is not None:
+        return text.encode("utf-8")
+    if path is not None and str(path) != "-":
+        return path.read_bytes()
+    return _stdin_bytes()
+
+
+def read_text_arg(value: str | None, path: Path | None, what: str) -> str:
+    """A text argument (e.g. a ciphertext) from the argument, ``--in FILE``, or stdin."""
+    if value is not None and path is not None:
+        raise typer.BadParameter(f"give {what} or --in, not both")
+    if value is not None:
+        return value.strip()
+    raw = read_input(None, path)
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{what} must be ASCII text") from None
+
+
+def stdout_bytes(data: bytes) -> None:
+    stream = typer.get_binary_stream("stdout")
+    stream.write(data)
+    stream.flush()
+
+
+def write_bytes(data: bytes, out: Path | None) -> None:
+    """Raw bytes to ``out`` or, when None or ``-``, to stdout."""
+    if out is None or str(out) == "-":
+        stdout_bytes(data)
+    else:
+        out.write_bytes(data)
+
+
+def stderr(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def is_stdout_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,237 @@
+"""``keykeeper key ...``: create, list, show and manage the lifecycle of keys."""
+
+from __future__ import annotations
+
+import typer
+
+from keykeeper.cli._state import (
+    emit_fields,
+    emit_json,
+    emit_key,
+    emit_table,
+    get_state,
+    parse_pairs,
+)
+from keykeeper.client import Key
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True)
+
+KEY_ARG = typer.Argument(..., help="Key id, namespace:name, or name (namespace default).")
+
+
+def _period(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Key name, or namespace:name."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n"),
+    purpose: str | None = typer.Option(None, "--purpose", help="encrypt | sign | mac | kem"),
+    algorithm: str | None = typer.Option(None, "--algorithm", help="e.g. AES_256_GCM, ED25519"),
+    rotation_period: str | None = typer.Option(
+        None, "--rotation-period", help="Seconds, or e.g. 90d, 12h."
+    ),
+    label: list[str] | None = typer.Option(None, "--label", help="k=v, repeatable."),
+    description: str | None = typer.Option(None, "--description"),
+    exportable: bool | None = typer.Option(None, "--exportable/--not-exportable"),
+) -> None:
+    """Create a key."""
+    if namespace is None and ":" in name:
+        namespace, name = name.split(":", 1)
+    with get_state(ctx).client() as kk:
+        key = kk.create_key(
+            name,
+            namespace=namespace,
+            purpose=purpose,
+            algorithm=algorithm,
+            rotation_period=_period(rotation_period),
+            labels=parse_pairs(label, "--label"),
+            description=description,
+            exportable=exportable,
+        )
+    emit_key(get_state(ctx), key)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    namespace: str | None = typer.Option(None, "--namespace", "-n"),
+    state_: str | None = typer.Option(None, "--state"),
+    purpose: str | None = typer.Option(None, "--purpose"),
+    label: list[str] | None = typer.Option(None, "--label", help="k=v, repeatable; all match."),
+    page_size: int | None = typer.Option(None, "--page-size", min=1),
+    page_token: str | None = typer.Option(
+        None, "--page-token", help="Fetch one page from here (default: every page)."
+    ),
+) -> None:
+    """List keys (every page, unless --page-size or --page-token asks for one page)."""
+    state = get_state(ctx)
+    labels = parse_pairs(label, "--label")
+    next_token: str | None = None
+    with state.client() as kk:
+        if page_size is not None or page_token is not None:
+            page = kk.list_keys(
+                namespace=namespace,
+                state=state_,
+                purpose=purpose,
+                labels=labels,
+                page_size=page_size,
+                page_token=page_token,
+            )
+            keys, next_token = page.keys, page.next_page_token
+        else:
+            keys = list(
+                kk.iter_keys(namespace=namespace, state=state_, purpose=purpose, labels=labels)
+            )
+    if state.json:
+        doc: dict[str, object] = {"keys": keys}
+        if next_token:
+            doc["next_page_token"] = next_token
+        emit_json(doc)
+        return
+    _key_table(keys)
+    if next_token:
+        typer.echo(f"next page: --page-token {next_token}")
+
+
+def _key_table(keys: list[Key]) -> None:
+    emit_table(
+        ["name", "id", "purpose", "algorithm", "state", "version", "labels"],
+        (
+            (
+                f"{k.namespace}:{k.name}",
+                k.id,
+                k.purpose,
+                k.algorithm,
+                k.state,
+                k.primary_version,
+                k.labels,
+            )
+            for k in keys
+        ),
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Show one key."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.get_key(key))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    key: str = KEY_ARG,
+    description: str | None = typer.Option(None, "--description"),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="k=v, repeatable; replaces all labels."
+    ),
+    clear_labels: bool = typer.Option(False, "--clear-labels", help="Remove every label."),
+) -> None:
+    """Change a key's description and/or labels."""
+    labels = parse_pairs(label, "--label")
+    if clear_labels:
+        if labels:
+            raise typer.BadParameter("--clear-labels with --label", param_hint="--clear-labels")
+        labels = {}
+    if description is None and labels is None:
+        raise typer.BadParameter("nothing to change", param_hint="--description/--label")
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.update_key(key, description=description, labels=labels))
+
+
+@app.command("versions")
+def versions(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """List a key's versions."""
+    state = get_state(ctx)
+    with state.client() as kk:
+        found = kk.list_versions(key)
+    if state.json:
+        emit_json({"versions": found})
+    else:
+        emit_table(
+            ["version", "state", "created", "destroyed"],
+            ((v.version, v.state, v.created_at, v.destroyed_at) for v in found),
+        )
+
+
+@app.command("rotate")
+def rotate(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Make a new primary version."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.rotate_key(key))
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Suspend every use of a key."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.disable_key(key))
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Re-enable a disabled key."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.enable_key(key))
+
+
+@app.command("schedule-destruction")
+def schedule_destruction(
+    ctx: typer.Context,
+    key: str = KEY_ARG,
+    pending_days: int | None = typer.Option(
+        None, "--pending-days", min=7, max=30, help="7..30 [server default: 30]"
+    ),
+) -> None:
+    """Schedule a key's destruction after a waiting period."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.schedule_destruction(key, pending_days=pending_days))
+
+
+@app.command("cancel-destruction")
+def cancel_destruction(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Cancel a scheduled destruction."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.cancel_destruction(key))
+
+
+@app.command("compromise")
+def compromise(
+    ctx: typer.Context,
+    key: str = KEY_ARG,
+    reason: str = typer.Option(..., "--reason", help="Why the key is compromised."),
+) -> None:
+    """Mark a key compromised (irreversible)."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.compromise_key(key, reason))
+
+
+@app.command("destroy-version")
+def destroy_version(
+    ctx: typer.Context,
+    key: str = KEY_ARG,
+    version: int = typer.Argument(..., min=1),
+) -> None:
+    """Destroy one key version's material now (crypto-erasure)."""
+    state = get_state(ctx)
+    with state.client() as kk:
+        v = kk.destroy_version(key, version)
+    if state.json:
+        emit_json(v)
+    else:
+        emit_fields(
+            [
+                ("version", v.version),
+                ("state", v.state),
+                ("created", v.created_at),
+                ("destroyed", v.destroyed_at),
+            ]
+        )

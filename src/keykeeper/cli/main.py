@@ -1,0 +1,87 @@
+"""The ``keykeeper`` command: typer app, global options, and the one error mapping.
+
+Exit status: 0 success; 1 an error the server (or the SDK) reported, printed
+as one line ``error: <code>: <detail>`` on stderr; 2 a usage error (click);
+3 the server could not be reached. No expected error prints a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from keykeeper.cli import crypto_cmds, file_cmds, key_cmds, sys_cmds
+from keykeeper.cli._state import State
+from keykeeper.client import ConnectionFailed
+from keykeeper.errors import KeykeeperError
+
+__all__ = ["app", "main"]
+
+EXIT_ERROR = 1
+EXIT_CONNECTION = 3
+
+
+class _ErrorMappingGroup(TyperGroup):
+    """Maps keykeeper and I/O errors to one stderr line and an exit status, once."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer types it with its private click copy
+        try:
+            return super().invoke(ctx)
+        except ConnectionFailed as exc:
+            typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+            raise typer.Exit(EXIT_CONNECTION) from None
+        except KeykeeperError as exc:
+            typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"error: io: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+app = typer.Typer(
+    name="keykeeper",
+    cls=_ErrorMappingGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="keykeeper: key management service, CLI over the REST API.",
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    addr: str | None = typer.Option(
+        None, "--addr", envvar="KEYKEEPER_ADDR", help="Server URL [default: http://127.0.0.1:8200]."
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="KEYKEEPER_TOKEN", help="Bearer token.", show_default=False
+    ),
+    output: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", help="table for people, json for scripts."
+    ),
+) -> None:
+    state = ctx.ensure_object(State)
+    state.addr = addr or state.addr
+    state.token = token if token is not None else state.token
+    state.output = output.value
+
+
+sys_cmds.register(app)
+app.add_typer(key_cmds.app, name="key", help="Create, list and manage keys.")
+crypto_cmds.register(app)
+file_cmds.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,133 @@
+"""``server``, ``init``, ``unseal``, ``seal``, ``status``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import typer
+
+from keykeeper.cli._state import emit_fields, emit_json, get_state, stderr
+from keykeeper.client import Health
+from keykeeper.errors import Internal
+
+__all__ = ["register"]
+
+STORE_WARNING = (
+    "WARNING: store the root token and the unseal passphrase somewhere safe now. "
+    "They are shown only once and cannot be recovered."
+)
+
+
+def _read_secret_file(path: Path) -> str:
+    value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    if not value:
+        raise typer.BadParameter(f"{path} is empty", param_hint="--passphrase-file")
+    return value
+
+
+def _emit_health(ctx: typer.Context, health: Health, addr: str) -> None:
+    if get_state(ctx).json:
+        emit_json(health)
+    else:
+        emit_fields(
+            [
+                ("address", addr),
+                ("initialized", health.initialized),
+                ("sealed", health.sealed),
+                ("version", health.version),
+            ]
+        )
+
+
+def server(
+    dev: bool = typer.Option(
+        False, "--dev", help="In-memory dev server, unsealed, with a root token."
+    ),
+    dev_root_token: str | None = typer.Option(
+        None, "--dev-root-token", envvar="KEYKEEPER_DEV_ROOT_TOKEN", help="Root token for --dev."
+    ),
+    listen: str = typer.Option("127.0.0.1:8200", "--listen", envvar="KEYKEEPER_LISTEN"),
+    data_dir: str | None = typer.Option(None, "--data-dir", envvar="KEYKEEPER_DATA_DIR"),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="KEYKEEPER_DATABASE_URL"
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+) -> None:
+    """Run a keykeeper server (the one command that builds a server, via keykeeper.config)."""
+    if dev_root_token is not None and not dev:
+        raise typer.BadParameter("--dev-root-token needs --dev")
+    try:
+        config = importlib.import_module("keykeeper.config")
+    except ImportError:
+        raise Internal("the server is not available in this installation") from None
+    config.run_server(
+        listen=listen,
+        data_dir=data_dir,
+        database_url=database_url,
+        dev=dev,
+        dev_root_token=dev_root_token,
+        workers=workers,
+    )
+
+
+def init(
+    ctx: typer.Context,
+    passphrase_file: Path | None = typer.Option(
+        None, "--passphrase-file", exists=True, dir_okay=False, help="Unseal passphrase to use."
+    ),
+) -> None:
+    """Initialize the server once; prints the root token and unseal passphrase."""
+    passphrase = _read_secret_file(passphrase_file) if passphrase_file else None
+    with get_state(ctx).client() as kk:
+        result = kk.init(passphrase)
+    if get_state(ctx).json:
+        emit_json(result)
+    else:
+        emit_fields(
+            [("root token", result.root_token), ("unseal passphrase", result.unseal_passphrase)]
+        )
+    stderr(STORE_WARNING)
+
+
+def unseal(
+    ctx: typer.Context,
+    passphrase_file: Path | None = typer.Option(
+        None,
+        "--passphrase-file",
+        exists=True,
+        dir_okay=False,
+        help="File holding the passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else a prompt.",
+    ),
+) -> None:
+    """Unseal the server with the passphrase (never echoed)."""
+    if passphrase_file is not None:
+        passphrase = _read_secret_file(passphrase_file)
+    elif os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
+        passphrase = os.environ["KEYKEEPER_UNSEAL_PASSPHRASE"]
+    else:
+        passphrase = typer.prompt("Unseal passphrase", hide_input=True, err=True)
+    with get_state(ctx).client() as kk:
+        health = kk.unseal(passphrase)
+    _emit_health(ctx, health, kk.addr)
+
+
+def seal(ctx: typer.Context) -> None:
+    """Seal the server: it forgets the root key until unsealed again."""
+    with get_state(ctx).client() as kk:
+        _emit_health(ctx, kk.seal(), kk.addr)
+
+
+def status(ctx: typer.Context) -> None:
+    """Show whether the server is reachable, initialized and sealed."""
+    with get_state(ctx).client() as kk:
+        _emit_health(ctx, kk.health(), kk.addr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(server)
+    app.command()(init)
+    app.command()(unseal)
+    app.command()(seal)
+    app.command()(status)

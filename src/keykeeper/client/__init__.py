@@ -1,0 +1,65 @@
+"""The keykeeper Python SDK: :class:`Client` mirrors the REST API one method per route.
+
+::
+
+    from keykeeper.client import Client
+
+    with Client("http://127.0.0.1:8200", token) as kk:
+        kk.create_key("orders", purpose="encrypt")
+        ct = kk.encrypt("orders", b"card 4242", context={"order": "42"}).ciphertext
+        assert kk.decrypt("orders", ct, context={"order": "42"}).plaintext == b"card 4242"
+
+Files and streams: :func:`encrypt_stream` / :func:`decrypt_stream` (envelope
+encryption with a fresh data key per stream, constant memory).
+
+Errors are the classes of :mod:`keykeeper.errors`; :class:`ConnectionFailed` (an
+``Unavailable``) means the server could not be reached at all.
+"""
+
+from keykeeper.client._client import Client
+from keykeeper.client._http import DEFAULT_ADDR, ConnectionFailed
+from keykeeper.client.envelope import decrypt_stream, encrypt_stream
+from keykeeper.client.models import (
+    DataKey,
+    Decapsulation,
+    DecryptItem,
+    DecryptResult,
+    Encapsulation,
+    EncryptItem,
+    EncryptResult,
+    Health,
+    InitResult,
+    ItemError,
+    Key,
+    KeyPage,
+    KeyVersion,
+    MacResult,
+    PublicKey,
+    SignResult,
+    VerifyResult,
+)
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "Client",
+    "ConnectionFailed",
+    "DataKey",
+    "Decapsulation",
+    "DecryptItem",
+    "DecryptResult",
+    "Encapsulation",
+    "EncryptItem",
+    "EncryptResult",
+    "Health",
+    "InitResult",
+    "ItemError",
+    "Key",
+    "KeyPage",
+    "KeyVersion",
+    "MacResult",
+    "PublicKey",
+    "SignResult",
+    "VerifyResult",
+    "decrypt_stream",
+    "encrypt_stream",
+]

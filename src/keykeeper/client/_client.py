@@ -1,0 +1,64 @@
+"""The synchronous SDK client."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import httpx
+
+from keykeeper.client._http import Http
+from keykeeper.client._keys import KeysMixin
+from keykeeper.client._ops import OpsMixin
+
+__all__ = ["Client"]
+
+
+class Client(KeysMixin, OpsMixin):
+    """A keykeeper REST API client: one method per route.
+
+    ``addr`` defaults to ``$KEYKEEPER_ADDR``, then ``http://127.0.0.1:8200``;
+    ``token`` defaults to ``$KEYKEEPER_TOKEN``. ``timeout`` is in seconds.
+    ``transport`` replaces httpx's network transport (tests, custom TLS, proxies).
+
+    Every method raises a :mod:`keykeeper.errors` exception on failure: the class
+    named by the server's ``code``, or :class:`ConnectionFailed` (an
+    :class:`~keykeeper.errors.Unavailable`) when the server cannot be reached.
+
+    Use it as a context manager, or call :meth:`close`::
+
+        with Client() as kk:
+            ct = kk.encrypt("orders", b"secret", context={"order": "42"}).ciphertext
+    """
+
+    def __init__(
+        self,
+        addr: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = Http(addr, token, timeout=timeout, transport=transport)
+
+    @property
+    def addr(self) -> str:
+        """The server's base URL, without a trailing slash."""
+        return self._http.addr
+
+    def __repr__(self) -> str:
+        return f"Client(addr={self.addr!r})"
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+"""HTTP plumbing of the SDK: one place that sends a request and maps failures.
+
+Every failure leaves here as a :mod:`keykeeper.errors` exception:
+
+- a problem+json answer raises ``error_for_code(code)(detail)``;
+- an error answer without problem+json (a proxy's 502 page, say) raises the
+  class matching its HTTP status;
+- a connection failure or timeout raises :class:`ConnectionFailed`, a subclass of
+  :class:`keykeeper.errors.Unavailable`;
+- an answer that does not have the documented shape raises
+  :class:`keykeeper.errors.Internal`.
+
+Errors made from a server answer carry ``status`` (the HTTP status, int) and
+``request_id`` (str or None) attributes, and a ``request_id: ...`` note.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from keykeeper.errors import (
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    KeykeeperError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    error_for_code,
+)
+
+__all__ = ["DEFAULT_ADDR", "ConnectionFailed", "b64", "key_path", "unb64"]
+
+DEFAULT_ADDR = "http://127.0.0.1:8200"
+USER_AGENT = "keykeeper-python-sdk/0.1"
+
+T = TypeVar("T")
+
+_BY_STATUS: dict[int, type[KeykeeperError]] = {
+    400: InvalidArgument,
+    401: Unauthenticated,
+    403: PermissionDenied,
+    404: NotFound,
+    409: FailedPrecondition,
+    413: PayloadTooLarge,
+    429: ResourceExhausted,
+    502: Unavailable,
+    503: Unavailable,
+    504: Unavailable,
+}
+
+
+class ConnectionFailed(Unavailable):
+    """The server could not be reached (refused, DNS, TLS, timeout): nothing was answered."""
+
+
+class _Problem(msgspec.Struct):
+    code: str = "internal"
+    detail: str | None = None
+    title: str | None = None
+    status: int | None = None
+    request_id: str | None = None
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 with padding, as the REST API expects."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    """Decode standard base64; raise :class:`InvalidArgument` if it is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("not valid base64") from None
+
+
+def key_path(key: str, *rest: str) -> str:
+    """``/v1/keys/{key}/...`` with ``key`` (id, ``namespace:name`` or name) URL-encoded."""
+    if not key:
+        raise InvalidArgument("key must not be empty")
+    parts = [quote(key, safe=""), *(quote(p, safe="") for p in rest)]
+    return "/v1/keys/" + "/".join(parts)
+
+
+def _attach(err: KeykeeperError, status: int, request_id: str | None) -> KeykeeperError:
+    # Plain attributes on the instance: errors.py stays untouched.
+    err.__dict__["status"] = status
+    err.__dict__["request_id"] = request_id
+    if request_id:
+        err.add_note(f"request_id: {request_id}")
+    return err
+
+
+def _error_from(response: httpx.Response) -> KeykeeperError:
+    ctype = response.headers.get("content-type", "")
+    header_rid = response.headers.get("x-request-id")
+    if "json" in ctype:
+        try:
+            problem = msgspec.json.decode(response.content, type=_Problem)
+        except msgspec.DecodeError:
+            problem = None
+        if problem is not None:
+            cls = error_for_code(problem.code)
+            detail = problem.detail or problem.title
+            return _attach(cls(detail), response.status_code, problem.request_id or header_rid)
+    cls = _BY_STATUS.get(response.status_code, Internal)
+    err = cls(f"HTTP {response.status_code} from server")
+    return _attach(err, response.status_code, header_rid)
+
+
+class Http:
+    """A thin wrapper over :class:`httpx.Client` that speaks the keykeeper conventions."""
+
+    def __init__(
+        self,
+        addr: str | None,
+        token: str | None,
+        *,
+        timeout: float,
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.addr = (addr or os.environ.get("KEYKEEPER_ADDR") or DEFAULT_ADDR).rstrip("/")
+        self.token = token if token is not None else os.environ.get("KEYKEEPER_TOKEN")
+        self._client = httpx.Client(
+            base_url=self.addr,
+            timeout=timeout,
+            transport=transport,
+            headers={"user-agent": USER_AGENT, "accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        result: type[T],
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+    ) -> T:
+        """Send one request and decode its JSON answer as ``result``."""
+        headers: dict[str, str] = {}
+        if auth and self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        content = None
+        if body is not None:
+            content = msgspec.json.encode({k: v for k, v in body.items() if v is not None})
+            headers["content-type"] = "application/json"
+        try:
+            response = self._client.request(
+                method, path, content=content, params=query, headers=headers
+            )
+        except httpx.TimeoutException:
+            raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
+        except httpx.TransportError as exc:
+            reason = type(exc).__name__
+            raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
+        ctype = response.headers.get("content-type", "")
+        if response.status_code >= 400 or ctype.startswith("application/problem+json"):
+            raise _error_from(response)
+        try:
+            return msgspec.json.decode(response.content, type=result)
+        except msgspec.DecodeError as exc:
+            err = Internal(f"unexpected answer from keykeeper at {self.addr}: {exc}")
+            raise _attach(err, response.status_code, response.headers.get("x-request-id")) from None

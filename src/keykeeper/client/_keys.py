@@ -1,0 +1,186 @@
+"""System and key-lifecycle routes of the SDK (``/v1/sys/*``, ``/v1/keys``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from keykeeper.client._http import Http, key_path
+from keykeeper.client.models import Health, InitResult, Key, KeyPage, KeyVersion, _Versions
+
+__all__ = ["KeysMixin"]
+
+
+def _period(value: int | str | timedelta | None) -> int | str | None:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return value
+
+
+def _label_params(labels: Mapping[str, str] | None) -> list[str] | None:
+    if not labels:
+        return None
+    return [f"{k}={v}" for k, v in labels.items()]
+
+
+class KeysMixin:
+    """Routes that manage the server and keys; mixed into :class:`Client`."""
+
+    _http: Http
+
+    # -- system ---------------------------------------------------------------
+
+    def health(self) -> Health:
+        """``GET /v1/sys/health`` (no auth). Raises ConnectionFailed if unreachable."""
+        return self._http.call("GET", "/v1/sys/health", Health, auth=False)
+
+    def init(self, passphrase: str | None = None) -> InitResult:
+        """``POST /v1/sys/init`` (once). The server makes a passphrase if none is given.
+
+        The result is shown once: store both values. The server stays sealed.
+        Raises FailedPrecondition (or AlreadyExists) if already initialized.
+        """
+        return self._http.call(
+            "POST", "/v1/sys/init", InitResult, body={"passphrase": passphrase}, auth=False
+        )
+
+    def unseal(self, passphrase: str) -> Health:
+        """``POST /v1/sys/unseal``. Raises Unauthenticated/InvalidArgument on a wrong passphrase."""
+        return self._http.call(
+            "POST", "/v1/sys/unseal", Health, body={"passphrase": passphrase}, auth=False
+        )
+
+    def seal(self) -> Health:
+        """``POST /v1/sys/seal``: drop the root key from memory (needs a privileged token)."""
+        return self._http.call("POST", "/v1/sys/seal", Health, body={})
+
+    # -- keys -----------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        purpose: str | None = None,
+        algorithm: str | None = None,
+        rotation_period: int | str | timedelta | None = None,
+        labels: Mapping[str, str] | None = None,
+        description: str | None = None,
+        exportable: bool | None = None,
+    ) -> Key:
+        """``POST /v1/keys``. ``rotation_period`` is seconds, a timedelta, or "90d"/"12h".
+
+        Raises AlreadyExists if the name is taken in the namespace, InvalidArgument
+        for a bad name, purpose or algorithm.
+        """
+        body: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "purpose": purpose,
+            "algorithm": algorithm,
+            "rotation_period": _period(rotation_period),
+            "labels": dict(labels) if labels is not None else None,
+            "description": description,
+            "exportable": exportable,
+        }
+        return self._http.call("POST", "/v1/keys", Key, body=body)
+
+    def list_keys(
+        self,
+        *,
+        namespace: str | None = None,
+        state: str | None = None,
+        purpose: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> KeyPage:
+        """``GET /v1/keys``: one page; ``labels`` must all match (sent as ``label=k=v``)."""
+        params = {
+            "namespace": namespace,
+            "state": state,
+            "purpose": purpose,
+            "label": _label_params(labels),
+            "page_size": page_size,
+            "page_token": page_token,
+        }
+        return self._http.call("GET", "/v1/keys", KeyPage, params=params)
+
+    def iter_keys(
+        self,
+        *,
+        namespace: str | None = None,
+        state: str | None = None,
+        purpose: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Key]:
+        """Every key matching the filters, fetching pages lazily as the iterator advances."""
+        token: str | None = None
+        while True:
+            page = self.list_keys(
+                namespace=namespace,
+                state=state,
+                purpose=purpose,
+                labels=labels,
+                page_size=page_size,
+                page_token=token,
+            )
+            yield from page.keys
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def get_key(self, key: str) -> Key:
+        """``GET /v1/keys/{key}``; ``key`` is an id, ``namespace:name`` or a name.
+
+        Raises NotFound."""
+        return self._http.call("GET", key_path(key), Key)
+
+    def update_key(
+        self,
+        key: str,
+        *,
+        description: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Key:
+        """``PATCH /v1/keys/{key}``: set the description and/or replace the labels."""
+        body = {"description": description, "labels": dict(labels) if labels is not None else None}
+        return self._http.call("PATCH", key_path(key), Key, body=body)
+
+    def list_versions(self, key: str) -> list[KeyVersion]:
+        """``GET /v1/keys/{key}/versions``, oldest first as the server orders them."""
+        return self._http.call("GET", key_path(key, "versions"), _Versions).versions
+
+    def rotate_key(self, key: str) -> Key:
+        """``POST /v1/keys/{key}/rotate``: make a new primary version."""
+        return self._http.call("POST", key_path(key, "rotate"), Key, body={})
+
+    def disable_key(self, key: str) -> Key:
+        """``POST /v1/keys/{key}/disable``: suspend every use of the key."""
+        return self._http.call("POST", key_path(key, "disable"), Key, body={})
+
+    def enable_key(self, key: str) -> Key:
+        """``POST /v1/keys/{key}/enable``: undo :meth:`disable_key`."""
+        return self._http.call("POST", key_path(key, "enable"), Key, body={})
+
+    def schedule_destruction(self, key: str, *, pending_days: int | None = None) -> Key:
+        """``POST /v1/keys/{key}/schedule-destruction``; ``pending_days`` 7..30 (server
+        default 30). Raises InvalidArgument outside that range."""
+        body = {"pending_days": pending_days}
+        return self._http.call("POST", key_path(key, "schedule-destruction"), Key, body=body)
+
+    def cancel_destruction(self, key: str) -> Key:
+        """``POST /v1/keys/{key}/cancel-destruction``. Raises FailedPrecondition if none pending."""
+        return self._http.call("POST", key_path(key, "cancel-destruction"), Key, body={})
+
+    def compromise_key(self, key: str, reason: str) -> Key:
+        """``POST /v1/keys/{key}/compromise``: mark the key compromised (irreversible)."""
+        body = {"reason": reason}
+        return self._http.call("POST", key_path(key, "compromise"), Key, body=body)
+
+    def destroy_version(self, key: str, version: int) -> KeyVersion:
+        """``POST /v1/keys/{key}/versions/{version}/destroy``: crypto-erase one version."""
+        path = key_path(key, "versions", str(version), "destroy")
+        return self._http.call("POST", path, KeyVersion, body={})

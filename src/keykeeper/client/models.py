@@ -1,0 +1,239 @@
+"""Typed results of the keykeeper REST API (v1), as frozen msgspec Structs.
+
+Binary fields are ``bytes`` (the SDK does the base64). Times are timezone-aware
+:class:`datetime.datetime` values in UTC. Fields the server adds later are
+ignored, so an older SDK keeps working against a newer server.
+
+Results that hold secrets (:class:`DataKey`, :class:`DecryptResult`,
+:class:`InitResult`, :class:`Encapsulation`, :class:`Decapsulation`) hide them
+from ``repr`` so they do not end up in logs by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+__all__ = [
+    "DataKey",
+    "Decapsulation",
+    "DecryptItem",
+    "DecryptResult",
+    "Encapsulation",
+    "EncryptItem",
+    "EncryptResult",
+    "Health",
+    "InitResult",
+    "ItemError",
+    "Key",
+    "KeyPage",
+    "KeyVersion",
+    "MacResult",
+    "PublicKey",
+    "SignResult",
+    "VerifyResult",
+]
+
+
+def _hidden(value: bytes | str | None) -> str:
+    return "None" if value is None else f"<hidden {len(value)} bytes>"
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/sys/health``: whether the server is initialized and sealed."""
+
+    initialized: bool
+    sealed: bool
+    version: str = ""
+
+
+class InitResult(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /v1/sys/init``: the first root token and the unseal passphrase, shown once."""
+
+    root_token: str
+    unseal_passphrase: str
+
+    def __repr__(self) -> str:
+        return "InitResult(root_token=<hidden>, unseal_passphrase=<hidden>)"
+
+
+class Key(msgspec.Struct, frozen=True, kw_only=True):
+    """A managed key. ``rotation_period`` is in seconds; ``state`` is one of
+    pre-active, active, suspended, deactivated, compromised, destroyed,
+    destroyed-compromised or pending-destruction."""
+
+    id: str
+    name: str
+    namespace: str
+    purpose: str
+    algorithm: str
+    state: str
+    primary_version: int
+    created_at: datetime
+    updated_at: datetime
+    description: str | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    exportable: bool = False
+    protection: str | None = None
+    rotation_period: int | None = None
+    destruction_time: datetime | None = None
+    compromised_at: datetime | None = None
+    compromise_reason: str | None = None
+
+
+class KeyPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of ``GET /v1/keys``; ``next_page_token`` is None on the last page."""
+
+    keys: list[Key]
+    next_page_token: str | None = None
+
+
+class KeyVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One generation of a key's material."""
+
+    version: int
+    state: str
+    created_at: datetime
+    destroyed_at: datetime | None = None
+
+
+class _Versions(msgspec.Struct, frozen=True):
+    versions: list[KeyVersion]
+
+
+class EncryptResult(msgspec.Struct, frozen=True, kw_only=True):
+    """An opaque ciphertext string and the key version that made it."""
+
+    ciphertext: str
+    key_version: int
+
+
+class DecryptResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Recovered plaintext (hidden from ``repr``) and the key version used."""
+
+    plaintext: bytes
+    key_version: int
+
+    def __repr__(self) -> str:
+        return f"DecryptResult(plaintext={_hidden(self.plaintext)}, key_version={self.key_version})"
+
+
+class EncryptItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One item of :meth:`Client.encrypt_batch` when items need their own context."""
+
+    plaintext: bytes
+    context: dict[str, str] | None = None
+    key_version: int | None = None
+
+    def __repr__(self) -> str:
+        return f"EncryptItem(plaintext={_hidden(self.plaintext)}, context={self.context!r})"
+
+
+class DecryptItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One item of :meth:`Client.decrypt_batch` when items need their own context."""
+
+    ciphertext: str
+    context: dict[str, str] | None = None
+
+
+class ItemError(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch item that failed; the other items of the batch are unaffected."""
+
+    code: str
+    detail: str = ""
+
+    def to_exception(self) -> Exception:
+        """The :mod:`keykeeper.errors` exception this item would have raised alone."""
+        from keykeeper.errors import error_for_code
+
+        return error_for_code(self.code)(self.detail or None)
+
+
+class DataKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A fresh data-encryption key: ``ciphertext`` is it wrapped by the key (store
+    this); ``plaintext`` (None unless requested) is the raw key, hidden from ``repr``."""
+
+    ciphertext: str
+    key_version: int
+    plaintext: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"DataKey(ciphertext={self.ciphertext!r}, key_version={self.key_version}, "
+            f"plaintext={_hidden(self.plaintext)})"
+        )
+
+
+class SignResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A signature (DER or IEEE P1363 as requested) and the key version that made it."""
+
+    signature: bytes
+    key_version: int
+
+
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether a signature or MAC is valid, and the key version checked."""
+
+    valid: bool
+    key_version: int
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+class MacResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A MAC tag and the key version that made it."""
+
+    mac: bytes
+    key_version: int
+
+
+class PublicKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A PEM-encoded public key (SubjectPublicKeyInfo) of one key version."""
+
+    public_key: str
+    key_version: int
+    algorithm: str = ""
+
+
+class Encapsulation(msgspec.Struct, frozen=True, kw_only=True):
+    """A KEM shared secret (hidden from ``repr``) and its encapsulation ciphertext."""
+
+    shared_secret: bytes
+    ciphertext: bytes
+    key_version: int
+
+    def __repr__(self) -> str:
+        return (
+            f"Encapsulation(shared_secret={_hidden(self.shared_secret)}, "
+            f"ciphertext=<{len(self.ciphertext)} bytes>, key_version={self.key_version})"
+        )
+
+
+class Decapsulation(msgspec.Struct, frozen=True, kw_only=True):
+    """A KEM shared secret recovered from a ciphertext (hidden from ``repr``)."""
+
+    shared_secret: bytes
+    key_version: int
+
+    def __repr__(self) -> str:
+        return (
+            f"Decapsulation(shared_secret={_hidden(self.shared_secret)}, "
+            f"key_version={self.key_version})"
+        )
+
+
+class _Random(msgspec.Struct, frozen=True):
+    data: bytes = msgspec.field(name="bytes")
+
+
+class _BatchItem(msgspec.Struct, frozen=True, kw_only=True):
+    ciphertext: str | None = None
+    plaintext: bytes | None = None
+    key_version: int | None = None
+    error: ItemError | None = None
+
+
+class _BatchItems(msgspec.Struct, frozen=True):
+    items: list[_BatchItem]

@@ -1,0 +1,194 @@
+"""The composition root: builds the store, custody, audit sinks, services and the app.
+
+Nothing else wires objects together. Settings come from arguments of
+``keykeeper server`` or from the environment (which is how uvicorn worker
+processes receive them):
+
+=================================  ==========================================================
+``KEYKEEPER_DATA_DIR``             data directory (SQLite file, audit log); default ``./data``
+``KEYKEEPER_DATABASE_URL``         ``postgresql+psycopg://...`` to use PostgreSQL
+``KEYKEEPER_AUDIT_FILE``           audit log path; default ``<data dir>/audit.log``
+``KEYKEEPER_UNSEAL_PASSPHRASE_FILE`` unseal at start with the passphrase in this file
+``KEYKEEPER_METADATA_TTL``         seconds key metadata is cached (default 1)
+=================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+
+from keykeeper.audit.file_sink import FileAuditSink
+from keykeeper.custody.keyring import Custody
+from keykeeper.errors import InvalidArgument, KeykeeperError
+from keykeeper.monitor.metrics import Metrics
+from keykeeper.rest.app import create_app
+from keykeeper.service.audit import Auditor
+from keykeeper.service.deps import Deps, utcnow
+from keykeeper.service.facade import Services, build_services
+from keykeeper.store.engine import make_engine, sqlite_url
+from keykeeper.store.migrate import upgrade
+
+__all__ = ["Settings", "app_factory", "build", "run_server"]
+
+log = logging.getLogger("keykeeper")
+DESTRUCTION_SWEEP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    audit_file: Path
+    unseal_passphrase_file: Path | None = None
+    metadata_ttl: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("KEYKEEPER_DATA_DIR", "data")).resolve()
+        unseal = os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
+        return cls(
+            data_dir=data_dir,
+            database_url=os.environ.get("KEYKEEPER_DATABASE_URL") or sqlite_url(data_dir),
+            audit_file=Path(os.environ.get("KEYKEEPER_AUDIT_FILE", data_dir / "audit.log")),
+            unseal_passphrase_file=Path(unseal) if unseal else None,
+            metadata_ttl=float(os.environ.get("KEYKEEPER_METADATA_TTL", "1.0")),
+        )
+
+
+def build(settings: Settings) -> tuple[Starlette, Services]:
+    """Build every object of one server process from ``settings``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(settings.database_url)
+    deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
+    auditor = Auditor([FileAuditSink(settings.audit_file)], clock=utcnow)
+    services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl)
+
+    def keys_by_state() -> dict[str, int]:
+        with deps.reading() as conn:
+            return deps.keys.count_by_state(conn)
+
+    metrics = Metrics(keys_by_state, lambda: deps.custody.sealed)
+    app = create_app(services, metrics)
+    if settings.unseal_passphrase_file is not None:
+        passphrase = settings.unseal_passphrase_file.read_text().strip()
+        services.system.unseal(passphrase)
+    return app, services
+
+
+def _with_sweeper(app: Starlette, services: Services) -> Starlette:
+    """Run scheduled destructions that fell due, once a minute (single node; the
+    leader-elected scheduler of the lifecycle issue replaces this)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async def sweep() -> None:
+            while True:
+                try:
+                    await run_in_threadpool(services.keys.destroy_due)
+                except Exception:  # noqa: BLE001 - a failed sweep is retried next time
+                    log.exception("destruction sweep failed")
+                await asyncio.sleep(DESTRUCTION_SWEEP_SECONDS)
+
+        task = asyncio.create_task(sweep())
+        try:
+            yield
+        finally:
+            task.cancel()
+            services.deps.custody.seal()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def app_factory() -> Starlette:
+    """The ASGI app of one uvicorn worker, configured from the environment."""
+    app, services = build(Settings.from_env())
+    return _with_sweeper(app, services)
+
+
+def _parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"--listen must be HOST:PORT, got '{listen}'")
+    return host or "127.0.0.1", int(port)
+
+
+def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Path:
+    """Initialise (first start) and return the file holding the dev unseal passphrase."""
+    passphrase_file = settings.data_dir / "dev-unseal-passphrase"
+    _, services = build(Settings(data_dir=settings.data_dir, database_url=settings.database_url,
+                                 audit_file=settings.audit_file))
+    token_note = root_token or "(set at the first start of this data directory)"
+    if not services.system.initialized():
+        passphrase = secrets.token_urlsafe(32)
+        result = services.system.init(passphrase, root_token=root_token)
+        fd = os.open(passphrase_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(result.unseal_passphrase)
+        token_note = result.root_token
+    services.deps.engine.dispose()
+    bar = "=" * 72
+    print(f"{bar}\nWARNING: keykeeper is running in DEVELOPMENT mode.\n"
+          "  The unseal passphrase is stored in plain text in the data directory,\n"
+          "  and the server unseals itself. Never use dev mode for real keys.\n"
+          f"{bar}\n"
+          f"  Address:     {addr}\n"
+          f"  Root token:  {token_note}\n"
+          f"  Data dir:    {settings.data_dir}\n"
+          f"  Unseal file: {passphrase_file}\n\n"
+          f"  export KEYKEEPER_ADDR={addr}\n  export KEYKEEPER_TOKEN={token_note}\n{bar}",
+          file=sys.stderr, flush=True)
+    return passphrase_file
+
+
+def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
+               database_url: str | None = None, dev: bool = False,
+               dev_root_token: str | None = None, workers: int = 1) -> None:
+    """Migrate the store, bootstrap dev mode if asked, and serve with uvicorn.
+
+    Raises InvalidArgument for a malformed ``listen`` or a multi-worker server that could
+    not unseal each worker (set KEYKEEPER_UNSEAL_PASSPHRASE_FILE or use --dev).
+    """
+    import uvicorn
+
+    host, port = _parse_listen(listen)
+    if workers < 1:
+        raise InvalidArgument("--workers must be at least 1")
+    if dev and data_dir is None:
+        data_dir = tempfile.mkdtemp(prefix="keykeeper-dev-")
+    directory = Path(data_dir or os.environ.get("KEYKEEPER_DATA_DIR", "data")).resolve()
+    os.environ["KEYKEEPER_DATA_DIR"] = str(directory)
+    if database_url:
+        os.environ["KEYKEEPER_DATABASE_URL"] = database_url
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        raise KeykeeperError(f"cannot prepare the database: {type(exc).__name__}") from None
+    finally:
+        engine.dispose()
+    if dev:
+        passphrase_file = _dev_bootstrap(settings, dev_root_token, f"http://{host}:{port}")
+        os.environ["KEYKEEPER_UNSEAL_PASSPHRASE_FILE"] = str(passphrase_file)
+    elif workers > 1 and "KEYKEEPER_UNSEAL_PASSPHRASE_FILE" not in os.environ:
+        raise InvalidArgument("with --workers > 1 each worker must unseal itself: set "
+                              "KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    uvicorn.run("keykeeper.config:app_factory", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", access_log=False,
+                server_header=False)

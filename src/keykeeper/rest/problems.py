@@ -1,0 +1,20 @@
+"""RFC 9457 problem+json responses, mapped once from the error tree."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.responses import Response
+
+from keykeeper.errors import KeykeeperError
+from keykeeper.rest.schemas import Problem
+
+_encoder = msgspec.json.Encoder()
+
+
+def problem_response(exc: KeykeeperError, request_id: str) -> Response:
+    body = Problem(type=f"https://keykeeper.dev/errors/{exc.code}", title=exc.title,
+                   status=exc.http_status, detail=exc.detail, code=exc.code,
+                   request_id=request_id)
+    return Response(_encoder.encode(body), status_code=exc.http_status,
+                    media_type="application/problem+json",
+                    headers={"x-request-id": request_id})

@@ -1,0 +1,86 @@
+"""The route table: one row per REST route. It drives both the Starlette routing and the
+OpenAPI document, and a test checks that every row has a handler and a schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keykeeper.rest import handlers as h
+from keykeeper.rest import schemas as s
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    operation: str               # the audit and metrics name
+    handler: Any
+    request: type | None         # body struct, or None for no body
+    response: Any                # struct type, or a tuple of them (single | batch)
+    summary: str
+    status: int = 200
+    auth: bool = True            # needs a bearer token
+    unsealed: bool = True        # answers 503 sealed while sealed
+    offload: bool = True         # run in the thread pool (storage-bound); False: inline
+
+
+K = "/v1/keys/{key}"
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/sys/health", "sys.health", h.health, None, s.Health,
+          "Initialization and seal status", auth=False, unsealed=False, offload=False),
+    Route("POST", "/v1/sys/init", "sys.init", h.init, s.InitRequest, s.InitResponse,
+          "Create the root key and the first admin token (once)", auth=False, unsealed=False),
+    Route("POST", "/v1/sys/unseal", "sys.unseal", h.unseal, s.UnsealRequest, s.Health,
+          "Unseal with the passphrase", auth=False, unsealed=False),
+    Route("POST", "/v1/sys/seal", "sys.seal", h.seal, None, s.Health,
+          "Seal: drop the root key from memory", unsealed=False),
+    Route("POST", "/v1/keys", "key.create", h.create_key, s.CreateKeyRequest, s.KeyOut,
+          "Create a key", status=201),
+    Route("GET", "/v1/keys", "key.list", h.list_keys, None, s.KeyList,
+          "List keys (filters: namespace, state, purpose, label=name=value; paginated)"),
+    Route("GET", K, "key.get", h.get_key, None, s.KeyOut, "Show a key"),
+    Route("PATCH", K, "key.update", h.update_key, s.UpdateKeyRequest, s.KeyOut,
+          "Update description and labels"),
+    Route("GET", K + "/versions", "key.versions", h.list_versions, None, s.VersionList,
+          "List key versions"),
+    Route("POST", K + "/rotate", "key.rotate", h.rotate, s.Empty, s.KeyOut,
+          "Make a new primary version"),
+    Route("POST", K + "/disable", "key.disable", h.disable, s.Empty, s.KeyOut, "Disable a key"),
+    Route("POST", K + "/enable", "key.enable", h.enable, s.Empty, s.KeyOut, "Enable a key"),
+    Route("POST", K + "/schedule-destruction", "key.schedule_destruction",
+          h.schedule_destruction, s.ScheduleDestructionRequest, s.KeyOut,
+          "Schedule crypto-erasure after pending_days (7..30, default 30)"),
+    Route("POST", K + "/cancel-destruction", "key.cancel_destruction", h.cancel_destruction,
+          s.Empty, s.KeyOut, "Cancel a scheduled destruction (the key stays disabled)"),
+    Route("POST", K + "/compromise", "key.compromise", h.compromise, s.CompromiseRequest,
+          s.KeyOut, "Mark a key compromised"),
+    Route("POST", K + "/versions/{version}/destroy", "key.destroy_version", h.destroy_version,
+          s.Empty, s.VersionOut, "Crypto-erase one version now"),
+    Route("POST", K + "/encrypt", "encrypt", h.encrypt, s.EncryptRequest,
+          (s.EncryptResult, s.EncryptBatchResponse), "Encrypt one plaintext or a batch",
+          offload=False),
+    Route("POST", K + "/decrypt", "decrypt", h.decrypt, s.DecryptRequest,
+          (s.DecryptResult, s.DecryptBatchResponse), "Decrypt one ciphertext or a batch",
+          offload=False),
+    Route("POST", K + "/rewrap", "rewrap", h.rewrap, s.RewrapRequest, s.Ciphertext,
+          "Re-encrypt under the primary version", offload=False),
+    Route("POST", K + "/data-key", "data_key", h.data_key, s.DataKeyRequest, s.DataKeyResponse,
+          "Generate a data-encryption key", offload=False),
+    Route("POST", K + "/sign", "sign", h.sign, s.SignRequest, s.SignResponse,
+          "Sign a message or a digest", offload=False),
+    Route("POST", K + "/verify", "verify", h.verify, s.VerifyRequest, s.Valid,
+          "Verify a signature", offload=False),
+    Route("POST", K + "/mac", "mac", h.mac, s.MacRequest, s.MacResponse, "Compute a MAC",
+          offload=False),
+    Route("POST", K + "/verify-mac", "verify_mac", h.verify_mac, s.VerifyMacRequest, s.Valid,
+          "Verify a MAC", offload=False),
+    Route("GET", K + "/public-key", "public_key", h.public_key, None, s.PublicKeyResponse,
+          "Public key (PEM) of an asymmetric key version (?version=N)", offload=False),
+    Route("POST", K + "/encapsulate", "encapsulate", h.encapsulate, s.EncapsulateRequest,
+          s.EncapsulateResponse, "ML-KEM encapsulation", offload=False),
+    Route("POST", K + "/decapsulate", "decapsulate", h.decapsulate, s.DecapsulateRequest,
+          s.DecapsulateResponse, "ML-KEM decapsulation", offload=False),
+    Route("POST", "/v1/random", "random", h.random, s.RandomRequest, s.RandomResponse,
+          "Random bytes from the OS CSPRNG", offload=False),
+)

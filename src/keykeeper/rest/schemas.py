@@ -1,0 +1,254 @@
+"""msgspec structs of the REST API: they validate requests and produce the OpenAPI schema.
+
+Binary fields are ``bytes``: msgspec reads and writes them as standard base64.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+Context = dict[str, str]
+Version = Annotated[int, Meta(ge=1)]
+
+
+class Problem(Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str = ""
+
+
+class Health(Struct):
+    initialized: bool
+    sealed: bool
+    version: str
+
+
+class InitRequest(Struct, forbid_unknown_fields=True):
+    passphrase: str | None = None
+
+
+class InitResponse(Struct):
+    root_token: str
+    unseal_passphrase: str
+
+
+class UnsealRequest(Struct, forbid_unknown_fields=True):
+    passphrase: str
+
+
+class CreateKeyRequest(Struct, forbid_unknown_fields=True):
+    name: str
+    namespace: str | None = None
+    purpose: str | None = None
+    algorithm: str | None = None
+    rotation_period: int | str | None = None
+    labels: dict[str, str] | None = None
+    description: str | None = None
+    exportable: bool = False
+    protection: str | None = None
+
+
+class UpdateKeyRequest(Struct, forbid_unknown_fields=True):
+    description: str | None = None
+    labels: dict[str, str] | None = None
+
+
+class KeyOut(Struct):
+    id: str
+    name: str
+    namespace: str
+    purpose: str
+    algorithm: str
+    state: str
+    primary_version: int
+    description: str
+    labels: dict[str, str]
+    exportable: bool
+    protection: str
+    rotation_period: int | None
+    next_rotation_time: str | None
+    created_at: str
+    updated_at: str
+    destruction_time: str | None
+    compromised_at: str | None
+    compromise_reason: str | None
+
+
+class KeyList(Struct, omit_defaults=True):
+    keys: list[KeyOut]
+    next_page_token: str | None = None
+
+
+class VersionOut(Struct):
+    version: int
+    state: str
+    created_at: str
+    destroyed_at: str | None
+
+
+class VersionList(Struct):
+    versions: list[VersionOut]
+
+
+class Empty(Struct, forbid_unknown_fields=True):
+    pass
+
+
+class ScheduleDestructionRequest(Struct, forbid_unknown_fields=True):
+    pending_days: int | None = None
+
+
+class CompromiseRequest(Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+class EncryptItem(Struct, forbid_unknown_fields=True):
+    plaintext: bytes
+    context: Context | None = None
+    key_version: Version | None = None
+
+
+class EncryptRequest(Struct, forbid_unknown_fields=True):
+    plaintext: bytes | None = None
+    context: Context | None = None
+    key_version: Version | None = None
+    items: list[EncryptItem] | None = None
+
+
+class ItemError(Struct):
+    code: str
+    detail: str
+
+
+class EncryptResult(Struct, omit_defaults=True):
+    ciphertext: str | None = None
+    key_version: int | None = None
+    error: ItemError | None = None
+
+
+class EncryptBatchResponse(Struct):
+    items: list[EncryptResult]
+
+
+class DecryptItem(Struct, forbid_unknown_fields=True):
+    ciphertext: str
+    context: Context | None = None
+
+
+class DecryptRequest(Struct, forbid_unknown_fields=True):
+    ciphertext: str | None = None
+    context: Context | None = None
+    items: list[DecryptItem] | None = None
+
+
+class DecryptResult(Struct, omit_defaults=True):
+    plaintext: bytes | None = None
+    key_version: int | None = None
+    error: ItemError | None = None
+
+
+class DecryptBatchResponse(Struct):
+    items: list[DecryptResult]
+
+
+class RewrapRequest(Struct, forbid_unknown_fields=True):
+    ciphertext: str
+    context: Context | None = None
+
+
+class Ciphertext(Struct):
+    ciphertext: str
+    key_version: int
+
+
+class DataKeyRequest(Struct, forbid_unknown_fields=True):
+    key_spec: str | None = None
+    context: Context | None = None
+    include_plaintext: bool = True
+
+
+class DataKeyResponse(Struct, omit_defaults=True):
+    ciphertext: str
+    key_version: int
+    plaintext: bytes | None = None
+
+
+class SignRequest(Struct, forbid_unknown_fields=True):
+    message: bytes | None = None
+    digest: bytes | None = None
+    signature_format: str | None = None
+    key_version: Version | None = None
+
+
+class SignResponse(Struct):
+    signature: bytes
+    key_version: int
+
+
+class VerifyRequest(Struct, forbid_unknown_fields=True):
+    signature: bytes
+    message: bytes | None = None
+    digest: bytes | None = None
+    signature_format: str | None = None
+    key_version: Version | None = None
+
+
+class Valid(Struct):
+    valid: bool
+    key_version: int
+
+
+class MacRequest(Struct, forbid_unknown_fields=True):
+    message: bytes
+    key_version: Version | None = None
+
+
+class MacResponse(Struct):
+    mac: bytes
+    key_version: int
+
+
+class VerifyMacRequest(Struct, forbid_unknown_fields=True):
+    message: bytes
+    mac: bytes
+    key_version: Version | None = None
+
+
+class PublicKeyResponse(Struct):
+    public_key: str
+    key_version: int
+    algorithm: str
+
+
+class EncapsulateRequest(Struct, forbid_unknown_fields=True):
+    key_version: Version | None = None
+
+
+class EncapsulateResponse(Struct):
+    shared_secret: bytes
+    ciphertext: bytes
+    key_version: int
+
+
+class DecapsulateRequest(Struct, forbid_unknown_fields=True):
+    ciphertext: bytes
+    key_version: Version | None = None
+
+
+class DecapsulateResponse(Struct):
+    shared_secret: bytes
+    key_version: int
+
+
+class RandomRequest(Struct, forbid_unknown_fields=True):
+    length: Annotated[int, Meta(ge=1, le=65536)]
+
+
+class RandomResponse(Struct, rename={"data": "bytes"}):
+    data: bytes

@@ -1,0 +1,35 @@
+"""The service layer as one object: every interface calls this, and only this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keykeeper.service.audit import Auditor
+from keykeeper.service.auth import TokenAuthenticator
+from keykeeper.service.deps import Deps
+from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.operations import Crypto
+from keykeeper.service.system import SystemService
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    deps: Deps
+    system: SystemService
+    auth: TokenAuthenticator
+    keys: KeyAdmin
+    crypto: Crypto
+    audit: Auditor
+    lookup: KeyLookup
+
+
+def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0) -> Services:
+    lookup = KeyLookup(deps, ttl=metadata_ttl)
+    return Services(
+        deps=deps, system=SystemService(deps),
+        auth=TokenAuthenticator(deps.engine, deps.system, deps.clock),
+        keys=KeyAdmin(deps, lookup), crypto=Crypto(lookup), audit=auditor, lookup=lookup,
+    )

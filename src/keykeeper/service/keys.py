@@ -1,0 +1,331 @@
+"""Key lifecycle: create, read, list, update, rotate, disable/enable, schedule and cancel
+destruction, destroy a version (crypto-erasure), mark compromised.
+
+Each mutating operation is one transaction that re-reads the key under a row lock
+(``SELECT ... FOR UPDATE`` on PostgreSQL; the writer lock on SQLite), checks the
+transition (domain/states.py), writes the change and a lifecycle event with its
+time and principal, then drops cached metadata and handles of the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from types import MappingProxyType
+
+from sqlalchemy import Connection
+
+from keykeeper.crypto import generate_material, load_private
+from keykeeper.crypto.registry import AlgorithmSpec
+from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
+from keykeeper.domain.durations import parse_duration
+from keykeeper.domain.keys import Key, KeyVersion, new_key_id
+from keykeeper.domain.names import DEFAULT_NAMESPACE, validate_name
+from keykeeper.domain.states import KeyState, VersionState, check_transition
+from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.service.context import RequestContext
+from keykeeper.service.deps import Deps
+from keykeeper.service.lookup import KeyLookup
+from keykeeper.store.keys import KeyFilter, NewVersion
+
+__all__ = ["CreateKey", "KeyAdmin"]
+
+MIN_ROTATION_PERIOD = 3600
+MAX_LABELS = 64
+MAX_DESCRIPTION = 1024
+PENDING_DAYS_MIN, PENDING_DAYS_MAX, PENDING_DAYS_DEFAULT = 7, 30, 30
+
+
+def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"at most {MAX_LABELS} labels")
+    for k, v in labels.items():
+        validate_name(k, "label name")
+        if len(v) > 256:
+            raise InvalidArgument("label values are at most 256 characters")
+    return dict(labels)
+
+
+def _check_description(text: str) -> str:
+    if len(text) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description is at most {MAX_DESCRIPTION} characters")
+    return text
+
+
+class CreateKey:
+    """Validated arguments of key creation."""
+
+    def __init__(self, *, name: str, namespace: str | None = None, purpose: str | None = None,
+                 algorithm: str | None = None, rotation_period: int | str | None = None,
+                 labels: Mapping[str, str] | None = None, description: str | None = None,
+                 exportable: bool = False, protection: str | None = None) -> None:
+        self.name = validate_name(name, "key name")
+        self.namespace = validate_name(namespace or DEFAULT_NAMESPACE, "namespace")
+        # As AWS KMS: with neither purpose nor algorithm, a symmetric encryption key.
+        self.purpose = purpose if (purpose or algorithm) else "encrypt"
+        self.algorithm = algorithm
+        self.rotation_period = None
+        if rotation_period is not None:
+            self.rotation_period = parse_duration(rotation_period, what="rotation_period")
+            if self.rotation_period < MIN_ROTATION_PERIOD:
+                raise InvalidArgument("rotation_period must be at least 1 hour")
+        self.labels = _check_labels(labels or {})
+        self.description = _check_description(description or "")
+        self.exportable = exportable
+        if protection not in (None, "software"):
+            raise InvalidArgument("protection must be 'software' (HSM protection is not "
+                                  "configured on this server)")
+
+
+class KeyAdmin:
+    def __init__(self, deps: Deps, lookup: KeyLookup) -> None:
+        self._d = deps
+        self._lookup = lookup
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _new_version(self, conn: Connection, key_id: str, namespace: str, spec: AlgorithmSpec,
+                     number: int) -> NewVersion:
+        material = generate_material(spec)
+        public = load_private(spec, material).public_key_pem() if spec.asymmetric else None
+        wrapped = self._d.custody.wrap_material(namespace, self._lookup.wrapped_kek(namespace),
+                                                key_id, number, spec.name, material)
+        return NewVersion(version=number, state=str(VersionState.ACTIVE), wrapped_material=wrapped,
+                          public_key_pem=public, created_at=self._d.clock())
+
+    def _locked(self, conn: Connection, ctx: RequestContext, ref: str) -> Key:
+        key = self._lookup.get(ctx, ref)
+        locked = self._d.keys.get_by_id(conn, key.id, for_update=True)
+        if locked is None:
+            raise NotFound(f"key '{ref}' not found")
+        return locked
+
+    def _reload(self, conn: Connection, key: Key) -> Key:
+        fresh = self._d.keys.get_by_id(conn, key.id)
+        assert fresh is not None
+        return fresh
+
+    def _transition(self, ctx: RequestContext, ref: str, action: str, to: KeyState,
+                    reason: str | None = None, **values: object) -> Key:
+        self._lookup.require_unsealed()
+        with self._d.transaction() as conn:
+            key = self._locked(conn, ctx, ref)
+            check_transition(action, key.state)
+            now = self._d.clock()
+            self._d.keys.update(conn, key.id, state=str(to), updated_at=now, **values)
+            self._d.keys.record_event(conn, key_id=key.id, action=action,
+                                      from_state=str(key.state), to_state=str(to),
+                                      principal=_who(ctx), at=now, reason=reason)
+            result = self._reload(conn, key)
+        self._lookup.forget(key)
+        return result
+
+    # -- operations -------------------------------------------------------------------------
+    def create(self, ctx: RequestContext, args: CreateKey) -> Key:
+        """Create a key with its first version. AlreadyExists if the name is taken in the
+        namespace; NotFound for an unknown namespace; InvalidArgument for a refused algorithm."""
+        self._lookup.require_unsealed()
+        ctx.namespace = args.namespace
+        with self._d.reading() as conn:
+            ns = self._d.system.get_namespace(conn, args.namespace)
+        if ns is None:
+            raise NotFound(f"namespace '{args.namespace}' not found")
+        spec = resolve_algorithm(args.purpose, args.algorithm,
+                                 AlgorithmPolicy(allow_legacy_rsa_2048=ns.allow_legacy_rsa_2048))
+        now = self._d.clock()
+        key = Key(id=new_key_id(), namespace=args.namespace, name=args.name, purpose=spec.purpose,
+                  algorithm=spec.name, state=KeyState.ACTIVE, primary_version=1, created_at=now,
+                  updated_at=now, description=args.description,
+                  labels=MappingProxyType(args.labels), exportable=args.exportable,
+                  rotation_period=args.rotation_period,
+                  next_rotation_time=(now + timedelta(seconds=args.rotation_period)
+                                      if args.rotation_period else None),
+                  created_by=_who(ctx))
+        ctx.key_id = key.id
+        with self._d.transaction() as conn:
+            self._d.keys.insert(conn, key, self._new_version(conn, key.id, key.namespace, spec, 1))
+            self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
+                                      to_state=str(KeyState.ACTIVE), principal=_who(ctx),
+                                      at=now, version=1)
+            created = self._reload(conn, key)
+        ctx.key_version = 1
+        return created
+
+    def get(self, ctx: RequestContext, ref: str) -> Key:
+        key = self._lookup.get(ctx, ref)
+        with self._d.reading() as conn:
+            fresh = self._d.keys.get_by_id(conn, key.id)
+        if fresh is None:
+            raise NotFound(f"key '{ref}' not found")
+        return fresh
+
+    def list(self, ctx: RequestContext, flt: KeyFilter, page_size: int | None,
+             page_token: str | None) -> tuple[list[Key], str | None]:
+        size = 100 if page_size is None else page_size
+        if not 1 <= size <= 1000:
+            raise InvalidArgument("page_size must be between 1 and 1000")
+        if flt.namespace is not None:
+            validate_name(flt.namespace, "namespace")
+            ctx.namespace = flt.namespace
+        if flt.state is not None and flt.state not in {s.value for s in KeyState}:
+            raise InvalidArgument(f"unknown state '{flt.state}'")
+        if flt.purpose is not None and flt.purpose not in {"encrypt", "sign", "mac", "wrap", "kem"}:
+            raise InvalidArgument(f"unknown purpose '{flt.purpose}'")
+        with self._d.reading() as conn:
+            return self._d.keys.list(conn, flt, size, page_token)
+
+    def update(self, ctx: RequestContext, ref: str, *, description: str | None,
+               labels: Mapping[str, str] | None) -> Key:
+        self._lookup.require_unsealed()
+        values: dict[str, object] = {}
+        if description is not None:
+            values["description"] = _check_description(description)
+        checked = _check_labels(labels) if labels is not None else None
+        with self._d.transaction() as conn:
+            key = self._locked(conn, ctx, ref)
+            check_transition("update", key.state)
+            self._d.keys.update(conn, key.id, updated_at=self._d.clock(), **values)
+            if checked is not None:
+                self._d.keys.set_labels(conn, key.id, checked)
+            result = self._reload(conn, key)
+        self._lookup.forget(key)
+        return result
+
+    def rotate(self, ctx: RequestContext, ref: str) -> Key:
+        """A new primary version (Vault computes, persists, and rolls back on failure: here the
+        transaction does that)."""
+        self._lookup.require_unsealed()
+        from keykeeper.crypto.registry import get_spec
+        with self._d.transaction() as conn:
+            key = self._locked(conn, ctx, ref)
+            check_transition("rotate", key.state)
+            number = max(v.version for v in key.versions) + 1
+            spec = get_spec(key.algorithm)
+            self._d.keys.insert_version(conn, key.id,
+                                        self._new_version(conn, key.id, key.namespace, spec,
+                                                          number))
+            now = self._d.clock()
+            self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
+                                next_rotation_time=(now + timedelta(seconds=key.rotation_period)
+                                                    if key.rotation_period else None))
+            self._d.keys.record_event(conn, key_id=key.id, action="rotate",
+                                      from_state=str(key.state), to_state=str(key.state),
+                                      principal=_who(ctx), at=now, version=number)
+            result = self._reload(conn, key)
+        ctx.key_version = number
+        self._lookup.forget(key)
+        return result
+
+    def disable(self, ctx: RequestContext, ref: str) -> Key:
+        return self._transition(ctx, ref, "disable", KeyState.SUSPENDED)
+
+    def enable(self, ctx: RequestContext, ref: str) -> Key:
+        return self._transition(ctx, ref, "enable", KeyState.ACTIVE)
+
+    def schedule_destruction(self, ctx: RequestContext, ref: str,
+                             pending_days: int | None) -> Key:
+        days = PENDING_DAYS_DEFAULT if pending_days is None else pending_days
+        if not PENDING_DAYS_MIN <= days <= PENDING_DAYS_MAX:
+            raise InvalidArgument(
+                f"pending_days must be between {PENDING_DAYS_MIN} and {PENDING_DAYS_MAX}")
+        when = self._d.clock() + timedelta(days=days)
+        return self._transition(ctx, ref, "schedule-destruction", KeyState.PENDING_DESTRUCTION,
+                                destruction_time=when)
+
+    def cancel_destruction(self, ctx: RequestContext, ref: str) -> Key:
+        key = self._lookup.get(ctx, ref)
+        to = KeyState.COMPROMISED if key.compromised_at else KeyState.SUSPENDED
+        return self._transition(ctx, ref, "cancel-destruction", to, destruction_time=None)
+
+    def compromise(self, ctx: RequestContext, ref: str, reason: str) -> Key:
+        if not reason.strip() or len(reason) > 1024:
+            raise InvalidArgument("reason is required (1 to 1024 characters)")
+        self._lookup.require_unsealed()
+        with self._d.transaction() as conn:
+            key = self._locked(conn, ctx, ref)
+            check_transition("compromise", key.state)
+            now = self._d.clock()
+            self._d.keys.update(conn, key.id, state=str(KeyState.COMPROMISED), updated_at=now,
+                                compromised_at=now, compromise_reason=reason,
+                                destruction_time=None)
+            for v in key.versions:
+                if v.state in (VersionState.ACTIVE, VersionState.SUSPENDED,
+                               VersionState.DEACTIVATED):
+                    self._d.keys.update_version(conn, key.id, v.version,
+                                                state=str(VersionState.COMPROMISED))
+            self._d.keys.record_event(conn, key_id=key.id, action="compromise",
+                                      from_state=str(key.state),
+                                      to_state=str(KeyState.COMPROMISED), principal=_who(ctx),
+                                      at=now, reason=reason)
+            result = self._reload(conn, key)
+        self._lookup.forget(key)
+        return result
+
+    def destroy_version(self, ctx: RequestContext, ref: str, version: int) -> KeyVersion:
+        """Crypto-erase one version now: its wrapped material is deleted, metadata kept.
+        FailedPrecondition for the primary version of a usable key (rotate first)."""
+        self._lookup.require_unsealed()
+        ctx.key_version = version
+        with self._d.transaction() as conn:
+            key = self._locked(conn, ctx, ref)
+            check_transition("destroy-version", key.state)
+            target = key.version(version)
+            if target is None:
+                raise NotFound(f"key '{ref}' has no version {version}")
+            if target.state in (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED):
+                raise FailedPrecondition(f"key version {version} is already destroyed")
+            if version == key.primary_version and key.state == KeyState.ACTIVE:
+                raise FailedPrecondition(
+                    "cannot destroy the primary version of an active key; rotate first")
+            now = self._d.clock()
+            to = (VersionState.DESTROYED_COMPROMISED if target.state == VersionState.COMPROMISED
+                  else VersionState.DESTROYED)
+            self._d.keys.update_version(conn, key.id, version, state=str(to),
+                                        wrapped_material=None, destroyed_at=now)
+            self._d.keys.record_event(conn, key_id=key.id, action="destroy-version",
+                                      from_state=str(target.state), to_state=str(to),
+                                      principal=_who(ctx), at=now, version=version)
+        self._lookup.forget(key)
+        return replace(target, state=to, destroyed_at=now)
+
+    def destroy_due(self, principal: str = "scheduler") -> int:
+        """Crypto-erase every key whose destruction time has passed; returns how many.
+        Each key is its own transaction, so one failure does not stop the rest."""
+        if self._d.custody.sealed:
+            return 0
+        with self._d.reading() as conn:
+            due = self._d.keys.due_for_destruction(conn, self._d.clock())
+        done = 0
+        for key_id in due:
+            ctx = RequestContext(interface="scheduler")
+            try:
+                self._destroy_key(ctx, key_id, principal)
+                done += 1
+            except Exception:  # noqa: BLE001,S112 - isolate each key's failure
+                continue
+        return done
+
+    def _destroy_key(self, ctx: RequestContext, key_id: str, principal: str) -> None:
+        with self._d.transaction() as conn:
+            key = self._d.keys.get_by_id(conn, key_id, for_update=True)
+            if key is None or key.state != KeyState.PENDING_DESTRUCTION:
+                return
+            now = self._d.clock()
+            to = (KeyState.DESTROYED_COMPROMISED if key.compromised_at else KeyState.DESTROYED)
+            for v in key.versions:
+                vto = (VersionState.DESTROYED_COMPROMISED
+                       if v.state in (VersionState.COMPROMISED,
+                                      VersionState.DESTROYED_COMPROMISED)
+                       else VersionState.DESTROYED)
+                self._d.keys.update_version(conn, key.id, v.version, state=str(vto),
+                                            wrapped_material=None,
+                                            destroyed_at=v.destroyed_at or now)
+            self._d.keys.update(conn, key.id, state=str(to), updated_at=now)
+            self._d.keys.record_event(conn, key_id=key.id, action="destroy",
+                                      from_state=str(key.state), to_state=str(to),
+                                      principal=principal, at=now)
+        self._lookup.forget(key)
+
+
+def _who(ctx: RequestContext) -> str:
+    return ctx.principal.name if ctx.principal else "system"

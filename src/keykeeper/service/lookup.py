@@ -1,0 +1,84 @@
+"""Finding keys by reference, with a short-lived metadata cache.
+
+Key metadata is cached for ``ttl`` seconds (1 s by default): a state change that
+forbids use (disable, compromise, destroy) made on another node takes effect
+here within that time (DESIGN.md, Storage and scale). Changes made through this
+process drop the entry at once.
+"""
+
+from __future__ import annotations
+
+from keykeeper.crypto import KeyHandle
+from keykeeper.custody.cache import TTLCache
+from keykeeper.custody.keyring import WrappedVersion
+from keykeeper.domain.keys import Key
+from keykeeper.domain.names import KeyRef, parse_key_ref
+from keykeeper.errors import Internal, NotFound, Sealed
+from keykeeper.service.context import RequestContext
+from keykeeper.service.deps import Deps
+
+__all__ = ["KeyLookup"]
+
+
+class KeyLookup:
+    def __init__(self, deps: Deps, ttl: float = 1.0) -> None:
+        self._d = deps
+        self._cache: TTLCache[str, Key] = TTLCache(50_000, ttl)
+        self._keks: dict[str, bytes] = {}
+
+    def require_unsealed(self) -> None:
+        if self._d.custody.sealed:
+            raise Sealed("keykeeper is sealed")
+
+    def get(self, ctx: RequestContext, ref: str) -> Key:
+        """The key named by ``ref`` (id, ``namespace:name`` or ``name``); NotFound if none.
+
+        Records the key in ``ctx`` for the audit record.
+        """
+        key = self._cache.get(ref)
+        if key is None:
+            parsed = parse_key_ref(ref)
+            with self._d.reading() as conn:
+                found = self._fetch(conn, parsed)
+            if found is None:
+                raise NotFound(f"key '{ref}' not found")
+            key = found
+            self._cache.put(ref, key)
+        ctx.namespace, ctx.key_id = key.namespace, key.id
+        return key
+
+    def _fetch(self, conn: object, parsed: KeyRef) -> Key | None:
+        from sqlalchemy import Connection
+        assert isinstance(conn, Connection)
+        if parsed.key_id is not None:
+            return self._d.keys.get_by_id(conn, parsed.key_id)
+        assert parsed.namespace is not None and parsed.name is not None
+        return self._d.keys.get_by_name(conn, parsed.namespace, parsed.name)
+
+    def forget(self, key: Key) -> None:
+        """Drop cached metadata and handles of ``key`` after a change made here."""
+        self._cache.drop_where(lambda r: r in (key.id, key.ref, key.name))
+        self._d.custody.drop_key(key.id)
+
+    def wrapped_kek(self, namespace: str) -> bytes:
+        kek = self._keks.get(namespace)
+        if kek is None:
+            with self._d.reading() as conn:
+                row = self._d.system.get_namespace(conn, namespace)
+            if row is None:
+                raise NotFound(f"namespace '{namespace}' not found")
+            kek = self._keks[namespace] = row.wrapped_kek
+        return kek
+
+    def handle(self, key: Key, version: int) -> KeyHandle:
+        """The loaded handle of one version; reads the store only on a cache miss."""
+
+        def load() -> WrappedVersion:
+            with self._d.reading() as conn:
+                blob = self._d.keys.wrapped_material(conn, key.id, version)
+            if blob is None:
+                raise Internal("key material is missing")
+            return WrappedVersion(namespace=key.namespace, wrapped_kek=self.wrapped_kek(
+                key.namespace), algorithm=key.algorithm, wrapped_material=blob)
+
+        return self._d.custody.handle(key.id, version, load)

@@ -1,0 +1,221 @@
+"""Cryptographic operations with managed keys: encrypt, decrypt, rewrap, data keys,
+sign, verify, MAC, public keys, ML-KEM encapsulation, and random bytes.
+
+Protect operations (encrypt, data-key, sign, mac, encapsulate) use the primary
+version unless ``key_version`` names another usable version (never silently
+ignored); process operations (decrypt, verify, verify-mac, decapsulate) use the
+version the ciphertext names or the caller gives. States and purposes are checked
+by domain/states.py; every decryption failure is the one uniform
+``decryption_failed``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from keykeeper.crypto import KeyHandle, random_bytes
+from keykeeper.crypto.registry import Purpose
+from keykeeper.domain.ciphertext import Ciphertext, associated_data
+from keykeeper.domain.keys import Key
+from keykeeper.domain.states import Use, check_key_use
+from keykeeper.errors import DecryptionFailed, FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.service.context import RequestContext
+from keykeeper.service.lookup import KeyLookup
+
+__all__ = ["Crypto", "DataKey", "Encrypted", "MAX_PLAINTEXT"]
+
+MAX_PLAINTEXT = 64 * 1024
+MAX_CONTEXT_PAIRS = 64
+DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
+
+
+@dataclass(frozen=True, slots=True)
+class Encrypted:
+    ciphertext: str
+    key_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    ciphertext: str
+    key_version: int
+    plaintext: bytes | None
+
+    def __repr__(self) -> str:
+        return f"DataKey(key_version={self.key_version}, plaintext=<hidden>)"
+
+
+def _check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    if context and len(context) > MAX_CONTEXT_PAIRS:
+        raise InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
+    return context
+
+
+class Crypto:
+    def __init__(self, lookup: KeyLookup) -> None:
+        self._lookup = lookup
+
+    # -- selection --------------------------------------------------------------------------
+    def _key(self, ctx: RequestContext, ref: str, purpose: Purpose, op: str) -> Key:
+        self._lookup.require_unsealed()
+        key = self._lookup.get(ctx, ref)
+        if key.purpose != purpose:
+            raise FailedPrecondition(
+                f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a '{purpose}' key")
+        return key
+
+    def _handle(self, ctx: RequestContext, key: Key, version: int | None, use: Use) -> KeyHandle:
+        number = key.primary_version if version is None else version
+        if number < 1:
+            raise InvalidArgument("key_version must be at least 1")
+        v = key.version(number)
+        if v is None:
+            raise NotFound(f"key '{key.ref}' has no version {number}")
+        check_key_use(key.state, v.state, use, version=number)
+        ctx.key_version = number
+        return self._lookup.handle(key, number)
+
+    # -- encrypt purpose --------------------------------------------------------------------
+    def encrypt(self, ctx: RequestContext, ref: str, plaintext: bytes,
+                context: Mapping[str, str] | None = None,
+                key_version: int | None = None) -> Encrypted:
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
+        return self._encrypt(ctx, key, plaintext, context, key_version)
+
+    def _encrypt(self, ctx: RequestContext, key: Key, plaintext: bytes,
+                 context: Mapping[str, str] | None, key_version: int | None) -> Encrypted:
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
+        handle = self._handle(ctx, key, key_version, Use.PROTECT)
+        number = ctx.key_version
+        assert number is not None
+        body = handle.encrypt(plaintext, associated_data(key.id, number, _check_context(context)))
+        return Encrypted(Ciphertext(key.id, number, body).encode(), number)
+
+    def decrypt(self, ctx: RequestContext, ref: str, ciphertext: str,
+                context: Mapping[str, str] | None = None) -> tuple[bytes, int]:
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt")
+        return self._decrypt(ctx, key, ciphertext, context)
+
+    def _decrypt(self, ctx: RequestContext, key: Key, text: str,
+                 context: Mapping[str, str] | None) -> tuple[bytes, int]:
+        parsed = Ciphertext.parse(text)
+        if parsed.key_id != key.id or key.version(parsed.version) is None:
+            raise DecryptionFailed()
+        handle = self._handle(ctx, key, parsed.version, Use.PROCESS)
+        aad = associated_data(key.id, parsed.version, _check_context(context))
+        return handle.decrypt(parsed.body, aad), parsed.version
+
+    def encrypt_batch(self, ctx: RequestContext, ref: str,
+                      items: list[tuple[bytes, Mapping[str, str] | None, int | None]],
+                      ) -> list[Encrypted | Exception]:
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
+        out: list[Encrypted | Exception] = []
+        for plaintext, context, version in items:
+            try:
+                out.append(self._encrypt(ctx, key, plaintext, context, version))
+            except (InvalidArgument, FailedPrecondition, NotFound) as exc:
+                out.append(exc)
+        ctx.key_version = None
+        return out
+
+    def decrypt_batch(self, ctx: RequestContext, ref: str,
+                      items: list[tuple[str, Mapping[str, str] | None]],
+                      ) -> list[tuple[bytes, int] | Exception]:
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt")
+        out: list[tuple[bytes, int] | Exception] = []
+        for text, context in items:
+            try:
+                out.append(self._decrypt(ctx, key, text, context))
+            except (InvalidArgument, FailedPrecondition, NotFound, DecryptionFailed) as exc:
+                out.append(exc)
+        ctx.key_version = None
+        return out
+
+    def rewrap(self, ctx: RequestContext, ref: str, ciphertext: str,
+               context: Mapping[str, str] | None = None) -> Encrypted:
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap")
+        plaintext, _ = self._decrypt(ctx, key, ciphertext, context)
+        return self._encrypt(ctx, key, plaintext, context, None)
+
+    def data_key(self, ctx: RequestContext, ref: str, key_spec: str | None = None,
+                 context: Mapping[str, str] | None = None,
+                 include_plaintext: bool = True) -> DataKey:
+        size = DATA_KEY_SPECS.get(key_spec or "AES_256")
+        if size is None:
+            raise InvalidArgument("key_spec must be AES_256 or AES_128")
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "data-key")
+        if key.algorithm.startswith("RSA_"):
+            raise FailedPrecondition("data keys need a symmetric encryption key")
+        dek = os.urandom(size)
+        wrapped = self._encrypt(ctx, key, dek, context, None)
+        return DataKey(wrapped.ciphertext, wrapped.key_version, dek if include_plaintext else None)
+
+    # -- sign purpose -----------------------------------------------------------------------
+    def sign(self, ctx: RequestContext, ref: str, data: bytes, *, prehashed: bool,
+             signature_format: str | None, key_version: int | None = None) -> tuple[bytes, int]:
+        key = self._key(ctx, ref, Purpose.SIGN, "sign")
+        handle = self._handle(ctx, key, key_version, Use.PROTECT)
+        sig = handle.sign(data, prehashed=prehashed, signature_format=signature_format or "der")
+        assert ctx.key_version is not None
+        return sig, ctx.key_version
+
+    def verify(self, ctx: RequestContext, ref: str, data: bytes, signature: bytes, *,
+               prehashed: bool, signature_format: str | None,
+               key_version: int | None = None) -> tuple[bool, int]:
+        key = self._key(ctx, ref, Purpose.SIGN, "verify")
+        handle = self._handle(ctx, key, key_version, Use.PROCESS)
+        ok = handle.verify(data, signature, prehashed=prehashed,
+                           signature_format=signature_format or "der")
+        assert ctx.key_version is not None
+        return ok, ctx.key_version
+
+    # -- mac purpose ------------------------------------------------------------------------
+    def mac(self, ctx: RequestContext, ref: str, message: bytes,
+            key_version: int | None = None) -> tuple[bytes, int]:
+        key = self._key(ctx, ref, Purpose.MAC, "mac")
+        tag = self._handle(ctx, key, key_version, Use.PROTECT).mac(message)
+        assert ctx.key_version is not None
+        return tag, ctx.key_version
+
+    def verify_mac(self, ctx: RequestContext, ref: str, message: bytes, tag: bytes,
+                   key_version: int | None = None) -> tuple[bool, int]:
+        key = self._key(ctx, ref, Purpose.MAC, "verify-mac")
+        ok = self._handle(ctx, key, key_version, Use.PROCESS).verify_mac(message, tag)
+        assert ctx.key_version is not None
+        return ok, ctx.key_version
+
+    # -- kem purpose ------------------------------------------------------------------------
+    def encapsulate(self, ctx: RequestContext, ref: str,
+                    key_version: int | None = None) -> tuple[bytes, bytes, int]:
+        key = self._key(ctx, ref, Purpose.KEM, "encapsulate")
+        secret, ct = self._handle(ctx, key, key_version, Use.PROTECT).encapsulate()
+        assert ctx.key_version is not None
+        return secret, ct, ctx.key_version
+
+    def decapsulate(self, ctx: RequestContext, ref: str, ciphertext: bytes,
+                    key_version: int | None = None) -> tuple[bytes, int]:
+        key = self._key(ctx, ref, Purpose.KEM, "decapsulate")
+        secret = self._handle(ctx, key, key_version, Use.PROCESS).decapsulate(ciphertext)
+        assert ctx.key_version is not None
+        return secret, ctx.key_version
+
+    # -- any asymmetric key -----------------------------------------------------------------
+    def public_key(self, ctx: RequestContext, ref: str,
+                   version: int | None = None) -> tuple[str, int, str]:
+        self._lookup.require_unsealed()
+        key = self._lookup.get(ctx, ref)
+        number = key.primary_version if version is None else version
+        v = key.version(number)
+        if v is None:
+            raise NotFound(f"key '{key.ref}' has no version {number}")
+        if v.public_key_pem is None:
+            raise FailedPrecondition(f"key '{key.ref}' ({key.algorithm}) has no public key")
+        ctx.key_version = number
+        return v.public_key_pem, number, key.algorithm
+
+    def random(self, length: int) -> bytes:
+        self._lookup.require_unsealed()
+        return random_bytes(length)

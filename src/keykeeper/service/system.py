@@ -1,0 +1,99 @@
+"""System operations: health, init, unseal, seal, and dev-mode bootstrap."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+from keykeeper import __version__
+from keykeeper.custody.passphrase import SealedRoot, seal_root_key, unseal_root_key
+from keykeeper.domain.names import DEFAULT_NAMESPACE
+from keykeeper.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from keykeeper.service.auth import hash_token, new_token
+from keykeeper.service.deps import Deps
+from keykeeper.store.system import NamespaceRow
+
+__all__ = ["Health", "InitResult", "SystemService"]
+
+_SEAL_CONFIG = "seal.passphrase"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    initialized: bool
+    sealed: bool
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    root_token: str
+    unseal_passphrase: str
+
+    def __repr__(self) -> str:
+        return "InitResult(<secrets hidden>)"
+
+
+class SystemService:
+    def __init__(self, deps: Deps) -> None:
+        self._d = deps
+        self._initialized = False
+
+    def _sealed_root(self) -> SealedRoot | None:
+        with self._d.reading() as conn:
+            data = self._d.system.get_config(conn, _SEAL_CONFIG)
+        return None if data is None else SealedRoot.from_json(data)
+
+    def initialized(self) -> bool:
+        if not self._initialized:
+            self._initialized = self._sealed_root() is not None
+        return self._initialized
+
+    def health(self) -> Health:
+        return Health(initialized=self.initialized(), sealed=self._d.custody.sealed,
+                      version=__version__)
+
+    def init(self, passphrase: str | None = None, root_token: str | None = None) -> InitResult:
+        """Create the root key, the ``default`` namespace and the first admin token, once.
+
+        Raises AlreadyExists if already initialized, InvalidArgument for a short passphrase.
+        The server stays sealed afterwards (as Vault does); unseal with the passphrase.
+        """
+        if passphrase is None:
+            passphrase = secrets.token_urlsafe(32)
+        if root_token is not None and len(root_token) < 8:
+            raise InvalidArgument("root token must be at least 8 characters")
+        token = root_token or new_token()
+        root_key = os.urandom(32)
+        sealed = seal_root_key(root_key, passphrase)
+        now = self._d.clock()
+        # Wrap the default namespace KEK under the new root key without unsealing.
+        from keykeeper.custody.keyring import Custody
+        scratch = Custody(cache_entries=1, cache_ttl=1.0)
+        scratch.unseal(root_key)
+        wrapped_kek = scratch.new_wrapped_kek(DEFAULT_NAMESPACE)
+        scratch.seal()
+        try:
+            with self._d.transaction() as conn:
+                self._d.system.insert_config(conn, _SEAL_CONFIG, sealed.to_json())
+                self._d.system.insert_namespace(conn, NamespaceRow(
+                    name=DEFAULT_NAMESPACE, wrapped_kek=wrapped_kek,
+                    allow_legacy_rsa_2048=False, created_at=now))
+                self._d.system.insert_token(conn, hash_token(token), "root", ("root",), now)
+        except AlreadyExists:
+            raise AlreadyExists("keykeeper is already initialized") from None
+        self._initialized = True
+        return InitResult(root_token=token, unseal_passphrase=passphrase)
+
+    def unseal(self, passphrase: str) -> Health:
+        sealed = self._sealed_root()
+        if sealed is None:
+            raise FailedPrecondition("keykeeper is not initialized; run init first")
+        if self._d.custody.sealed:
+            self._d.custody.unseal(unseal_root_key(sealed, passphrase))
+        return self.health()
+
+    def seal(self) -> Health:
+        self._d.custody.seal()
+        return self.health()

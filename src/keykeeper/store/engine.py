@@ -1,0 +1,37 @@
+"""Engines for SQLite (default, under the data directory) and PostgreSQL.
+
+SQLite runs with WAL, foreign keys and ``secure_delete`` (so deleted wrapped
+material is overwritten on disk, not left in free pages). PostgreSQL is selected
+with ``postgresql+psycopg://...`` URLs; a ``?options=-csearch_path%3DNAME`` query
+places keykeeper in a schema of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+__all__ = ["make_engine", "sqlite_url"]
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'keykeeper.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "secure_delete=ON",
+                   "busy_timeout=10000", "synchronous=NORMAL"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False},
+                               pool_size=8, max_overflow=8)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)

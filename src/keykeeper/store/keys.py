@@ -1,0 +1,175 @@
+"""Repository of keys, key versions, labels and lifecycle events.
+
+Every function takes an open ``Connection`` inside a transaction that the
+service layer owns (one transaction per mutating operation).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from keykeeper.domain.keys import Key, KeyVersion
+from keykeeper.errors import AlreadyExists, InvalidArgument
+from keykeeper.store.convert import key_from_row, version_from_row
+from keykeeper.store.schema import key_events, key_labels, key_versions, keys
+
+__all__ = ["KeyFilter", "KeyRepository", "NewVersion"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    version: int
+    state: str
+    wrapped_material: bytes
+    public_key_pem: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    namespace: str | None = None
+    state: str | None = None
+    purpose: str | None = None
+    labels: Mapping[str, str] | None = None
+
+
+def _encode_token(namespace: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([namespace, name]).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str]:
+    try:
+        namespace, name = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(namespace, str) or not isinstance(name, str):
+            raise ValueError
+        return namespace, name
+    except (ValueError, TypeError):
+        raise InvalidArgument("page_token is not valid") from None
+
+
+class KeyRepository:
+    # -- reads -----------------------------------------------------------------------------
+    def _load(self, conn: Connection, rows: list[Any]) -> list[Key]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        labels: dict[str, dict[str, str]] = {i: {} for i in ids}
+        for lr in conn.execute(select(key_labels).where(key_labels.c.key_id.in_(ids))):
+            labels[lr.key_id][lr.label] = lr.value
+        versions: dict[str, list[KeyVersion]] = {i: [] for i in ids}
+        vq = (select(key_versions.c.key_id, key_versions.c.version, key_versions.c.state,
+                     key_versions.c.public_key, key_versions.c.created_at,
+                     key_versions.c.destroyed_at)
+              .where(key_versions.c.key_id.in_(ids)).order_by(key_versions.c.version))
+        for vr in conn.execute(vq):
+            versions[vr.key_id].append(version_from_row(vr))
+        return [key_from_row(r, labels[r.id], tuple(versions[r.id])) for r in rows]
+
+    def get_by_id(self, conn: Connection, key_id: str, *, for_update: bool = False) -> Key | None:
+        q = select(keys).where(keys.c.id == key_id)
+        if for_update:
+            q = q.with_for_update()
+        found = self._load(conn, list(conn.execute(q)))
+        return found[0] if found else None
+
+    def get_by_name(self, conn: Connection, namespace: str, name: str,
+                    *, for_update: bool = False) -> Key | None:
+        q = select(keys).where(keys.c.namespace == namespace, keys.c.name == name)
+        if for_update:
+            q = q.with_for_update()
+        found = self._load(conn, list(conn.execute(q)))
+        return found[0] if found else None
+
+    def list(self, conn: Connection, flt: KeyFilter, page_size: int,
+             page_token: str | None) -> tuple[list[Key], str | None]:
+        """Keys ordered by (namespace, name); keyset pagination with an opaque token."""
+        q = select(keys)
+        if flt.namespace is not None:
+            q = q.where(keys.c.namespace == flt.namespace)
+        if flt.state is not None:
+            q = q.where(keys.c.state == flt.state)
+        if flt.purpose is not None:
+            q = q.where(keys.c.purpose == flt.purpose)
+        for label, value in (flt.labels or {}).items():
+            q = q.where(exists().where(and_(key_labels.c.key_id == keys.c.id,
+                                            key_labels.c.label == label,
+                                            key_labels.c.value == value)))
+        if page_token:
+            ns, name = _decode_token(page_token)
+            q = q.where(or_(keys.c.namespace > ns,
+                            and_(keys.c.namespace == ns, keys.c.name > name)))
+        q = q.order_by(keys.c.namespace, keys.c.name).limit(page_size + 1)
+        rows = list(conn.execute(q))
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = _encode_token(rows[-1].namespace, rows[-1].name) if more and rows else None
+        return self._load(conn, rows), token
+
+    def wrapped_material(self, conn: Connection, key_id: str, version: int) -> bytes | None:
+        q = select(key_versions.c.wrapped_material).where(
+            key_versions.c.key_id == key_id, key_versions.c.version == version)
+        value = conn.execute(q).scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
+    def count_by_state(self, conn: Connection) -> dict[str, int]:
+        from sqlalchemy import func
+        q = select(keys.c.state, func.count()).group_by(keys.c.state)
+        return {state: int(n) for state, n in conn.execute(q)}
+
+    def due_for_destruction(self, conn: Connection, now: datetime) -> list[str]:
+        q = select(keys.c.id).where(keys.c.state == "pending-destruction",
+                                    keys.c.destruction_time <= now)
+        return [r.id for r in conn.execute(q)]
+
+    # -- writes ----------------------------------------------------------------------------
+    def insert(self, conn: Connection, key: Key, version: NewVersion) -> None:
+        try:
+            conn.execute(insert(keys).values(
+                id=key.id, namespace=key.namespace, name=key.name, purpose=str(key.purpose),
+                algorithm=key.algorithm, state=str(key.state),
+                primary_version=key.primary_version, description=key.description,
+                exportable=key.exportable, protection=key.protection,
+                rotation_period=key.rotation_period, next_rotation_time=key.next_rotation_time,
+                created_by=key.created_by, created_at=key.created_at,
+                updated_at=key.updated_at))
+        except IntegrityError:
+            raise AlreadyExists(f"key '{key.ref}' already exists") from None
+        self.set_labels(conn, key.id, key.labels)
+        self.insert_version(conn, key.id, version)
+
+    def insert_version(self, conn: Connection, key_id: str, v: NewVersion) -> None:
+        conn.execute(insert(key_versions).values(
+            key_id=key_id, version=v.version, state=v.state, wrapped_material=v.wrapped_material,
+            public_key=v.public_key_pem, created_at=v.created_at))
+
+    def set_labels(self, conn: Connection, key_id: str, labels: Mapping[str, str]) -> None:
+        conn.execute(delete(key_labels).where(key_labels.c.key_id == key_id))
+        if labels:
+            conn.execute(insert(key_labels), [
+                {"key_id": key_id, "label": k, "value": v} for k, v in labels.items()])
+
+    def update(self, conn: Connection, key_id: str, **values: Any) -> None:
+        conn.execute(update(keys).where(keys.c.id == key_id).values(**values))
+
+    def update_version(self, conn: Connection, key_id: str, version: int, **values: Any) -> None:
+        conn.execute(update(key_versions).where(
+            key_versions.c.key_id == key_id, key_versions.c.version == version).values(**values))
+
+    def record_event(self, conn: Connection, *, key_id: str, action: str, from_state: str | None,
+                     to_state: str, principal: str, at: datetime, version: int | None = None,
+                     reason: str | None = None) -> None:
+        conn.execute(insert(key_events).values(
+            key_id=key_id, version=version, action=action, from_state=from_state,
+            to_state=to_state, principal=principal, reason=reason, at=at))
+
+    def events(self, conn: Connection, key_id: str) -> list[dict[str, Any]]:
+        q = select(key_events).where(key_events.c.key_id == key_id).order_by(key_events.c.id)
+        return [dict(r._mapping) for r in conn.execute(q)]
