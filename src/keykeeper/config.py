@@ -97,7 +97,7 @@ def _with_sweeper(app: Starlette, services: Services) -> Starlette:
             while True:
                 try:
                     await run_in_threadpool(services.keys.destroy_due)
-                except Exception:  # noqa: BLE001 - a failed sweep is retried next time
+                except Exception:
                     log.exception("destruction sweep failed")
                 await asyncio.sleep(DESTRUCTION_SWEEP_SECONDS)
 

@@ -81,9 +81,7 @@ def server() -> Server:
 
 @pytest.fixture
 def client(server: Server) -> Iterator[Client]:
-    with Client(
-        "http://kk.test:8200", "tok", transport=httpx.MockTransport(server.handler)
-    ) as c:
+    with Client("http://kk.test:8200", "tok", transport=httpx.MockTransport(server.handler)) as c:
         yield c
 
 

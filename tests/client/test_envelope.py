@@ -53,8 +53,10 @@ def test_round_trip(size: int) -> None:
     kms = FakeKms()
     data = os.urandom(size)
     enc = io.BytesIO()
-    assert encrypt_stream(kms, "files", io.BytesIO(data), enc, context={"f": "a"},
-                          chunk_size=4096) == size
+    assert (
+        encrypt_stream(kms, "files", io.BytesIO(data), enc, context={"f": "a"}, chunk_size=4096)
+        == size
+    )
     dec = io.BytesIO()
     enc.seek(0)
     assert decrypt_stream(kms, enc, dec, context={"f": "a"}) == size

@@ -191,7 +191,9 @@ def test_header_validation() -> None:
     with pytest.raises(InvalidArgument):
         Header(chunk_size=8, wrapped_key="é")
     with pytest.raises(InvalidArgument):
-        encrypt_body(b"short", Header(chunk_size=8, wrapped_key=WRAPPED), io.BytesIO(), io.BytesIO())
+        encrypt_body(
+            b"short", Header(chunk_size=8, wrapped_key=WRAPPED), io.BytesIO(), io.BytesIO()
+        )
 
 
 def test_constant_memory_reads() -> None:
@@ -205,6 +207,7 @@ def test_constant_memory_reads() -> None:
             Spy.biggest = max(Spy.biggest, n)
             return super().read(n)
 
-    encrypt_body(KEY, Header(chunk_size=1024, wrapped_key=WRAPPED), Spy(bytes(100_000)),
-                 io.BytesIO())
+    encrypt_body(
+        KEY, Header(chunk_size=1024, wrapped_key=WRAPPED), Spy(bytes(100_000)), io.BytesIO()
+    )
     assert Spy.biggest == 1024

@@ -260,9 +260,7 @@ def public_bytes_of(handle: KeyHandle | PublicKeyHandle) -> bytes:
 
 def test_load_public_accepts_pem_text_with_leading_whitespace() -> None:
     pem = private("ED25519").public_key_pem().encode()
-    assert load_public(get_spec("ED25519"), b"\n" + pem).verify(
-        b"m", private("ED25519").sign(b"m")
-    )
+    assert load_public(get_spec("ED25519"), b"\n" + pem).verify(b"m", private("ED25519").sign(b"m"))
 
 
 def test_rsa_oaep_plaintext_limit() -> None:

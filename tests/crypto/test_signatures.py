@@ -28,7 +28,7 @@ def digest(name: str, data: bytes) -> bytes:
     return DIGESTS[hash_name](data).digest()
 
 
-@pytest.mark.parametrize(("name", "width"), zip(ECDSA, [32, 48, 66], strict=True))
+@pytest.mark.parametrize(("name", "width"), list(zip(ECDSA, [32, 48, 66], strict=True)))
 def test_p1363_signature_is_fixed_width_and_matches_der(name: str, width: int) -> None:
     key = private(name)
     for i in range(20):  # leading-zero halves turn up about once in 128 signatures

@@ -81,6 +81,15 @@ def emit_fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> No
     console().print(table)
 
 
+def _duration(seconds: int | None) -> str | None:
+    if not seconds:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def key_rows(key: Key) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("id", key.id),
@@ -93,7 +102,7 @@ def key_rows(key: Key) -> list[tuple[str, Any]]:
         ("labels", key.labels),
         ("exportable", key.exportable),
         ("protection", key.protection),
-        ("rotation period", f"{key.rotation_period}s" if key.rotation_period else None),
+        ("rotation period", _duration(key.rotation_period)),
         ("created", key.created_at),
         ("updated", key.updated_at),
     ]
@@ -146,6 +155,8 @@ def read_input(text: str | None, path: Path | None, *, text_flag: str = "--plain
     if text is not None:
         return text.encode("utf-8")
     if path is not None and str(path) != "-":
+        if not path.is_file():
+            raise typer.BadParameter(f"file {str(path)!r} does not exist", param_hint="--in")
         return path.read_bytes()
     return _stdin_bytes()
 

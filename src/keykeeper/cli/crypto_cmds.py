@@ -28,9 +28,7 @@ __all__ = ["register"]
 EXIT_INVALID = 1
 
 KEY_ARG = typer.Argument(..., help="Key id, namespace:name, or name (namespace default).")
-IN_OPT = typer.Option(
-    None, "--in", exists=True, dir_okay=False, allow_dash=True, help="Read input from FILE."
-)
+IN_OPT = typer.Option(None, "--in", help="Read input from FILE (- for stdin).")
 OUT_OPT = typer.Option(None, "--out", dir_okay=False, help="Write raw bytes to FILE.")
 CONTEXT_OPT = typer.Option(None, "--context", help="k=v bound as associated data; repeatable.")
 VERSION_OPT = typer.Option(None, "--key-version", min=1, help="Use this key version.")

@@ -23,9 +23,7 @@ from keykeeper.errors import KeykeeperError
 
 __all__ = ["register"]
 
-SRC_ARG = typer.Argument(
-    Path("-"), exists=True, dir_okay=False, allow_dash=True, help="Input file; - for stdin."
-)
+SRC_ARG = typer.Argument(Path("-"), help="Input file; - for stdin.")
 OUT_OPT = typer.Option(Path("-"), "--out", "-o", dir_okay=False, help="Output file; - for stdout.")
 FORCE_OPT = typer.Option(False, "--force", "-f", help="Overwrite an existing output file.")
 CONTEXT_OPT = typer.Option(None, "--context", help="k=v bound to the data key; repeatable.")
@@ -47,6 +45,8 @@ def _run(
     force: bool,
     work: Callable[[BinaryIO, BinaryIO], int],
 ) -> None:
+    if str(src) != "-" and not src.is_file():
+        raise typer.BadParameter(f"file {str(src)!r} does not exist", param_hint="SRC")
     to_stdout = str(out) == "-"
     if to_stdout and typer.get_binary_stream("stdout").isatty():
         raise typer.BadParameter("refusing to write binary output to a terminal; use --out FILE")

@@ -120,9 +120,7 @@ class KeyHandle(_Sealed):
         """Decrypt ``blob`` with ``aad``; any failure raises DecryptionFailed (uniform)."""
         self._unsupported("decrypt")
 
-    def sign(
-        self, data: bytes, *, prehashed: bool = False, signature_format: str = "der"
-    ) -> bytes:
+    def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """Sign ``data`` (or, with ``prehashed``, its digest); see the family's docstring."""
         self._unsupported("sign")
 

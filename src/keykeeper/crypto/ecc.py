@@ -164,9 +164,7 @@ class EcdsaKeyHandle(KeyHandle):
     def public_key_pem(self) -> str:
         return public_pem(self._public)
 
-    def sign(
-        self, data: bytes, *, prehashed: bool = False, signature_format: str = "der"
-    ) -> bytes:
+    def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """ECDSA signature of ``data`` (or of the digest ``data`` when ``prehashed``).
 
         ``signature_format``: ``"der"`` (X9.62 ``ECDSA-Sig-Value``, variable length) or
@@ -191,9 +189,7 @@ class EcdsaKeyHandle(KeyHandle):
         signature_format: str = "der",
     ) -> bool:
         self._check_signature_args(prehashed, signature_format)
-        return _ecdsa_verify(
-            self._spec, self._public, data, signature, prehashed, signature_format
-        )
+        return _ecdsa_verify(self._spec, self._public, data, signature, prehashed, signature_format)
 
 
 def _ed25519_verify(key: ed25519.Ed25519PublicKey, data: bytes, signature: bytes) -> bool:
@@ -243,9 +239,7 @@ class Ed25519KeyHandle(KeyHandle):
     def public_key_pem(self) -> str:
         return public_pem(self._public)
 
-    def sign(
-        self, data: bytes, *, prehashed: bool = False, signature_format: str = "der"
-    ) -> bytes:
+    def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """64-byte Ed25519 signature of ``data`` (RFC 8032 §5.1.6)."""
         self._check_signature_args(prehashed, signature_format)
         return self._key.sign(require_bytes("data", data))

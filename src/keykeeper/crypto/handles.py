@@ -65,16 +65,14 @@ _GENERATORS: Final[Mapping[str, Callable[[AlgorithmSpec], bytes]]] = MappingProx
 )
 
 # Families whose material is raw bytes handed to the handle as is.
-_RAW_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, bytes], KeyHandle]]] = (
-    MappingProxyType(
-        {
-            "aes_gcm": AeadKeyHandle,
-            "chacha20_poly1305": AeadKeyHandle,
-            "hmac": HmacKeyHandle,
-            "ml_dsa": pq.mldsa_private_handle,
-            "ml_kem": pq.mlkem_private_handle,
-        }
-    )
+_RAW_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, bytes], KeyHandle]]] = MappingProxyType(
+    {
+        "aes_gcm": AeadKeyHandle,
+        "chacha20_poly1305": AeadKeyHandle,
+        "hmac": HmacKeyHandle,
+        "ml_dsa": pq.mldsa_private_handle,
+        "ml_kem": pq.mlkem_private_handle,
+    }
 )
 
 # Families whose material is PKCS#8 DER, parsed first, then checked against the spec.
@@ -90,18 +88,18 @@ _PKCS8_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, PrivateKeyTypes], Ke
     )
 )
 
-_PUBLIC_LOADERS: Final[
-    Mapping[str, Callable[[AlgorithmSpec, PublicKeyTypes], PublicKeyHandle]]
-] = MappingProxyType(
-    {
-        "rsa_oaep": rsa.rsa_public_handle,
-        "rsa_pss": rsa.rsa_public_handle,
-        "rsa_pkcs1": rsa.rsa_public_handle,
-        "ecdsa": ecc.ecdsa_public_handle,
-        "ed25519": ecc.ed25519_public_handle,
-        "ml_dsa": pq.mldsa_public_handle,
-        "ml_kem": pq.mlkem_public_handle,
-    }
+_PUBLIC_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, PublicKeyTypes], PublicKeyHandle]]] = (
+    MappingProxyType(
+        {
+            "rsa_oaep": rsa.rsa_public_handle,
+            "rsa_pss": rsa.rsa_public_handle,
+            "rsa_pkcs1": rsa.rsa_public_handle,
+            "ecdsa": ecc.ecdsa_public_handle,
+            "ed25519": ecc.ed25519_public_handle,
+            "ml_dsa": pq.mldsa_public_handle,
+            "ml_kem": pq.mlkem_public_handle,
+        }
+    )
 )
 
 

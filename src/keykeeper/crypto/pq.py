@@ -49,10 +49,17 @@ MlKemPublic = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey
 
 # key_bits (security category) -> (private class, public class, ...)
 _MLDSA: Final[
-    dict[int, tuple[type[mldsa.MLDSA44PrivateKey] | type[mldsa.MLDSA65PrivateKey]
-                    | type[mldsa.MLDSA87PrivateKey],
-                    type[mldsa.MLDSA44PublicKey] | type[mldsa.MLDSA65PublicKey]
-                    | type[mldsa.MLDSA87PublicKey]]]
+    dict[
+        int,
+        tuple[
+            type[mldsa.MLDSA44PrivateKey]
+            | type[mldsa.MLDSA65PrivateKey]
+            | type[mldsa.MLDSA87PrivateKey],
+            type[mldsa.MLDSA44PublicKey]
+            | type[mldsa.MLDSA65PublicKey]
+            | type[mldsa.MLDSA87PublicKey],
+        ],
+    ]
 ] = {
     128: (mldsa.MLDSA44PrivateKey, mldsa.MLDSA44PublicKey),
     192: (mldsa.MLDSA65PrivateKey, mldsa.MLDSA65PublicKey),
@@ -60,8 +67,14 @@ _MLDSA: Final[
 }
 # key_bits -> (private class, public class, ciphertext bytes)
 _MLKEM: Final[
-    dict[int, tuple[type[mlkem.MLKEM768PrivateKey] | type[mlkem.MLKEM1024PrivateKey],
-                    type[mlkem.MLKEM768PublicKey] | type[mlkem.MLKEM1024PublicKey], int]]
+    dict[
+        int,
+        tuple[
+            type[mlkem.MLKEM768PrivateKey] | type[mlkem.MLKEM1024PrivateKey],
+            type[mlkem.MLKEM768PublicKey] | type[mlkem.MLKEM1024PublicKey],
+            int,
+        ],
+    ]
 ] = {
     192: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey, 1088),
     256: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey, 1568),
@@ -166,9 +179,7 @@ class MlDsaKeyHandle(KeyHandle):
     def public_key_pem(self) -> str:
         return public_pem(self._public)
 
-    def sign(
-        self, data: bytes, *, prehashed: bool = False, signature_format: str = "der"
-    ) -> bytes:
+    def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """Hedged ML-DSA signature of ``data`` with an empty context (FIPS 204 Algorithm 2)."""
         self._check_signature_args(prehashed, signature_format)
         return self._key.sign(require_bytes("data", data))

@@ -182,9 +182,7 @@ class RsaKeyHandle(KeyHandle):
         except Exception:
             raise DecryptionFailed() from None
 
-    def sign(
-        self, data: bytes, *, prehashed: bool = False, signature_format: str = "der"
-    ) -> bytes:
+    def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """RSASSA-PSS or RSASSA-PKCS1-v1_5 signature, modulus-sized.
 
         With ``prehashed=True``, ``data`` is the digest and must be exactly the digest
@@ -194,9 +192,7 @@ class RsaKeyHandle(KeyHandle):
         if self._spec.family not in _SIGNING_FAMILIES:
             self._unsupported("sign")
         self._check_signature_args(prehashed, signature_format)
-        message, algorithm = _digest_argument(
-            self._spec, require_bytes("data", data), prehashed
-        )
+        message, algorithm = _digest_argument(self._spec, require_bytes("data", data), prehashed)
         return self._key.sign(message, _signature_padding(self._spec), algorithm)
 
     def verify(

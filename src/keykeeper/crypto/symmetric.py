@@ -62,9 +62,7 @@ class AeadKeyHandle(KeyHandle):
     def __init__(self, spec: AlgorithmSpec, material: bytes) -> None:
         super().__init__(spec)
         self._key = _check_material(spec, material)
-        self._cipher: aead.Cipher = (
-            "aes_gcm" if spec.family == "aes_gcm" else "chacha20_poly1305"
-        )
+        self._cipher: aead.Cipher = "aes_gcm" if spec.family == "aes_gcm" else "chacha20_poly1305"
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """Seal ``plaintext`` with ``aad``; returns ``nonce(12) || ct || tag(16)``.

@@ -16,8 +16,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from keykeeper.errors import DecryptionFailed
 

@@ -10,10 +10,10 @@ material, only metadata.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Mapping
 
 from keykeeper.crypto.registry import Purpose
 from keykeeper.domain.states import KeyState, VersionState

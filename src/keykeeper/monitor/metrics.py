@@ -22,7 +22,7 @@ class _StateCollector(Collector):
         try:
             for state, n in sorted(self._keys_by_state().items()):
                 keys.add_metric([state], n)
-        except Exception:  # noqa: BLE001,S110 - a scrape must not fail on a store hiccup
+        except Exception:  # noqa: S110 - a scrape must not fail on a store hiccup
             pass
         yield keys
         yield GaugeMetricFamily("keykeeper_sealed", "1 while sealed", value=int(self._sealed()))

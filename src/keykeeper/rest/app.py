@@ -67,7 +67,8 @@ def _bearer(request: Request) -> str | None:
 
 def _endpoint(svc: Services, metrics: Metrics,
               route: Route) -> Callable[[Request], Awaitable[Response]]:
-    decoder = msgspec.json.Decoder(route.request) if route.request is not None else None
+    decoder: msgspec.json.Decoder[Any] | None = (
+        msgspec.json.Decoder(route.request) if route.request is not None else None)
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()

@@ -74,7 +74,7 @@ def list_keys(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Ke
         labels[name] = value
     flt = KeyFilter(namespace=p.get("namespace") or None, state=p.get("state") or None,
                     purpose=p.get("purpose") or None, labels=labels or None)
-    keys, token = svc.keys.list(ctx, flt, _int_param(p, "page_size"),
+    keys, token = svc.keys.list_keys(ctx, flt, _int_param(p, "page_size"),
                                 p.get("page_token") or None)
     return s.KeyList(keys=[key_out(k) for k in keys], next_page_token=token)
 

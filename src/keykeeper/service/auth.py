@@ -24,7 +24,7 @@ from keykeeper.store.system import SystemRepository
 
 __all__ = ["TokenAuthenticator", "hash_token", "new_token"]
 
-TOKEN_PREFIX = "kk."
+TOKEN_PREFIX = "kk."  # noqa: S105 - a public prefix, not a secret
 
 
 def new_token() -> str:

@@ -159,7 +159,7 @@ class KeyAdmin:
             raise NotFound(f"key '{ref}' not found")
         return fresh
 
-    def list(self, ctx: RequestContext, flt: KeyFilter, page_size: int | None,
+    def list_keys(self, ctx: RequestContext, flt: KeyFilter, page_size: int | None,
              page_token: str | None) -> tuple[list[Key], str | None]:
         size = 100 if page_size is None else page_size
         if not 1 <= size <= 1000:
@@ -172,7 +172,7 @@ class KeyAdmin:
         if flt.purpose is not None and flt.purpose not in {"encrypt", "sign", "mac", "wrap", "kem"}:
             raise InvalidArgument(f"unknown purpose '{flt.purpose}'")
         with self._d.reading() as conn:
-            return self._d.keys.list(conn, flt, size, page_token)
+            return self._d.keys.list_keys(conn, flt, size, page_token)
 
     def update(self, ctx: RequestContext, ref: str, *, description: str | None,
                labels: Mapping[str, str] | None) -> Key:
@@ -301,7 +301,7 @@ class KeyAdmin:
             try:
                 self._destroy_key(ctx, key_id, principal)
                 done += 1
-            except Exception:  # noqa: BLE001,S112 - isolate each key's failure
+            except Exception:  # noqa: S112 - isolate each key's failure
                 continue
         return done
 

@@ -24,7 +24,7 @@ from keykeeper.errors import DecryptionFailed, FailedPrecondition, InvalidArgume
 from keykeeper.service.context import RequestContext
 from keykeeper.service.lookup import KeyLookup
 
-__all__ = ["Crypto", "DataKey", "Encrypted", "MAX_PLAINTEXT"]
+__all__ = ["MAX_PLAINTEXT", "Crypto", "DataKey", "Encrypted"]
 
 MAX_PLAINTEXT = 64 * 1024
 MAX_CONTEXT_PAIRS = 64

@@ -88,7 +88,7 @@ class KeyRepository:
         found = self._load(conn, list(conn.execute(q)))
         return found[0] if found else None
 
-    def list(self, conn: Connection, flt: KeyFilter, page_size: int,
+    def list_keys(self, conn: Connection, flt: KeyFilter, page_size: int,
              page_token: str | None) -> tuple[list[Key], str | None]:
         """Keys ordered by (namespace, name); keyset pagination with an opaque token."""
         q = select(keys)
