@@ -102,17 +102,19 @@ def _process(name: str, cmd: list[str], port: int, probe: Callable[[httpx.Client
             proc.wait()
 
 
-def reference_server(app: str, workers: int) -> contextlib.AbstractContextManager[Server]:
-    """``ceiling_app:app`` or ``ceiling_app:starlette_app`` on keykeeper's uvicorn settings."""
+def reference_server(app: str, workers: int,
+                     nodelay: bool = False) -> contextlib.AbstractContextManager[Server]:
+    """``ceiling_app:app`` or ``ceiling_app:starlette_app`` on keykeeper's uvicorn settings
+    (bench/serve_reference.py); ``nodelay`` adds TCP_NODELAY to a multi-worker listener."""
     port = free_port()
-    cmd = [PYTHON, "-m", "uvicorn", app, "--app-dir", str(BENCH), "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-           "--no-access-log", "--no-server-header"]
+    cmd = [PYTHON, str(BENCH / "serve_reference.py"), app, str(port), str(workers)]
+    if nodelay:
+        cmd.append("--nodelay")
 
     def probe(client: httpx.Client) -> bool:
         return client.post("/v1/keys/k/encrypt", content=b"{}").status_code == 200
 
-    return _process(app.split(":")[1], cmd, port, probe)
+    return _process(app.split(":")[1] + ("-nodelay" if nodelay else ""), cmd, port, probe)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ class PgSchema:
     def drop(self) -> None:
         import psycopg
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '20s'")
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
 
 
