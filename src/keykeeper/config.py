@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -189,6 +190,17 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
                               "KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    uvicorn.run("keykeeper.config:app_factory", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", access_log=False,
-                server_header=False)
+    config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,
+                            workers=workers, log_level="warning", access_log=False,
+                            server_header=False)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    # With several workers uvicorn binds the socket itself with proto 0, so asyncio never
+    # sets TCP_NODELAY and every keep-alive reply waits ~40 ms for a delayed ACK (uvicorn
+    # issue #3149). Set it on the listener: Linux copies it to each accepted socket.
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -25,8 +24,7 @@ class FileAuditSink:
         self._encoder = msgspec.json.Encoder()
 
     def write(self, record: AuditRecord) -> None:
-        fields = {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
-        line = self._encoder.encode(fields) + b"\n"
+        line = self._encoder.encode(record) + b"\n"
         with self._lock:
             os.write(self._fd, line)
 

@@ -7,13 +7,12 @@ the fields are fixed here, and nothing else can be written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 __all__ = ["AuditRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     time: str                 # RFC 3339 UTC
     request_id: str
     interface: str            # "rest" (later "kmip")

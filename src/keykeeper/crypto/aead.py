@@ -55,18 +55,17 @@ def _check_bytes(name: str, value: object) -> bytes:
     return bytes(value)
 
 
-def _seal_with_nonce(
-    key: bytes, nonce: bytes, plaintext: bytes, aad: bytes, cipher: Cipher = "aes_gcm"
-) -> bytes:
-    """Seal with an explicit 12-byte ``nonce``; returns ``nonce || ct || tag``.
+Primitive = AESGCM | ChaCha20Poly1305
 
-    Internal: only known-answer tests may choose the nonce. Raises InvalidArgument for a
-    wrong key or nonce size, or a plaintext beyond the primitive's limit (2**31 - 1 bytes
-    in pyca/cryptography).
+
+def seal_with(primitive: Primitive, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Seal with a prepared ``primitive`` and a 12-byte ``nonce``; returns ``nonce || ct || tag``.
+
+    Raises InvalidArgument for a wrong nonce size, non-bytes arguments, or a plaintext
+    beyond the primitive's limit (2**31 - 1 bytes in pyca/cryptography).
     """
     if len(nonce) != NONCE_SIZE:
         raise InvalidArgument("nonce must be 12 bytes")
-    primitive = _primitive(cipher, key)
     data = _check_bytes("plaintext", plaintext)
     associated = _check_bytes("aad", aad)
     try:
@@ -76,10 +75,10 @@ def _seal_with_nonce(
     return nonce + sealed
 
 
-def _open(key: bytes, blob: bytes, aad: bytes, cipher: Cipher = "aes_gcm") -> bytes:
-    """Open ``nonce || ct || tag``; any failure raises DecryptionFailed."""
+def open_with(primitive: Primitive, blob: bytes, aad: bytes) -> bytes:
+    """Open ``nonce || ct || tag`` with a prepared ``primitive``; any failure raises
+    DecryptionFailed."""
     try:
-        primitive = _primitive(cipher, key)
         data = _check_bytes("blob", blob)
         associated = _check_bytes("aad", aad)
         if len(data) < NONCE_SIZE + TAG_SIZE:
@@ -88,6 +87,22 @@ def _open(key: bytes, blob: bytes, aad: bytes, cipher: Cipher = "aes_gcm") -> by
     except Exception:
         # Uniform on purpose: no detail, no chained cause (no oracle).
         raise DecryptionFailed() from None
+
+
+def _seal_with_nonce(
+    key: bytes, nonce: bytes, plaintext: bytes, aad: bytes, cipher: Cipher = "aes_gcm"
+) -> bytes:
+    """Seal with an explicit 12-byte ``nonce`` (known-answer tests only)."""
+    return seal_with(_primitive(cipher, key), nonce, plaintext, aad)
+
+
+def _open(key: bytes, blob: bytes, aad: bytes, cipher: Cipher = "aes_gcm") -> bytes:
+    """Open ``nonce || ct || tag``; any failure raises DecryptionFailed."""
+    try:
+        primitive = _primitive(cipher, key)
+    except Exception:
+        raise DecryptionFailed() from None
+    return open_with(primitive, blob, aad)
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes, cipher: Cipher = "aes_gcm") -> bytes:

@@ -9,6 +9,7 @@ it to the output size so that every imported key meets that).
 from __future__ import annotations
 
 import hmac as _hmac
+import os
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes
@@ -57,27 +58,29 @@ class AeadKeyHandle(KeyHandle):
     for any failure.
     """
 
-    __slots__ = ("_cipher", "_key")
+    __slots__ = ("_key", "_primitive")
 
     def __init__(self, spec: AlgorithmSpec, material: bytes) -> None:
         super().__init__(spec)
         self._key = _check_material(spec, material)
-        self._cipher: aead.Cipher = "aes_gcm" if spec.family == "aes_gcm" else "chacha20_poly1305"
+        cipher: aead.Cipher = "aes_gcm" if spec.family == "aes_gcm" else "chacha20_poly1305"
+        # Built once per loaded key: the handle is cached, so this is off the hot path.
+        self._primitive = aead._primitive(cipher, self._key)
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """Seal ``plaintext`` with ``aad``; returns ``nonce(12) || ct || tag(16)``.
 
         Raises InvalidArgument for non-bytes arguments or an oversize plaintext.
         """
-        return aead._seal(self._key, plaintext, aad, self._cipher)
+        return aead.seal_with(self._primitive, os.urandom(aead.NONCE_SIZE), plaintext, aad)
 
     def _encrypt_with_nonce(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         # Known-answer tests only: production code never chooses a nonce.
-        return aead._seal_with_nonce(self._key, nonce, plaintext, aad, self._cipher)
+        return aead.seal_with(self._primitive, nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         """Open ``nonce || ct || tag``; any failure raises DecryptionFailed."""
-        return aead._open(self._key, blob, aad, self._cipher)
+        return aead.open_with(self._primitive, blob, aad)
 
 
 class HmacKeyHandle(KeyHandle):

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+from binascii import b2a_base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ def header(key_id: str, version: int) -> str:
 
 def canonical_context(context: Mapping[str, str] | None) -> bytes:
     """Canonical bytes of an encryption context: JSON with sorted keys, no spaces, UTF-8."""
+    if not context:
+        return b"{}"
     return json.dumps(dict(context or {}), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
 
@@ -49,7 +52,8 @@ class Ciphertext:
     body: bytes
 
     def encode(self) -> str:
-        return f"{header(self.key_id, self.version)}:{base64.b64encode(self.body).decode('ascii')}"
+        body = b2a_base64(self.body, newline=False).decode("ascii")
+        return f"{header(self.key_id, self.version)}:{body}"
 
     @classmethod
     def parse(cls, text: str) -> Ciphertext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -39,10 +40,15 @@ class Metrics:
                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                           0.25, 0.5, 1.0, 2.5))
         self.registry.register(_StateCollector(keys_by_state, sealed))
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe(self, route: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(route, outcome).inc()
-        self.latency.labels(route).observe(seconds)
+        child = self._children.get((route, outcome))
+        if child is None:
+            child = self._children[(route, outcome)] = (
+                self.requests.labels(route, outcome), self.latency.labels(route))
+        child[0].inc()
+        child[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

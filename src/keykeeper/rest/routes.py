@@ -23,12 +23,15 @@ class Route:
     auth: bool = True            # needs a bearer token
     unsealed: bool = True        # answers 503 sealed while sealed
     offload: bool = True         # run in the thread pool (storage-bound); False: inline
+    audit: bool = True           # write an audit record (all but the health probe)
+    query: bool = False          # reads query parameters
 
 
 K = "/v1/keys/{key}"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/sys/health", "sys.health", h.health, None, s.Health,
-          "Initialization and seal status", auth=False, unsealed=False, offload=False),
+          "Initialization and seal status", auth=False, unsealed=False, offload=False,
+          audit=False),
     Route("POST", "/v1/sys/init", "sys.init", h.init, s.InitRequest, s.InitResponse,
           "Create the root key and the first admin token (once)", auth=False, unsealed=False),
     Route("POST", "/v1/sys/unseal", "sys.unseal", h.unseal, s.UnsealRequest, s.Health,
@@ -38,7 +41,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/keys", "key.create", h.create_key, s.CreateKeyRequest, s.KeyOut,
           "Create a key", status=201),
     Route("GET", "/v1/keys", "key.list", h.list_keys, None, s.KeyList,
-          "List keys (filters: namespace, state, purpose, label=name=value; paginated)"),
+          "List keys (filters: namespace, state, purpose, label=name=value; paginated)",
+          query=True),
     Route("GET", K, "key.get", h.get_key, None, s.KeyOut, "Show a key"),
     Route("PATCH", K, "key.update", h.update_key, s.UpdateKeyRequest, s.KeyOut,
           "Update description and labels"),
@@ -76,7 +80,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", K + "/verify-mac", "verify_mac", h.verify_mac, s.VerifyMacRequest, s.Valid,
           "Verify a MAC", offload=False),
     Route("GET", K + "/public-key", "public_key", h.public_key, None, s.PublicKeyResponse,
-          "Public key (PEM) of an asymmetric key version (?version=N)", offload=False),
+          "Public key (PEM) of an asymmetric key version (?version=N)", offload=False,
+          query=True),
     Route("POST", K + "/encapsulate", "encapsulate", h.encapsulate, s.EncapsulateRequest,
           s.EncapsulateResponse, "ML-KEM encapsulation", offload=False),
     Route("POST", K + "/decapsulate", "decapsulate", h.decapsulate, s.DecapsulateRequest,

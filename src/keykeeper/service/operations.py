@@ -12,15 +12,27 @@ by domain/states.py; every decryption failure is the one uniform
 from __future__ import annotations
 
 import os
+from binascii import b2a_base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from keykeeper.crypto import KeyHandle, random_bytes
 from keykeeper.crypto.registry import Purpose
-from keykeeper.domain.ciphertext import Ciphertext, associated_data
+from keykeeper.domain.ciphertext import (
+    Ciphertext,
+    associated_data,
+    canonical_context,
+    header,
+)
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import Use, check_key_use
-from keykeeper.errors import DecryptionFailed, FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.errors import (
+    DecryptionFailed,
+    FailedPrecondition,
+    InvalidArgument,
+    KeykeeperError,
+    NotFound,
+)
 from keykeeper.service.context import RequestContext
 from keykeeper.service.lookup import KeyLookup
 
@@ -111,13 +123,39 @@ class Crypto:
     def encrypt_batch(self, ctx: RequestContext, ref: str,
                       items: list[tuple[bytes, Mapping[str, str] | None, int | None]],
                       ) -> list[Encrypted | Exception]:
+        """Encrypt each item; an item's own error is returned in its place.
+
+        The key, each version's handle and its header are resolved once per batch.
+        """
         key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
+        prepared: dict[int | None, tuple[KeyHandle, int, str, bytes] | KeykeeperError] = {}
         out: list[Encrypted | Exception] = []
         for plaintext, context, version in items:
+            entry = prepared.get(version)
+            if entry is None:
+                try:
+                    handle = self._handle(ctx, key, version, Use.PROTECT)
+                    number = ctx.key_version
+                    assert number is not None
+                    head = header(key.id, number)
+                    entry = (handle, number, head, head.encode("ascii") + b"\x00")
+                except (InvalidArgument, FailedPrecondition, NotFound) as exc:
+                    entry = exc
+                prepared[version] = entry
+            if isinstance(entry, KeykeeperError):
+                out.append(type(entry)(entry.detail))
+                continue
+            if len(plaintext) > MAX_PLAINTEXT:
+                out.append(InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes"))
+                continue
+            handle, number, head, aad_prefix = entry
             try:
-                out.append(self._encrypt(ctx, key, plaintext, context, version))
-            except (InvalidArgument, FailedPrecondition, NotFound) as exc:
+                aad = aad_prefix + canonical_context(_check_context(context))
+                body = handle.encrypt(plaintext, aad)
+            except InvalidArgument as exc:
                 out.append(exc)
+                continue
+            out.append(Encrypted(f"{head}:{b2a_base64(body, newline=False).decode()}", number))
         ctx.key_version = None
         return out
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 
 from keykeeper import __version__
 from keykeeper.custody.passphrase import SealedRoot, seal_root_key, unseal_root_key
 from keykeeper.domain.names import DEFAULT_NAMESPACE
-from keykeeper.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from keykeeper.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+)
 from keykeeper.service.auth import hash_token, new_token
 from keykeeper.service.deps import Deps
 from keykeeper.store.system import NamespaceRow
@@ -39,6 +45,7 @@ class SystemService:
     def __init__(self, deps: Deps) -> None:
         self._d = deps
         self._initialized = False
+        self._unseal_lock = threading.Lock()
 
     def _sealed_root(self) -> SealedRoot | None:
         with self._d.reading() as conn:
@@ -87,11 +94,23 @@ class SystemService:
         return InitResult(root_token=token, unseal_passphrase=passphrase)
 
     def unseal(self, passphrase: str) -> Health:
+        """Unseal with the passphrase. One attempt at a time: Argon2id costs 64 MiB and
+        ~0.3 s, so a concurrent attempt is refused with ResourceExhausted instead of
+        queueing (a flood of unseal calls cannot exhaust memory)."""
+        if len(passphrase) > 1024:
+            raise InvalidArgument("passphrase is at most 1024 characters")
         sealed = self._sealed_root()
         if sealed is None:
             raise FailedPrecondition("keykeeper is not initialized; run init first")
-        if self._d.custody.sealed:
-            self._d.custody.unseal(unseal_root_key(sealed, passphrase))
+        if not self._d.custody.sealed:
+            return self.health()
+        if not self._unseal_lock.acquire(blocking=False):
+            raise ResourceExhausted("another unseal attempt is in progress; retry shortly")
+        try:
+            if self._d.custody.sealed:
+                self._d.custody.unseal(unseal_root_key(sealed, passphrase))
+        finally:
+            self._unseal_lock.release()
         return self.health()
 
     def seal(self) -> Health:
