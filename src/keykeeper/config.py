@@ -23,12 +23,14 @@ import secrets
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from keykeeper.audit.file_sink import FileAuditSink
 from keykeeper.custody.keyring import Custody
@@ -68,8 +70,12 @@ class Settings:
         )
 
 
-def build(settings: Settings) -> tuple[Starlette, Services]:
-    """Build every object of one server process from ``settings``."""
+def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Services]:
+    """Build every object of one server process from ``settings``.
+
+    ``sweeper`` runs scheduled destructions that fell due once a minute while the app
+    runs (single node; the leader-elected scheduler of the lifecycle issue replaces it).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
@@ -81,19 +87,16 @@ def build(settings: Settings) -> tuple[Starlette, Services]:
             return deps.keys.count_by_state(conn)
 
     metrics = Metrics(keys_by_state, lambda: deps.custody.sealed)
-    app = create_app(services, metrics)
+    app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None)
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
         services.system.unseal(passphrase)
     return app, services
 
 
-def _with_sweeper(app: Starlette, services: Services) -> Starlette:
-    """Run scheduled destructions that fell due, once a minute (single node; the
-    leader-elected scheduler of the lifecycle issue replaces this)."""
-
+def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Any) -> AsyncIterator[None]:
         async def sweep() -> None:
             while True:
                 try:
@@ -109,14 +112,12 @@ def _with_sweeper(app: Starlette, services: Services) -> Starlette:
             task.cancel()
             services.deps.custody.seal()
 
-    app.router.lifespan_context = lifespan
-    return app
+    return lifespan
 
 
-def app_factory() -> Starlette:
+def app_factory() -> ASGIApp:
     """The ASGI app of one uvicorn worker, configured from the environment."""
-    app, services = build(Settings.from_env())
-    return _with_sweeper(app, services)
+    return build(Settings.from_env(), sweeper=True)[0]
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:

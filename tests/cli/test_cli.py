@@ -385,3 +385,13 @@ def test_public_key_kem_random(cli: Cli) -> None:
     assert cli.run(["random", "2", "--hex"]).stdout == "0102\n"
     assert cli.last_json() == {"length": 2}
     assert cli.run(["random", "0"]).exit_code == 2
+
+
+def test_global_options_are_hoisted_from_after_the_subcommand() -> None:
+    from keykeeper.cli.main import hoist_global_options
+    assert hoist_global_options(["key", "list", "--format", "json"]) == [
+        "--format", "json", "key", "list"]
+    assert hoist_global_options(["encrypt", "k", "--addr=http://x", "--plaintext", "a"]) == [
+        "--addr=http://x", "encrypt", "k", "--plaintext", "a"]
+    assert hoist_global_options(["decrypt", "k", "--", "--format"]) == [
+        "decrypt", "k", "--", "--format"]

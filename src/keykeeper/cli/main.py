@@ -7,6 +7,7 @@ as one line ``error: <code>: <detail>`` on stderr; 2 a usage error (click);
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +83,34 @@ crypto_cmds.register(app)
 file_cmds.register(app)
 
 
+_GLOBAL_OPTIONS = ("--format", "--addr", "--token")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--format``, ``--addr`` and ``--token`` (with their values) to the front, so
+    they work after a subcommand too (``keykeeper key list --format json``), as Vault's
+    CLI allows. Anything after ``--`` is left alone."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(argv[i:i + 2])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="keykeeper")

@@ -12,6 +12,7 @@ Every operation a family does not support raises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from keykeeper.crypto.spec import AlgorithmSpec
@@ -119,6 +120,10 @@ class KeyHandle(_Sealed):
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         """Decrypt ``blob`` with ``aad``; any failure raises DecryptionFailed (uniform)."""
         self._unsupported("decrypt")
+
+    def encrypt_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """Encrypt each ``(plaintext, aad)``; the same blobs as :meth:`encrypt` one by one."""
+        return [self.encrypt(plaintext, aad) for plaintext, aad in items]
 
     def sign(self, data: bytes, *, prehashed: bool = False, signature_format: str = "der") -> bytes:
         """Sign ``data`` (or, with ``prehashed``, its digest); see the family's docstring."""

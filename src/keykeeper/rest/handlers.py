@@ -14,6 +14,7 @@ from keykeeper.rest.convert import key_out, version_out
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
 from keykeeper.service.keys import CreateKey
+from keykeeper.service.operations import Encrypted
 from keykeeper.store.keys import KeyFilter
 
 Params = Mapping[str, str]
@@ -137,10 +138,9 @@ def encrypt(svc: Services, ctx: RequestContext, p: Params,
         if not 1 <= len(body.items) <= 1000:
             raise InvalidArgument("items holds 1 to 1000 entries")
         ctx.items = len(body.items)
-        results = svc.crypto.encrypt_batch(
-            ctx, p["key"], [(i.plaintext, i.context, i.key_version) for i in body.items])
-        out = [s.EncryptResult(error=_item_error(r)) if isinstance(r, Exception)
-               else s.EncryptResult(ciphertext=r.ciphertext, key_version=r.key_version)
+        results = svc.crypto.encrypt_batch(ctx, p["key"], body.items)
+        result, error = s.EncryptResult, _item_error
+        out = [result(r[0], r[1]) if isinstance(r, Encrypted) else result(error=error(r))
                for r in results]
         ctx.failed_items = sum(1 for r in results if isinstance(r, Exception))
         return s.EncryptBatchResponse(items=out)

@@ -12,9 +12,11 @@ by domain/states.py; every decryption failure is the one uniform
 from __future__ import annotations
 
 import os
-from binascii import b2a_base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from pybase64 import b64encode_as_string
 
 from keykeeper.crypto import KeyHandle, random_bytes
 from keykeeper.crypto.registry import Purpose
@@ -30,7 +32,6 @@ from keykeeper.errors import (
     DecryptionFailed,
     FailedPrecondition,
     InvalidArgument,
-    KeykeeperError,
     NotFound,
 )
 from keykeeper.service.context import RequestContext
@@ -43,8 +44,18 @@ MAX_CONTEXT_PAIRS = 64
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
 
 
-@dataclass(frozen=True, slots=True)
-class Encrypted:
+class BatchItem(Protocol):
+    """One item of an encrypt batch (the REST struct has these attributes)."""
+
+    @property
+    def plaintext(self) -> bytes: ...
+    @property
+    def context(self) -> Mapping[str, str] | None: ...
+    @property
+    def key_version(self) -> int | None: ...
+
+
+class Encrypted(NamedTuple):
     ciphertext: str
     key_version: int
 
@@ -121,43 +132,54 @@ class Crypto:
         return handle.decrypt(parsed.body, aad), parsed.version
 
     def encrypt_batch(self, ctx: RequestContext, ref: str,
-                      items: list[tuple[bytes, Mapping[str, str] | None, int | None]],
-                      ) -> list[Encrypted | Exception]:
+                      items: Sequence[BatchItem]) -> list[Encrypted | Exception]:
         """Encrypt each item; an item's own error is returned in its place.
 
-        The key, each version's handle and its header are resolved once per batch.
+        The key, each version's handle and its header are resolved once per batch, and
+        the items of one version are sealed in one call (one nonce draw).
         """
         key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
-        prepared: dict[int | None, tuple[KeyHandle, int, str, bytes] | KeykeeperError] = {}
-        out: list[Encrypted | Exception] = []
-        for plaintext, context, version in items:
-            entry = prepared.get(version)
-            if entry is None:
-                try:
-                    handle = self._handle(ctx, key, version, Use.PROTECT)
-                    number = ctx.key_version
-                    assert number is not None
-                    head = header(key.id, number)
-                    entry = (handle, number, head, head.encode("ascii") + b"\x00")
-                except (InvalidArgument, FailedPrecondition, NotFound) as exc:
-                    entry = exc
-                prepared[version] = entry
-            if isinstance(entry, KeykeeperError):
-                out.append(type(entry)(entry.detail))
-                continue
-            if len(plaintext) > MAX_PLAINTEXT:
-                out.append(InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes"))
-                continue
-            handle, number, head, aad_prefix = entry
+        if all(i.key_version is None and len(i.plaintext) <= MAX_PLAINTEXT
+               and (not i.context or len(i.context) <= MAX_CONTEXT_PAIRS) for i in items):
+            # The common batch: every item valid, all under the primary version.
+            handle = self._handle(ctx, key, None, Use.PROTECT)
+            number = ctx.key_version
+            assert number is not None
+            ctx.key_version = None
+            head = header(key.id, number)
+            prefix = head.encode("ascii") + b"\x00"
+            blobs = handle.encrypt_many(
+                [(i.plaintext, prefix + canonical_context(i.context)) for i in items])
+            head += ":"
+            return [Encrypted(head + b64encode_as_string(b), number) for b in blobs]
+        out: list[Encrypted | Exception | None] = [None] * len(items)
+        groups: dict[int | None, list[int]] = {}
+        for i, item in enumerate(items):
+            if len(item.plaintext) > MAX_PLAINTEXT:
+                out[i] = InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
+            elif item.context and len(item.context) > MAX_CONTEXT_PAIRS:
+                out[i] = InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
+            else:
+                groups.setdefault(item.key_version, []).append(i)
+        for version, indices in groups.items():
             try:
-                aad = aad_prefix + canonical_context(_check_context(context))
-                body = handle.encrypt(plaintext, aad)
-            except InvalidArgument as exc:
-                out.append(exc)
+                handle = self._handle(ctx, key, version, Use.PROTECT)
+            except (InvalidArgument, FailedPrecondition, NotFound) as exc:
+                for i in indices:
+                    out[i] = type(exc)(exc.detail)
                 continue
-            out.append(Encrypted(f"{head}:{b2a_base64(body, newline=False).decode()}", number))
+            number = ctx.key_version
+            assert number is not None
+            head = header(key.id, number)
+            prefix = head.encode("ascii") + b"\x00"
+            blobs = handle.encrypt_many(
+                [(items[i].plaintext, prefix + canonical_context(items[i].context))
+                 for i in indices])
+            head += ":"
+            for i, blob in zip(indices, blobs, strict=True):
+                out[i] = Encrypted(head + b64encode_as_string(blob), number)
         ctx.key_version = None
-        return out
+        return [r for r in out if r is not None]
 
     def decrypt_batch(self, ctx: RequestContext, ref: str,
                       items: list[tuple[str, Mapping[str, str] | None]],

@@ -1,0 +1,5 @@
+"""``python -m keykeeper``: the CLI."""
+
+from keykeeper.cli.main import main
+
+main()
