@@ -5,8 +5,11 @@ Handlers only translate: every check, action and audit detail happens in service
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
+
+from pybase64 import b64decode
 
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.rest import schemas as s
@@ -27,6 +30,27 @@ def _int_param(params: Params, name: str) -> int | None:
     if not raw.isdigit() or len(raw) > 9:
         raise InvalidArgument(f"{name} must be a positive integer")
     return int(raw)
+
+
+def _decoded_items(items: list[s.EncryptItem]) -> list[_Item]:
+    """Decode each item's base64 plaintext (standard alphabet, padding required)."""
+    try:
+        return [_Item(b64decode(i.plaintext, validate=True), i.context, i.key_version)
+                for i in items]
+    except (binascii.Error, ValueError):
+        for n, i in enumerate(items):
+            try:
+                b64decode(i.plaintext, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidArgument("invalid request body: Invalid base64 encoded string - "
+                                      f"at `$.items[{n}].plaintext`") from None
+        raise
+
+
+class _Item(NamedTuple):
+    plaintext: bytes
+    context: dict[str, str] | None
+    key_version: int | None
 
 
 def _item_error(exc: Exception) -> s.ItemError:
@@ -138,7 +162,7 @@ def encrypt(svc: Services, ctx: RequestContext, p: Params,
         if not 1 <= len(body.items) <= 1000:
             raise InvalidArgument("items holds 1 to 1000 entries")
         ctx.items = len(body.items)
-        results = svc.crypto.encrypt_batch(ctx, p["key"], body.items)
+        results = svc.crypto.encrypt_batch(ctx, p["key"], _decoded_items(body.items))
         result, error = s.EncryptResult, _item_error
         out = [result(r[0], r[1]) if isinstance(r, Encrypted) else result(error=error(r))
                for r in results]
