@@ -197,6 +197,9 @@ class Renderer:
         params = [p["name"] for p in op.get("parameters", []) if p["in"] == "path"]
         if params:
             facts.append("path: " + ", ".join(f"`{{{p}}}`" for p in params))
+        query = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        if query:
+            facts.append("query: " + ", ".join(f"`{q}`" for q in query))
         out += [" · ".join(facts), ""]
         body = op.get("requestBody")
         if body:

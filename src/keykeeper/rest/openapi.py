@@ -16,6 +16,9 @@ _STATUSES = {400: "invalid_argument or decryption_failed", 401: "unauthenticated
              413: "payload_too_large", 503: "sealed or unavailable"}
 
 
+_INT_QUERY = {"page_size", "version"}
+
+
 def build_openapi() -> dict[str, Any]:
     types: list[Any] = [s.Problem]
     for r in ROUTES:
@@ -44,6 +47,9 @@ def build_openapi() -> dict[str, Any]:
                 "application/problem+json": {"schema": by_type[s.Problem]}}}
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                   for n in re.findall(r"{(\w+)}", r.path)]
+        params += [{"name": n, "in": "query", "required": False,
+                    "schema": {"type": "integer" if n in _INT_QUERY else "string"}}
+                   for n in r.query]
         if params:
             op["parameters"] = params
         if r.request is not None:

@@ -24,7 +24,7 @@ class Route:
     unsealed: bool = True        # answers 503 sealed while sealed
     offload: bool = True         # run in the thread pool (storage-bound); False: inline
     audit: bool = True           # write an audit record (all but the health probe)
-    query: bool = False          # reads query parameters
+    query: tuple[str, ...] = ()  # the query parameters it reads
 
 
 K = "/v1/keys/{key}"
@@ -42,7 +42,7 @@ ROUTES: tuple[Route, ...] = (
           "Create a key", status=201),
     Route("GET", "/v1/keys", "key.list", h.list_keys, None, s.KeyList,
           "List keys (filters: namespace, state, purpose, label=name=value; paginated)",
-          query=True),
+          query=("namespace", "state", "purpose", "label", "page_size", "page_token")),
     Route("GET", K, "key.get", h.get_key, None, s.KeyOut, "Show a key"),
     Route("PATCH", K, "key.update", h.update_key, s.UpdateKeyRequest, s.KeyOut,
           "Update description and labels"),
@@ -81,7 +81,7 @@ ROUTES: tuple[Route, ...] = (
           "Verify a MAC", offload=False),
     Route("GET", K + "/public-key", "public_key", h.public_key, None, s.PublicKeyResponse,
           "Public key (PEM) of an asymmetric key version (?version=N)", offload=False,
-          query=True),
+          query=("version",)),
     Route("POST", K + "/encapsulate", "encapsulate", h.encapsulate, s.EncapsulateRequest,
           s.EncapsulateResponse, "ML-KEM encapsulation", offload=False),
     Route("POST", K + "/decapsulate", "decapsulate", h.decapsulate, s.DecapsulateRequest,
