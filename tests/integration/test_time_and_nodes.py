@@ -102,3 +102,21 @@ def test_concurrent_rotations_make_distinct_versions(node: Node) -> None:
                                 range(8)))
     assert sorted(results) == list(range(2, 10))
     assert [v.version for v in svc.keys.get(node.ctx(), "busy").versions] == list(range(1, 10))
+
+
+def test_seal_reaches_every_node_within_one_second(node: Node, database_url: str) -> None:
+    other = make_node(database_url, node.clock)
+    other.services.system.unseal(PASSPHRASE)
+    assert other.services.system.sealed() is False
+    node.services.system.seal()
+    assert node.services.system.sealed() is True
+    started = time.monotonic()
+    while not other.services.system.sealed():
+        assert time.monotonic() - started < 1.5, "the other node did not seal"
+        time.sleep(0.05)
+    assert other.services.deps.custody.sealed and len(other.services.deps.custody.handles) == 0
+    # Unsealing a node again takes the new generation: it stays unsealed.
+    other.services.system.unseal(PASSPHRASE)
+    time.sleep(1.1)
+    assert other.services.system.sealed() is False
+    other.services.deps.engine.dispose()

@@ -95,7 +95,7 @@ class Endpoint:
         status, content_type, outcome = route.status, _JSON, "success"
         try:
             with svc.audit.audited(ctx, route.operation) if route.audit else nullcontext():
-                if route.unsealed and svc.deps.custody.sealed:
+                if route.unsealed and svc.system.sealed():
                     raise Sealed("keykeeper is sealed; unseal it first")
                 if route.auth:
                     ctx.principal = svc.auth.authenticate(_bearer(scope))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 from keykeeper import __version__
@@ -15,6 +17,7 @@ from keykeeper.errors import (
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
+    Unavailable,
 )
 from keykeeper.service.auth import hash_token, new_token
 from keykeeper.service.deps import Deps
@@ -22,7 +25,11 @@ from keykeeper.store.system import NamespaceRow
 
 __all__ = ["Health", "InitResult", "SystemService"]
 
+log = logging.getLogger("keykeeper.system")
+
 _SEAL_CONFIG = "seal.passphrase"
+_SEAL_GENERATION = "seal.generation"
+SEAL_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,8 @@ class SystemService:
         self._d = deps
         self._initialized = False
         self._unseal_lock = threading.Lock()
+        self._generation = 0
+        self._checked_at = 0.0
 
     def _sealed_root(self) -> SealedRoot | None:
         with self._d.reading() as conn:
@@ -58,7 +67,7 @@ class SystemService:
         return self._initialized
 
     def health(self) -> Health:
-        return Health(initialized=self.initialized(), sealed=self._d.custody.sealed,
+        return Health(initialized=self.initialized(), sealed=self.sealed(),
                       version=__version__)
 
     def init(self, passphrase: str | None = None, root_token: str | None = None) -> InitResult:
@@ -108,11 +117,44 @@ class SystemService:
             raise ResourceExhausted("another unseal attempt is in progress; retry shortly")
         try:
             if self._d.custody.sealed:
-                self._d.custody.unseal(unseal_root_key(sealed, passphrase))
+                root_key = unseal_root_key(sealed, passphrase)
+                self._generation = self._read_generation()
+                self._checked_at = time.monotonic()
+                self._d.custody.unseal(root_key)
         finally:
             self._unseal_lock.release()
         return self.health()
 
+    def _read_generation(self) -> int:
+        with self._d.reading() as conn:
+            return int(self._d.system.get_config(conn, _SEAL_GENERATION) or 0)
+
+    def sealed(self) -> bool:
+        """True while this process is sealed. At most once a second (``SEAL_CHECK_SECONDS``)
+        it also reads the seal generation from the store: a seal made by another worker or
+        node seals this process too, within a second. A store that cannot be read leaves
+        the state as it is (the request then fails on its own storage access)."""
+        custody = self._d.custody
+        if custody.sealed:
+            return True
+        now = time.monotonic()
+        if now - self._checked_at >= SEAL_CHECK_SECONDS:
+            self._checked_at = now
+            try:
+                generation = self._read_generation()
+            except Unavailable:
+                return False
+            if generation > self._generation:
+                log.warning("sealed by another process (seal generation %d)", generation)
+                custody.seal()
+                return True
+        return False
+
     def seal(self) -> Health:
+        """Seal this process now, and every other worker and node within a second (the seal
+        generation in the store moves on; see :meth:`sealed`)."""
         self._d.custody.seal()
+        with self._d.transaction() as conn:
+            generation = int(self._d.system.get_config(conn, _SEAL_GENERATION) or 0)
+            self._d.system.set_config(conn, _SEAL_GENERATION, generation + 1)
         return self.health()

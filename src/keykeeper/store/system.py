@@ -47,6 +47,13 @@ class SystemRepository:
         except IntegrityError:
             raise AlreadyExists(f"configuration '{name}' already exists") from None
 
+    def set_config(self, conn: Connection, name: str, value: Any) -> None:
+        """Insert or replace one configuration value."""
+        updated = conn.execute(update(system_config).where(system_config.c.name == name)
+                               .values(value=json.dumps(value)))
+        if updated.rowcount == 0:
+            conn.execute(insert(system_config).values(name=name, value=json.dumps(value)))
+
     def insert_namespace(self, conn: Connection, row: NamespaceRow) -> None:
         try:
             conn.execute(insert(namespaces).values(
