@@ -114,3 +114,16 @@ def test_envelope_stream_through_server(live_server: ServerProcess) -> None:
         truncated = sealed.getvalue()[:-100]
         with pytest.raises(DecryptionFailed):
             decrypt_stream(kk, io.BytesIO(truncated), io.BytesIO(), context={"file": "a"})
+
+
+def test_cli_bad_address_and_passphrase_file(live_server: ServerProcess, tmp_path: Path) -> None:
+    env = {**os.environ, "KEYKEEPER_ADDR": "http://[::1", "KEYKEEPER_TOKEN": "x"}
+    r = subprocess.run([*KEYKEEPER, "key", "list"], capture_output=True, env=env, timeout=60,
+                       check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr.decode()
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+    bad = tmp_path / "pass"
+    bad.write_bytes(b"\xff\xfe\x00")
+    r = cli(live_server, "unseal", "--passphrase-file", str(bad))
+    assert r.returncode != 0 and "Traceback" not in r.stderr.decode()
+    assert "UTF-8" in r.stderr.decode()

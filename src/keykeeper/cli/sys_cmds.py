@@ -21,7 +21,14 @@ STORE_WARNING = (
 
 
 def _read_secret_file(path: Path) -> str:
-    value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{path} is not UTF-8 text",
+                                 param_hint="--passphrase-file") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}",
+                                 param_hint="--passphrase-file") from None
     if not value:
         raise typer.BadParameter(f"{path} is empty", param_hint="--passphrase-file")
     return value

@@ -133,12 +133,15 @@ class Http:
     ) -> None:
         self.addr = (addr or os.environ.get("KEYKEEPER_ADDR") or DEFAULT_ADDR).rstrip("/")
         self.token = token if token is not None else os.environ.get("KEYKEEPER_TOKEN")
-        self._client = httpx.Client(
-            base_url=self.addr,
-            timeout=timeout,
-            transport=transport,
-            headers={"user-agent": USER_AGENT, "accept": "application/json"},
-        )
+        try:
+            self._client = httpx.Client(
+                base_url=self.addr,
+                timeout=timeout,
+                transport=transport,
+                headers={"user-agent": USER_AGENT, "accept": "application/json"},
+            )
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
 
     def close(self) -> None:
         self._client.close()
@@ -171,6 +174,8 @@ class Http:
         except httpx.TransportError as exc:
             reason = type(exc).__name__
             raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
         ctype = response.headers.get("content-type", "")
         if response.status_code >= 400 or ctype.startswith("application/problem+json"):
             raise _error_from(response)

@@ -23,6 +23,7 @@ __all__ = ["Argon2Params", "SealedRoot", "seal_root_key", "unseal_root_key"]
 
 _AAD = b"keykeeper/seal/passphrase/v1"
 MIN_PASSPHRASE_LENGTH = 12
+MAX_PASSPHRASE_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,9 @@ class SealedRoot:
 
 def seal_root_key(root_key: bytes, passphrase: str) -> SealedRoot:
     """Wrap ``root_key`` (32 bytes) under ``passphrase``; InvalidArgument if it is too short."""
-    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
-        raise InvalidArgument(f"passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters")
+    if not MIN_PASSPHRASE_LENGTH <= len(passphrase) <= MAX_PASSPHRASE_LENGTH:
+        raise InvalidArgument(f"passphrase must be {MIN_PASSPHRASE_LENGTH} to "
+                              f"{MAX_PASSPHRASE_LENGTH} characters")
     params = Argon2Params(salt=os.urandom(16))
     return SealedRoot(params=params, wrapped_root_key=aead_seal(params.derive(passphrase),
                                                                 root_key, _AAD))

@@ -20,9 +20,16 @@ _KEY_ID = re.compile(r"k-[0-9a-f]{32}")
 
 
 def validate_name(value: str, what: str = "name") -> str:
-    """Return ``value`` if it is a valid name; else raise :class:`InvalidArgument`."""
+    """Return ``value`` if it is a valid name; else raise :class:`InvalidArgument`.
+
+    A name shaped like a key id (``k-`` and 32 hex digits) is refused too, so that a bare
+    reference can never mean two keys.
+    """
     if not _NAME.fullmatch(value):
         raise InvalidArgument(f"{what} must match [A-Za-z0-9._-]{{1,128}}")
+    if _KEY_ID.fullmatch(value):
+        raise InvalidArgument(f"{what} must not have the form of a key id (k- and 32 hex "
+                              "digits)")
     return value
 
 

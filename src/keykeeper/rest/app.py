@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import msgspec
@@ -42,7 +43,7 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
     endpoints = {r: Endpoint(svc, metrics, r) for r in ROUTES}
     routes = [StarletteRoute(r.path, endpoints[r], methods=[r.method]) for r in ROUTES]
     data_plane = {(r.method, r.path.rsplit("/", 1)[1]): endpoints[r] for r in ROUTES
-                  if not r.offload and r.path.startswith("/v1/keys/{key}/")}
+                  if r.path.count("/") == 4 and r.path.startswith("/v1/keys/{key}/")}
     openapi = _encoder.encode(build_openapi())
 
     async def openapi_endpoint(request: Request) -> Response:
@@ -64,13 +65,16 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
             err.http_status = 405
         else:
             err = error_for_code("invalid_argument")(exc.detail or "bad request")
-        return problem_response(err, "-")
+        return problem_response(err, secrets.token_hex(8))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
-        return problem_response(Internal(), "-")
+        return problem_response(Internal(), secrets.token_hex(8))
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error,
                                                        Exception: internal_error},
                     lifespan=lifespan)
+    # No 307 to a slash-terminated path: its Location would follow the client's Host header
+    # and a client that follows it would resend the body (plaintext) there.
+    app.router.redirect_slashes = False
     return DataPlaneDispatch(app, data_plane)

@@ -60,7 +60,8 @@ def _bearer(scope: Scope) -> str | None:
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
     length = _header(scope, b"content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+    if length is not None and (not (length.isascii() and length.isdigit())
+                               or int(length) > MAX_BODY):
         raise PayloadTooLarge(_TOO_LARGE)
     chunks: list[bytes] = []
     size = 0
@@ -113,7 +114,9 @@ class Endpoint:
                     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                       keep_blank_values=True)
                     params = {**dict(query), **params}
-                if route.offload:
+                # Batches go to the thread pool: 1,000 RSA items would hold the event loop
+                # for over a second; there the GIL is handed over every switch interval.
+                if route.offload or getattr(body, "items", None) is not None:
                     result = await run_in_threadpool(route.handler, svc, ctx, params, body)
                 else:
                     result = route.handler(svc, ctx, params, body)

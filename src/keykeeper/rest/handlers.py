@@ -27,7 +27,7 @@ def _int_param(params: Params, name: str) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise InvalidArgument(f"{name} must be a positive integer")
     return int(raw)
 

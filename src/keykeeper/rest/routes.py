@@ -22,7 +22,8 @@ class Route:
     status: int = 200
     auth: bool = True            # needs a bearer token
     unsealed: bool = True        # answers 503 sealed while sealed
-    offload: bool = True         # run in the thread pool (storage-bound); False: inline
+    offload: bool = True         # run in the thread pool (storage- or CPU-bound); False:
+                                 # inline on the event loop, except batches (``items``)
     audit: bool = True           # write an audit record (all but the health probe)
     query: tuple[str, ...] = ()  # the query parameters it reads
 
@@ -72,9 +73,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", K + "/data-key", "data_key", h.data_key, s.DataKeyRequest, s.DataKeyResponse,
           "Generate a data-encryption key", offload=False),
     Route("POST", K + "/sign", "sign", h.sign, s.SignRequest, s.SignResponse,
-          "Sign a message or a digest", offload=False),
+          "Sign a message or a digest"),
     Route("POST", K + "/verify", "verify", h.verify, s.VerifyRequest, s.Valid,
-          "Verify a signature", offload=False),
+          "Verify a signature"),
     Route("POST", K + "/mac", "mac", h.mac, s.MacRequest, s.MacResponse, "Compute a MAC",
           offload=False),
     Route("POST", K + "/verify-mac", "verify_mac", h.verify_mac, s.VerifyMacRequest, s.Valid,
@@ -83,9 +84,9 @@ ROUTES: tuple[Route, ...] = (
           "Public key (PEM) of an asymmetric key version (?version=N)", offload=False,
           query=("version",)),
     Route("POST", K + "/encapsulate", "encapsulate", h.encapsulate, s.EncapsulateRequest,
-          s.EncapsulateResponse, "ML-KEM encapsulation", offload=False),
+          s.EncapsulateResponse, "ML-KEM encapsulation"),
     Route("POST", K + "/decapsulate", "decapsulate", h.decapsulate, s.DecapsulateRequest,
-          s.DecapsulateResponse, "ML-KEM decapsulation", offload=False),
+          s.DecapsulateResponse, "ML-KEM decapsulation"),
     Route("POST", "/v1/random", "random", h.random, s.RandomRequest, s.RandomResponse,
           "Random bytes from the OS CSPRNG", offload=False),
 )

@@ -245,25 +245,28 @@ class KeyAdmin:
             key = self._locked(conn, ctx, ref)
             check_transition("compromise", key.state)
             now = self._d.clock()
-            self._d.keys.update(conn, key.id, state=str(KeyState.COMPROMISED), updated_at=now,
-                                compromised_at=now, compromise_reason=reason,
-                                destruction_time=None)
+            # A key already pending destruction stays pending: compromise never delays a
+            # destruction; it will end as destroyed-compromised.
+            to = (KeyState.PENDING_DESTRUCTION if key.state == KeyState.PENDING_DESTRUCTION
+                  else KeyState.COMPROMISED)
+            self._d.keys.update(conn, key.id, state=str(to), updated_at=now,
+                                compromised_at=now, compromise_reason=reason)
             for v in key.versions:
                 if v.state in (VersionState.ACTIVE, VersionState.SUSPENDED,
                                VersionState.DEACTIVATED):
                     self._d.keys.update_version(conn, key.id, v.version,
                                                 state=str(VersionState.COMPROMISED))
             self._d.keys.record_event(conn, key_id=key.id, action="compromise",
-                                      from_state=str(key.state),
-                                      to_state=str(KeyState.COMPROMISED), principal=_who(ctx),
-                                      at=now, reason=reason)
+                                      from_state=str(key.state), to_state=str(to),
+                                      principal=_who(ctx), at=now, reason=reason)
             result = self._reload(conn, key)
         self._lookup.forget(key)
         return result
 
     def destroy_version(self, ctx: RequestContext, ref: str, version: int) -> KeyVersion:
         """Crypto-erase one version now: its wrapped material is deleted, metadata kept.
-        FailedPrecondition for the primary version of a usable key (rotate first)."""
+        FailedPrecondition for the primary version in any state (rotate first), so that an
+        enabled key always has a usable primary version."""
         self._lookup.require_unsealed()
         ctx.key_version = version
         with self._d.transaction() as conn:
@@ -274,9 +277,10 @@ class KeyAdmin:
                 raise NotFound(f"key '{ref}' has no version {version}")
             if target.state in (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED):
                 raise FailedPrecondition(f"key version {version} is already destroyed")
-            if version == key.primary_version and key.state == KeyState.ACTIVE:
+            if version == key.primary_version:
                 raise FailedPrecondition(
-                    "cannot destroy the primary version of an active key; rotate first")
+                    "cannot destroy the primary version; rotate first, or schedule the "
+                    "destruction of the whole key")
             now = self._d.clock()
             to = (VersionState.DESTROYED_COMPROMISED if target.state == VersionState.COMPROMISED
                   else VersionState.DESTROYED)

@@ -148,10 +148,14 @@ class Crypto:
             ctx.key_version = None
             head = header(key.id, number)
             prefix = head.encode("ascii") + b"\x00"
-            blobs = handle.encrypt_many(
-                [(i.plaintext, prefix + canonical_context(i.context)) for i in items])
-            head += ":"
-            return [Encrypted(head + b64encode_as_string(b), number) for b in blobs]
+            try:
+                blobs = handle.encrypt_many(
+                    [(i.plaintext, prefix + canonical_context(i.context)) for i in items])
+            except InvalidArgument:
+                blobs = None  # some item is refused (e.g. too long for RSA-OAEP): per item
+            if blobs is not None:
+                head += ":"
+                return [Encrypted(head + b64encode_as_string(b), number) for b in blobs]
         out: list[Encrypted | Exception | None] = [None] * len(items)
         groups: dict[int | None, list[int]] = {}
         for i, item in enumerate(items):
@@ -172,12 +176,14 @@ class Crypto:
             assert number is not None
             head = header(key.id, number)
             prefix = head.encode("ascii") + b"\x00"
-            blobs = handle.encrypt_many(
-                [(items[i].plaintext, prefix + canonical_context(items[i].context))
-                 for i in indices])
-            head += ":"
-            for i, blob in zip(indices, blobs, strict=True):
-                out[i] = Encrypted(head + b64encode_as_string(blob), number)
+            for i in indices:
+                try:
+                    blob = handle.encrypt(items[i].plaintext,
+                                          prefix + canonical_context(items[i].context))
+                except InvalidArgument as exc:
+                    out[i] = exc
+                    continue
+                out[i] = Encrypted(f"{head}:{b64encode_as_string(blob)}", number)
         ctx.key_version = None
         return [r for r in out if r is not None]
 

@@ -10,7 +10,12 @@ import time
 from dataclasses import dataclass
 
 from keykeeper import __version__
-from keykeeper.custody.passphrase import SealedRoot, seal_root_key, unseal_root_key
+from keykeeper.custody.passphrase import (
+    MAX_PASSPHRASE_LENGTH,
+    SealedRoot,
+    seal_root_key,
+    unseal_root_key,
+)
 from keykeeper.domain.names import DEFAULT_NAMESPACE
 from keykeeper.errors import (
     AlreadyExists,
@@ -30,6 +35,8 @@ log = logging.getLogger("keykeeper.system")
 _SEAL_CONFIG = "seal.passphrase"
 _SEAL_GENERATION = "seal.generation"
 SEAL_CHECK_SECONDS = 1.0
+UNSEAL_WAITERS = 8
+UNSEAL_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class SystemService:
         self._d = deps
         self._initialized = False
         self._unseal_lock = threading.Lock()
+        self._unseal_waiters = threading.BoundedSemaphore(UNSEAL_WAITERS)
         self._generation = 0
         self._checked_at = 0.0
 
@@ -103,26 +111,31 @@ class SystemService:
         return InitResult(root_token=token, unseal_passphrase=passphrase)
 
     def unseal(self, passphrase: str) -> Health:
-        """Unseal with the passphrase. One attempt at a time: Argon2id costs 64 MiB and
-        ~0.3 s, so a concurrent attempt is refused with ResourceExhausted instead of
-        queueing (a flood of unseal calls cannot exhaust memory)."""
-        if len(passphrase) > 1024:
-            raise InvalidArgument("passphrase is at most 1024 characters")
+        """Unseal with the passphrase; InvalidArgument if it is wrong, even when already
+        unsealed. Argon2id costs 64 MiB and ~0.3 s, so attempts run one at a time; at most
+        ``UNSEAL_WAITERS`` wait (up to ``UNSEAL_WAIT_SECONDS``) and any more are refused with
+        ResourceExhausted, so a flood of unseal calls cannot exhaust memory."""
+        if len(passphrase) > MAX_PASSPHRASE_LENGTH:
+            raise InvalidArgument(f"passphrase is at most {MAX_PASSPHRASE_LENGTH} characters")
         sealed = self._sealed_root()
         if sealed is None:
             raise FailedPrecondition("keykeeper is not initialized; run init first")
-        if not self._d.custody.sealed:
-            return self.health()
-        if not self._unseal_lock.acquire(blocking=False):
-            raise ResourceExhausted("another unseal attempt is in progress; retry shortly")
+        if not self._unseal_waiters.acquire(blocking=False):
+            raise ResourceExhausted("too many unseal attempts in progress; retry shortly")
         try:
-            if self._d.custody.sealed:
+            if not self._unseal_lock.acquire(timeout=UNSEAL_WAIT_SECONDS):
+                raise ResourceExhausted("another unseal attempt is in progress; retry shortly")
+            try:
+                # Checked even when already unsealed, so a wrong passphrase is always an error.
                 root_key = unseal_root_key(sealed, passphrase)
-                self._generation = self._read_generation()
-                self._checked_at = time.monotonic()
-                self._d.custody.unseal(root_key)
+                if self._d.custody.sealed:
+                    self._generation = self._read_generation()
+                    self._checked_at = time.monotonic()
+                    self._d.custody.unseal(root_key)
+            finally:
+                self._unseal_lock.release()
         finally:
-            self._unseal_lock.release()
+            self._unseal_waiters.release()
         return self.health()
 
     def _read_generation(self) -> int:

@@ -47,11 +47,14 @@ def _encode_token(namespace: str, name: str) -> str:
 
 def _decode_token(token: str) -> tuple[str, str]:
     try:
-        namespace, name = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(namespace, str) or not isinstance(name, str):
+        if len(token) > 1024:
             raise ValueError
-        return namespace, name
-    except (ValueError, TypeError):
+        value = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, str) for v in value)):
+            raise ValueError
+        return value[0], value[1]
+    except (ValueError, TypeError, RecursionError, UnicodeError):
         raise InvalidArgument("page_token is not valid") from None
 
 
