@@ -32,6 +32,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
+from keykeeper import __version__
 from keykeeper.audit.file_sink import FileAuditSink
 from keykeeper.custody.keyring import Custody
 from keykeeper.errors import InvalidArgument, KeykeeperError
@@ -191,6 +192,11 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
                               "KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    if not dev:
+        print(f"keykeeper {__version__} listening on http://{host}:{port} ({workers} worker(s));"
+              f" data: {settings.data_dir}; database: {engine.url.render_as_string()}\n"
+              "It starts sealed: run `keykeeper init` once, then `keykeeper unseal` after "
+              "every start.", file=sys.stderr, flush=True)
     config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,
                             workers=workers, log_level="warning", access_log=False,
                             server_header=False)

@@ -271,7 +271,7 @@ def test_key_versions_and_destroy(cli: Cli) -> None:
     res = cli.run(["key", "versions", "k"])
     assert res.exit_code == 0 and "active" in res.stdout
     cli.reply(dict(v, state="destroyed", destroyed_at="2025-02-01T00:00:00Z"))
-    res = cli.run(["--format", "json", "key", "destroy-version", "k", "1"])
+    res = cli.run(["--format", "json", "key", "destroy-version", "k", "1", "--yes"])
     assert json.loads(res.stdout)["state"] == "destroyed"
     assert cli.last.url.path == "/v1/keys/k/versions/1/destroy"
     assert cli.run(["key", "schedule-destruction", "k", "--pending-days", "3"]).exit_code == 2
@@ -395,3 +395,22 @@ def test_global_options_are_hoisted_from_after_the_subcommand() -> None:
         "--addr=http://x", "encrypt", "k", "--plaintext", "a"]
     assert hoist_global_options(["decrypt", "k", "--", "--format"]) == [
         "decrypt", "k", "--", "--format"]
+
+
+def test_destroy_version_needs_yes_when_not_interactive(cli: Any) -> None:
+    res = cli.run(["key", "destroy-version", "k", "1"])
+    assert res.exit_code == 2
+    assert "--yes" in res.output
+
+
+def test_usage_errors_are_one_line() -> None:
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "keykeeper", "key", "compromise", "k"],
+                       capture_output=True, timeout=60, check=False)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip().splitlines() == [
+        "error: usage: Missing option '--reason'. (see --help)"]
+    v = subprocess.run([sys.executable, "-m", "keykeeper", "--version"], capture_output=True,
+                       timeout=60, check=False)
+    assert v.returncode == 0 and v.stdout.decode().startswith("keykeeper ")

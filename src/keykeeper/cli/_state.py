@@ -72,13 +72,14 @@ def _cell(value: Any) -> str:
 
 
 def emit_fields(rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
-    """A two-column field/value table for people."""
-    table = Table(title=title, show_header=False, box=None, pad_edge=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in rows:
-        table.add_row(name, _cell(value))
-    console().print(table)
+    """``name  value`` lines for people. Plain text, never wrapped by us, so a long value
+    (a ciphertext, a token) copies out of the terminal intact."""
+    pairs = [(name, _cell(value)) for name, value in rows]
+    width = max((len(name) for name, _ in pairs), default=0)
+    if title:
+        typer.echo(title)
+    for name, value in pairs:
+        typer.echo(f"{name.ljust(width)}  {value}")
 
 
 def _duration(seconds: int | None) -> str | None:
@@ -122,7 +123,10 @@ def emit_key(state: State, key: Key) -> None:
 
 
 def emit_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(*columns, header_style="bold")
+    """A table for people; narrow terminals fold cells rather than cut them."""
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
     console().print(table)
@@ -183,7 +187,8 @@ def stdout_bytes(data: bytes) -> None:
 def write_bytes(data: bytes, out: Path | None) -> None:
     """Raw bytes to ``out`` or, when None or ``-``, to stdout."""
     if out is None or str(out) == "-":
-        stdout_bytes(data)
+        # A newline only for a person at a terminal: piped output stays byte-exact.
+        stdout_bytes(data + b"\n" if is_stdout_tty() and not data.endswith(b"\n") else data)
     else:
         out.write_bytes(data)
 

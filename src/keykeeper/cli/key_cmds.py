@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from keykeeper.cli._state import (
@@ -31,11 +33,21 @@ def _period(value: str | None) -> int | str | None:
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Key name, or namespace:name."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n"),
+    namespace: str | None = typer.Option(None, "--namespace", "-n",
+                                         help="Namespace [default: default]."),
     purpose: str | None = typer.Option(None, "--purpose", help="encrypt | sign | mac | kem"),
-    algorithm: str | None = typer.Option(None, "--algorithm", help="e.g. AES_256_GCM, ED25519"),
+    algorithm: str | None = typer.Option(
+        None, "--algorithm",
+        help="AES_256_GCM (default for encrypt), AES_128_GCM, CHACHA20_POLY1305, "
+        "RSA_OAEP_3072_SHA256, RSA_OAEP_4096_SHA256, ECDSA_P256_SHA256 (default for sign), "
+        "ECDSA_P384_SHA384, ECDSA_P521_SHA512, ED25519, RSA_PSS_3072_SHA256, "
+        "RSA_PSS_4096_SHA256, RSA_PKCS1_3072_SHA256, RSA_PKCS1_4096_SHA256, ML_DSA_44, "
+        "ML_DSA_65, ML_DSA_87, HMAC_SHA256 (default for mac), HMAC_SHA384, HMAC_SHA512, "
+        "ML_KEM_768 (default for kem), ML_KEM_1024; see docs/algorithms.md"),
     rotation_period: str | None = typer.Option(
-        None, "--rotation-period", help="Seconds, or e.g. 90d, 12h."
+        None, "--rotation-period",
+        help="Seconds, or e.g. 90d, 12h (at least 1h). Recorded with next_rotation_time; "
+        "this release does not rotate automatically yet."
     ),
     label: list[str] | None = typer.Option(None, "--label", help="k=v, repeatable."),
     description: str | None = typer.Option(None, "--description"),
@@ -61,7 +73,7 @@ def create(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    namespace: str | None = typer.Option(None, "--namespace", "-n"),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Only this namespace."),
     state_: str | None = typer.Option(None, "--state"),
     purpose: str | None = typer.Option(None, "--purpose"),
     label: list[str] | None = typer.Option(None, "--label", help="k=v, repeatable; all match."),
@@ -188,7 +200,7 @@ def schedule_destruction(
     ctx: typer.Context,
     key: str = KEY_ARG,
     pending_days: int | None = typer.Option(
-        None, "--pending-days", min=7, max=30, help="7..30 [server default: 30]"
+        None, "--pending-days", min=7, max=30, help="Days to wait, 7 to 30 [default: 30]."
     ),
 ) -> None:
     """Schedule a key's destruction after a waiting period."""
@@ -219,8 +231,15 @@ def destroy_version(
     ctx: typer.Context,
     key: str = KEY_ARG,
     version: int = typer.Argument(..., min=1),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Destroy one key version's material now (crypto-erasure)."""
+    """Destroy one key version's material now (crypto-erasure: it cannot be undone)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter("destroying a version cannot be undone; pass --yes",
+                                     param_hint="--yes")
+        typer.confirm(f"Destroy version {version} of {key}? Data it encrypted becomes "
+                      "unrecoverable", abort=True, err=True)
     state = get_state(ctx)
     with state.client() as kk:
         v = kk.destroy_version(key, version)

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from keykeeper import __version__
 from keykeeper.cli import crypto_cmds, file_cmds, key_cmds, sys_cmds
 from keykeeper.cli._state import State
 from keykeeper.client import ConnectionFailed
@@ -58,11 +59,17 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"keykeeper {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
     addr: str | None = typer.Option(
-        None, "--addr", envvar="KEYKEEPER_ADDR", help="Server URL [default: http://127.0.0.1:8200]."
+        None, "--addr", envvar="KEYKEEPER_ADDR", help="Server URL (default http://127.0.0.1:8200)."
     ),
     token: str | None = typer.Option(
         None, "--token", envvar="KEYKEEPER_TOKEN", help="Bearer token.", show_default=False
@@ -70,6 +77,8 @@ def _global(
     output: OutputFormat = typer.Option(
         OutputFormat.table, "--format", help="table for people, json for scripts."
     ),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
 ) -> None:
     state = ctx.ensure_object(State)
     state.addr = addr or state.addr
@@ -112,5 +121,21 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="keykeeper")
+    """Console-script entry point: usage errors are one line too (``error: usage: ...``)."""
+    try:
+        code = app(args=hoist_global_options(sys.argv[1:]), prog_name="keykeeper",
+                   standalone_mode=False)
+    except Exception as exc:
+        # typer carries its own copy of click: match its usage errors by their interface.
+        message = getattr(exc, "format_message", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(message) and isinstance(exit_code, int):
+            text = message()
+            if text:  # empty for "no arguments: help was shown"
+                typer.echo(f"error: usage: {text} (see --help)", err=True)
+            sys.exit(exit_code)
+        if type(exc).__name__ == "Abort":
+            typer.echo("error: aborted", err=True)
+            sys.exit(EXIT_ERROR)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

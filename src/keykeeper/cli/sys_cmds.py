@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -62,7 +63,7 @@ def server(
     ),
     workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
 ) -> None:
-    """Run a keykeeper server (the one command that builds a server, via keykeeper.config)."""
+    """Run a keykeeper server (with --dev: initialised, unsealed, for development only)."""
     if dev_root_token is not None and not dev:
         raise typer.BadParameter("--dev-root-token needs --dev")
     try:
@@ -105,7 +106,8 @@ def unseal(
         "--passphrase-file",
         exists=True,
         dir_okay=False,
-        help="File holding the passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else a prompt.",
+        help="File holding the passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else stdin "
+        "(a prompt on a terminal).",
     ),
 ) -> None:
     """Unseal the server with the passphrase (never echoed)."""
@@ -113,6 +115,8 @@ def unseal(
         passphrase = _read_secret_file(passphrase_file)
     elif os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
         passphrase = os.environ["KEYKEEPER_UNSEAL_PASSPHRASE"]
+    elif not sys.stdin.isatty():
+        passphrase = sys.stdin.readline().rstrip("\r\n")  # piped: no prompt, no echo warning
     else:
         passphrase = typer.prompt("Unseal passphrase", hide_input=True, err=True)
     with get_state(ctx).client() as kk:

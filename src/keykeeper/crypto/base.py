@@ -71,7 +71,8 @@ class _Sealed:
             )
         if prehashed and self._spec.family not in ("ecdsa", "rsa_pss", "rsa_pkcs1"):
             raise InvalidArgument(
-                f"algorithm {self._spec.name} signs the message itself; prehashed is not allowed"
+                f"algorithm {self._spec.name} signs the whole message; send the message, not a "
+                "digest"
             )
 
     # -- operations shared by private and public handles ---------------------------------

@@ -151,4 +151,5 @@ def get_spec(name: str) -> AlgorithmSpec:
     for pattern, reason in _DISALLOWED:
         if pattern.search(key):
             raise InvalidArgument(f"algorithm '{shown}' is disallowed: {reason}")
-    raise InvalidArgument(f"unknown algorithm '{shown}'")
+    known = ", ".join(name for name, spec in ALGORITHMS.items() if not spec.legacy)
+    raise InvalidArgument(f"unknown algorithm '{shown}'; known: {known}")

@@ -101,12 +101,19 @@ def check_transition(action: str, state: KeyState) -> None:
         raise FailedPrecondition(f"cannot {action} a key in state '{state}'")
 
 
+_USE_WORDS = {Use.PROTECT: "encrypt, sign, MAC or make data keys",
+              Use.PROCESS: "decrypt or verify"}
+_STATE_WORDS = {KeyState.SUSPENDED: "suspended (disabled)",
+                VersionState.SUSPENDED: "suspended (disabled)"}
+
+
 def check_key_use(key_state: KeyState, version_state: VersionState, use: Use,
                   *, version: int) -> None:
     """Raise :class:`FailedPrecondition` unless the key and the version allow ``use``."""
     if use not in _KEY_USES.get(key_state, frozenset()):
-        raise FailedPrecondition(f"key is {key_state}: {use} operations are not allowed")
+        shown = _STATE_WORDS.get(key_state, str(key_state))
+        raise FailedPrecondition(f"the key is {shown}: it cannot {_USE_WORDS[use]}")
     if use not in _VERSION_USES.get(version_state, frozenset()):
+        shown = _STATE_WORDS.get(version_state, str(version_state))
         raise FailedPrecondition(
-            f"key version {version} is {version_state}: {use} operations are not allowed"
-        )
+            f"key version {version} is {shown}: it cannot {_USE_WORDS[use]}")

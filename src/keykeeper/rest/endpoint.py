@@ -97,7 +97,9 @@ class Endpoint:
         try:
             with svc.audit.audited(ctx, route.operation) if route.audit else nullcontext():
                 if route.unsealed and svc.system.sealed():
-                    raise Sealed("keykeeper is sealed; unseal it first")
+                    raise Sealed("keykeeper is sealed; unseal it first" if
+                                 svc.system.initialized() else
+                                 "keykeeper is not initialized; run keykeeper init")
                 if route.auth:
                     ctx.principal = svc.auth.authenticate(_bearer(scope))
                 body: Any = None

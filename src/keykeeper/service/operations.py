@@ -86,7 +86,8 @@ class Crypto:
         key = self._lookup.get(ctx, ref)
         if key.purpose != purpose:
             raise FailedPrecondition(
-                f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a '{purpose}' key")
+                f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a key with purpose "
+                f"'{purpose}'")
         return key
 
     def _handle(self, ctx: RequestContext, key: Key, version: int | None, use: Use) -> KeyHandle:
