@@ -5,23 +5,47 @@
 set -euo pipefail
 
 LISTEN="${KEYKEEPER_LISTEN:-127.0.0.1:8200}"
-DATA_DIR="${KEYKEEPER_DEV_DATA_DIR:-$(mktemp -d -t keykeeper-dev-XXXXXX)}"
 TOKEN="${KEYKEEPER_DEV_ROOT_TOKEN:-kk.dev-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')}"
 export KEYKEEPER_ADDR="http://${LISTEN}"
 export KEYKEEPER_TOKEN="${TOKEN}"
 
-if curl -fsS -o /dev/null "${KEYKEEPER_ADDR}/v1/sys/health" 2>/dev/null; then
-  echo "error: something already listens on ${LISTEN}; stop it or set KEYKEEPER_LISTEN" >&2
+# Is the address free? (Binding tells for any program, not only another keykeeper.)
+if ! python3 - "${LISTEN}" <<'PY'
+import socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+with socket.socket() as s:
+    try:
+        s.bind((host or "127.0.0.1", int(port)))
+    except OSError:
+        sys.exit(1)
+PY
+then
+  echo "error: ${LISTEN} is in use; stop what listens there or choose another address:" >&2
+  echo "       KEYKEEPER_LISTEN=127.0.0.1:8250 make run" >&2
   exit 1
+fi
+
+if [ -n "${KEYKEEPER_DEV_DATA_DIR:-}" ]; then
+  DATA_DIR="${KEYKEEPER_DEV_DATA_DIR}"; OWN_DIR=0
+else
+  DATA_DIR="$(mktemp -d -t keykeeper-dev-XXXXXX)"; OWN_DIR=1
 fi
 
 keykeeper server --dev --dev-root-token "${TOKEN}" --listen "${LISTEN}" --data-dir "${DATA_DIR}" &
 SERVER=$!
-trap 'kill ${SERVER} 2>/dev/null || true; wait ${SERVER} 2>/dev/null || true' EXIT INT TERM
+cleanup() {
+  kill "${SERVER}" 2>/dev/null || true
+  wait "${SERVER}" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
 
 for _ in $(seq 1 100); do
   if keykeeper status >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${SERVER}" 2>/dev/null; then echo "error: the server did not start" >&2; exit 1; fi
+  if ! kill -0 "${SERVER}" 2>/dev/null; then
+    echo "error: the server did not start (see above); try another KEYKEEPER_LISTEN" >&2
+    [ "${OWN_DIR}" = 1 ] && rm -rf "${DATA_DIR}"
+    exit 1
+  fi
   sleep 0.2
 done
 

@@ -104,6 +104,7 @@ def key_rows(key: Key) -> list[tuple[str, Any]]:
         ("exportable", key.exportable),
         ("protection", key.protection),
         ("rotation period", _duration(key.rotation_period)),
+        ("next rotation", key.next_rotation_time),
         ("created", key.created_at),
         ("updated", key.updated_at),
     ]

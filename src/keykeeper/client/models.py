@@ -77,6 +77,7 @@ class Key(msgspec.Struct, frozen=True, kw_only=True):
     exportable: bool = False
     protection: str | None = None
     rotation_period: int | None = None
+    next_rotation_time: datetime | None = None
     destruction_time: datetime | None = None
     compromised_at: datetime | None = None
     compromise_reason: str | None = None
