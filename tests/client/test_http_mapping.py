@@ -370,3 +370,13 @@ def test_timeout() -> None:
 def test_empty_key_rejected(client: Client) -> None:
     with pytest.raises(errors.InvalidArgument):
         client.get_key("")
+
+
+def test_sdk_refuses_str_for_bytes_and_a_broken_token() -> None:
+    from keykeeper.client import Client
+    from keykeeper.errors import InvalidArgument
+
+    with Client("http://127.0.0.1:1", token="t") as kk, pytest.raises(InvalidArgument):
+        kk.encrypt("k", "text")  # type: ignore[arg-type]
+    with Client("http://127.0.0.1:1", token="tok\n") as kk, pytest.raises(InvalidArgument):
+        kk.list_keys()

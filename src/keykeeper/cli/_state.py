@@ -161,7 +161,8 @@ def read_input(text: str | None, path: Path | None, *, text_flag: str = "--plain
         return text.encode("utf-8")
     if path is not None and str(path) != "-":
         if not path.is_file():
-            raise typer.BadParameter(f"file {str(path)!r} does not exist", param_hint="--in")
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise typer.BadParameter(f"file {str(path)!r} {what}", param_hint="--in")
         return path.read_bytes()
     return _stdin_bytes()
 

@@ -46,7 +46,8 @@ def _run(
     work: Callable[[BinaryIO, BinaryIO], int],
 ) -> None:
     if str(src) != "-" and not src.is_file():
-        raise typer.BadParameter(f"file {str(src)!r} does not exist", param_hint="SRC")
+        what = "is a directory" if src.is_dir() else "does not exist"
+        raise typer.BadParameter(f"file {str(src)!r} {what}", param_hint="SRC")
     to_stdout = str(out) == "-"
     if to_stdout and typer.get_binary_stream("stdout").isatty():
         raise typer.BadParameter("refusing to write binary output to a terminal; use --out FILE")

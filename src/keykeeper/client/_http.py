@@ -74,7 +74,10 @@ class _Problem(msgspec.Struct):
 
 
 def b64(data: bytes) -> str:
-    """Standard base64 with padding, as the REST API expects."""
+    """Standard base64 with padding, as the REST API expects; InvalidArgument for non-bytes
+    (a ``str`` must be encoded by the caller: the SDK never guesses an encoding)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgument(f"expected bytes, got {type(data).__name__}")
     return base64.b64encode(data).decode("ascii")
 
 
@@ -159,6 +162,9 @@ class Http:
         """Send one request and decode its JSON answer as ``result``."""
         headers: dict[str, str] = {}
         if auth and self.token:
+            if not self.token.isprintable() or not self.token.isascii():
+                raise InvalidArgument("the token holds a non-printable or non-ASCII character "
+                                      "(a stray newline?)")
             headers["authorization"] = f"Bearer {self.token}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         content = None
