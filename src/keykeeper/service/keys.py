@@ -17,7 +17,7 @@ from types import MappingProxyType
 from sqlalchemy import Connection
 
 from keykeeper.crypto import generate_material, load_private
-from keykeeper.crypto.registry import AlgorithmSpec
+from keykeeper.crypto.registry import AlgorithmSpec, get_spec
 from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
 from keykeeper.domain.durations import parse_duration
 from keykeeper.domain.keys import Key, KeyVersion, new_key_id
@@ -84,10 +84,17 @@ class KeyAdmin:
         self._lookup = lookup
 
     # -- helpers ----------------------------------------------------------------------------
-    def _new_version(self, conn: Connection, key_id: str, namespace: str, spec: AlgorithmSpec,
-                     number: int) -> NewVersion:
+    @staticmethod
+    def _generate(spec: AlgorithmSpec) -> tuple[bytes, str | None]:
+        """Fresh material and its public key. Called before the transaction opens: RSA-4096
+        generation takes seconds and must not hold a row lock or SQLite's writer lock."""
         material = generate_material(spec)
         public = load_private(spec, material).public_key_pem() if spec.asymmetric else None
+        return material, public
+
+    def _new_version(self, generated: tuple[bytes, str | None], key_id: str, namespace: str,
+                     spec: AlgorithmSpec, number: int) -> NewVersion:
+        material, public = generated
         wrapped = self._d.custody.wrap_material(namespace, self._lookup.wrapped_kek(namespace),
                                                 key_id, number, spec.name, material)
         return NewVersion(version=number, state=str(VersionState.ACTIVE), wrapped_material=wrapped,
@@ -142,8 +149,9 @@ class KeyAdmin:
                                       if args.rotation_period else None),
                   created_by=_who(ctx))
         ctx.key_id = key.id
+        first = self._new_version(self._generate(spec), key.id, key.namespace, spec, 1)
         with self._d.transaction() as conn:
-            self._d.keys.insert(conn, key, self._new_version(conn, key.id, key.namespace, spec, 1))
+            self._d.keys.insert(conn, key, first)
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
                                       to_state=str(KeyState.ACTIVE), principal=_who(ctx),
                                       at=now, version=1)
@@ -195,15 +203,16 @@ class KeyAdmin:
         """A new primary version (Vault computes, persists, and rolls back on failure: here the
         transaction does that)."""
         self._lookup.require_unsealed()
-        from keykeeper.crypto.registry import get_spec
+        current = self._lookup.get(ctx, ref)
+        check_transition("rotate", current.state)
+        spec = get_spec(current.algorithm)
+        generated = self._generate(spec)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("rotate", key.state)
             number = max(v.version for v in key.versions) + 1
-            spec = get_spec(key.algorithm)
-            self._d.keys.insert_version(conn, key.id,
-                                        self._new_version(conn, key.id, key.namespace, spec,
-                                                          number))
+            self._d.keys.insert_version(conn, key.id, self._new_version(
+                generated, key.id, key.namespace, spec, number))
             now = self._d.clock()
             self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
                                 next_rotation_time=(now + timedelta(seconds=key.rotation_period)
