@@ -36,8 +36,11 @@ SERVER=$!
 cleanup() {
   kill "${SERVER}" 2>/dev/null || true
   wait "${SERVER}" 2>/dev/null || true
+  # The dev data directory holds the unseal passphrase in plain text: remove it.
+  if [ "${OWN_DIR}" = 1 ]; then rm -rf "${DATA_DIR}"; fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 for _ in $(seq 1 100); do
   if keykeeper status >/dev/null 2>&1; then break; fi
@@ -49,7 +52,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+if [ -t 1 ]; then BOLD=$'\033[1m'; PLAIN=$'\033[0m'; else BOLD=""; PLAIN=""; fi
+# Show each command as it could be pasted (quoted), then run it.
+step() { printf '\n%s$' "${BOLD}"; printf ' %q' "$@"; printf '%s\n' "${PLAIN}"; "$@"; }
 echo
 echo "== keykeeper demo (through the CLI, as any client would) =="
 step keykeeper status
@@ -76,6 +81,6 @@ cat <<MSG
 == demo finished; the server keeps running until Ctrl-C ==
   export KEYKEEPER_ADDR=${KEYKEEPER_ADDR}
   export KEYKEEPER_TOKEN=${TOKEN}
-  data directory: ${DATA_DIR}
+  data directory: ${DATA_DIR} (removed when the server stops)
 MSG
 wait "${SERVER}"

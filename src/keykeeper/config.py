@@ -16,10 +16,12 @@ processes receive them):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -170,7 +172,10 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     if workers < 1:
         raise InvalidArgument("--workers must be at least 1")
     if dev and data_dir is None:
+        # Like Vault's -dev, nothing outlives the process: the temporary directory (which
+        # holds the dev unseal passphrase) is removed when the server exits.
         data_dir = tempfile.mkdtemp(prefix="keykeeper-dev-")
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     directory = Path(data_dir or os.environ.get("KEYKEEPER_DATA_DIR", "data")).resolve()
     os.environ["KEYKEEPER_DATA_DIR"] = str(directory)
     if database_url:

@@ -414,3 +414,12 @@ def test_usage_errors_are_one_line() -> None:
     v = subprocess.run([sys.executable, "-m", "keykeeper", "--version"], capture_output=True,
                        timeout=60, check=False)
     assert v.returncode == 0 and v.stdout.decode().startswith("keykeeper ")
+
+
+def test_tables_never_cut_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    from keykeeper.cli._state import emit_table
+    long_name = "default:" + "n" * 60
+    emit_table(["name", "id"], [[long_name, "k-" + "a" * 32]])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["NAME", "ID"]
+    assert out[1].split() == [long_name, "k-" + "a" * 32]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,7 +14,6 @@ import httpx
 import msgspec
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from keykeeper.client import Client, Key
 
@@ -124,13 +124,13 @@ def emit_key(state: State, key: Key) -> None:
 
 
 def emit_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table for people; narrow terminals fold cells rather than cut them."""
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    console().print(table)
+    """Aligned plain-text columns for people (as kubectl prints them): cells are never cut
+    or folded, so names and ids copy out intact; a narrow terminal wraps whole lines."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    header = [c.upper() for c in columns]
+    widths = [max([len(header[i]), *(len(r[i]) for r in cells)]) for i in range(len(header))]
+    for line in (header, *cells):
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def parse_pairs(values: Sequence[str] | None, what: str = "--context") -> dict[str, str] | None:
@@ -189,8 +189,19 @@ def stdout_bytes(data: bytes) -> None:
 def write_bytes(data: bytes, out: Path | None) -> None:
     """Raw bytes to ``out`` or, when None or ``-``, to stdout."""
     if out is None or str(out) == "-":
-        # A newline only for a person at a terminal: piped output stays byte-exact.
-        stdout_bytes(data + b"\n" if is_stdout_tty() and not data.endswith(b"\n") else data)
+        if is_stdout_tty():
+            # For a person at a terminal: text as text (with a newline), binary as base64.
+            try:
+                text = data.decode("utf-8")
+                printable = all(c.isprintable() or c in "\n\t\r" for c in text)
+            except UnicodeDecodeError:
+                printable = False
+            if not printable:
+                stderr("(binary data shown as base64; use --out FILE for the raw bytes)")
+                data = base64.b64encode(data)
+            stdout_bytes(data if data.endswith(b"\n") else data + b"\n")
+        else:
+            stdout_bytes(data)  # piped: byte-exact
     else:
         out.write_bytes(data)
 

@@ -13,6 +13,7 @@ from keykeeper.cli._state import (
     emit_table,
     get_state,
     parse_pairs,
+    stderr,
 )
 from keykeeper.client import Key
 
@@ -236,8 +237,8 @@ def destroy_version(
     """Destroy one key version's material now (crypto-erasure: it cannot be undone)."""
     if not yes:
         if not sys.stdin.isatty():
-            raise typer.BadParameter("destroying a version cannot be undone; pass --yes",
-                                     param_hint="--yes")
+            stderr("error: usage: destroying a version cannot be undone; add --yes to confirm")
+            raise typer.Exit(2)
         typer.confirm(f"Destroy version {version} of {key}? Data it encrypted becomes "
                       "unrecoverable", abort=True, err=True)
     state = get_state(ctx)
