@@ -92,7 +92,7 @@ def test_a_heavy_batch_does_not_stall_other_requests(live_server: ServerProcess)
     def batch() -> None:
         started = time.monotonic()
         ServerProcess.request(live_server, "POST", f"/v1/keys/{n}/decrypt",
-                              {"items": [{"ciphertext": one}] * 600})
+                              {"items": [{"ciphertext": one}] * 1000})
         done.append(time.monotonic() - started)
 
     import httpx
@@ -107,8 +107,9 @@ def test_a_heavy_batch_does_not_stall_other_requests(live_server: ServerProcess)
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.05)
     thread.join()
-    assert done and done[0] > 0.3  # the batch was long enough to matter
-    assert worst < 0.5
+    assert done and done[0] > 0.5  # the batch was long enough to matter
+    # Run inline, the batch would hold every other request for nearly its whole duration.
+    assert worst < done[0] / 3
 
 
 def test_trailing_slash_is_a_plain_404(live_server: ServerProcess) -> None:
