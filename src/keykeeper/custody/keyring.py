@@ -74,7 +74,7 @@ class Custody:
                     self._root[i] = 0
             self._root = None
             self._keks.clear()
-        self.handles.clear()
+            self.handles.clear()
 
     def _root_key(self) -> bytes:
         root = self._root
@@ -129,7 +129,10 @@ class Custody:
         except DecryptionFailed:
             raise Internal("key material failed to unwrap") from None
         handle = load_private(get_spec(w.algorithm), material)
-        self.handles.put((key_id, version), handle)
+        with self._lock:  # never cache after a seal that ran while we unwrapped
+            if self._root is None:
+                raise Sealed("keykeeper is sealed")
+            self.handles.put((key_id, version), handle)
         return handle
 
     def drop_key(self, key_id: str) -> None:

@@ -101,7 +101,9 @@ class Endpoint:
                                  svc.system.initialized() else
                                  "keykeeper is not initialized; run keykeeper init")
                 if route.auth:
-                    ctx.principal = svc.auth.authenticate(_bearer(scope))
+                    token = _bearer(scope)
+                    ctx.principal = (svc.auth.cached(token)
+                                     or await run_in_threadpool(svc.auth.authenticate, token))
                 body: Any = None
                 if self.decoder is not None:
                     raw = await _read_body(scope, receive)

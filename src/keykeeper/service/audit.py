@@ -3,16 +3,19 @@ context, and exactly one record is written whether the operation succeeds or fai
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
 
 from keykeeper.audit.records import AuditRecord
-from keykeeper.errors import KeykeeperError
+from keykeeper.errors import KeykeeperError, Unavailable
 from keykeeper.service.context import RequestContext
 
 __all__ = ["AuditSink", "Auditor"]
+
+log = logging.getLogger("keykeeper.audit")
 
 
 class AuditSink(Protocol):
@@ -42,5 +45,12 @@ class Auditor:
                 principal=ctx.principal.name if ctx.principal else None, source=ctx.source,
                 outcome=outcome, error_code=code, namespace=ctx.namespace, key_id=ctx.key_id,
                 key_version=ctx.key_version, items=ctx.items, failed_items=ctx.failed_items)
-            for sink in self._sinks:
-                sink.write(record)
+            try:
+                for sink in self._sinks:
+                    sink.write(record)
+            except OSError:
+                # The record could not be kept: answer 503, never 500. (Writing before acting,
+                # fail-closed, comes with the audit chain of the access-control issue.)
+                log.exception("audit sink failed for request %s", ctx.request_id)
+                raise Unavailable("the audit log cannot be written; the operator is "
+                                  "alerted") from None

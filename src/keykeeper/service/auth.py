@@ -12,15 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
-from datetime import datetime
-
-from sqlalchemy import Engine
 
 from keykeeper.custody.cache import TTLCache
 from keykeeper.errors import Unauthenticated
 from keykeeper.service.context import Principal
-from keykeeper.store.system import SystemRepository
+from keykeeper.service.deps import Deps
 
 __all__ = ["TokenAuthenticator", "hash_token", "new_token"]
 
@@ -36,28 +32,43 @@ def hash_token(token: str) -> str:
 
 
 class TokenAuthenticator:
-    def __init__(self, engine: Engine, repo: SystemRepository,
-                 clock: Callable[[], datetime], cache_ttl: float = 1.0) -> None:
-        self._engine = engine
-        self._repo = repo
-        self._clock = clock
-        self._cache: TTLCache[str, Principal] = TTLCache(10_000, cache_ttl)
+    def __init__(self, deps: Deps, cache_ttl: float = 1.0) -> None:
+        self._d = deps
+        # Known and unknown tokens alike are remembered for ``cache_ttl`` seconds, so neither
+        # a busy client nor a flood of bad tokens reads the store on every request.
+        self._good: TTLCache[str, Principal] = TTLCache(20_000, cache_ttl)
+        self._bad: TTLCache[str, bool] = TTLCache(20_000, cache_ttl)
+
+    @staticmethod
+    def _digest(token: str | None) -> str:
+        if not token or len(token) > 512:
+            raise Unauthenticated("missing or invalid token")
+        return hash_token(token)
+
+    def cached(self, token: str | None) -> Principal | None:
+        """The principal when the cache knows the answer (no I/O: safe on the event loop);
+        None when :meth:`authenticate` must read the store. Raises Unauthenticated for a
+        malformed token or one recently found invalid."""
+        digest = self._digest(token)
+        if self._bad.get(digest):
+            raise Unauthenticated("missing or invalid token")
+        return self._good.get(digest)
 
     def authenticate(self, token: str | None) -> Principal:
         """Return the token's principal; :class:`Unauthenticated` if missing, unknown,
-        expired or revoked (one message for all, so nothing is learnt by probing)."""
-        if not token or len(token) > 512:
-            raise Unauthenticated("missing or invalid token")
-        digest = hash_token(token)
-        cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
-        with self._engine.connect() as conn:
-            row = self._repo.get_token(conn, digest)
+        expired or revoked (one message for all, so nothing is learnt by probing).
+        Reads the store on a cache miss: call it off the event loop."""
+        found = self.cached(token)
+        if found is not None:
+            return found
+        digest = self._digest(token)
+        with self._d.reading() as conn:
+            row = self._d.system.get_token(conn, digest)
         if (row is None or not hmac.compare_digest(row.token_hash, digest)
                 or row.revoked_at is not None
-                or (row.expires_at is not None and row.expires_at <= self._clock())):
+                or (row.expires_at is not None and row.expires_at <= self._d.clock())):
+            self._bad.put(digest, True)
             raise Unauthenticated("missing or invalid token")
         principal = Principal(name=row.principal, policies=row.policies)
-        self._cache.put(digest, principal)
+        self._good.put(digest, principal)
         return principal

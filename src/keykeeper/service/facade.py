@@ -30,6 +30,6 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0) -
     lookup = KeyLookup(deps, ttl=metadata_ttl)
     return Services(
         deps=deps, system=SystemService(deps),
-        auth=TokenAuthenticator(deps.engine, deps.system, deps.clock),
+        auth=TokenAuthenticator(deps),
         keys=KeyAdmin(deps, lookup), crypto=Crypto(lookup), audit=auditor, lookup=lookup,
     )

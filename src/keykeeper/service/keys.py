@@ -9,7 +9,7 @@ time and principal, then drops cached metadata and handles of the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from types import MappingProxyType
@@ -21,7 +21,7 @@ from keykeeper.crypto.registry import AlgorithmSpec, get_spec
 from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
 from keykeeper.domain.durations import parse_duration
 from keykeeper.domain.keys import Key, KeyVersion, new_key_id
-from keykeeper.domain.names import DEFAULT_NAMESPACE, validate_name
+from keykeeper.domain.names import DEFAULT_NAMESPACE, parse_key_ref, validate_name
 from keykeeper.domain.states import KeyState, VersionState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.context import RequestContext
@@ -44,10 +44,19 @@ def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
         validate_name(k, "label name")
         if len(v) > 256:
             raise InvalidArgument("label values are at most 256 characters")
+        _check_text(v, "label values")
     return dict(labels)
 
 
+def _check_text(text: str, what: str) -> str:
+    """Free text is stored as given, except NUL, which PostgreSQL text cannot hold."""
+    if "\x00" in text:
+        raise InvalidArgument(f"{what} must not contain NUL characters")
+    return text
+
+
 def _check_description(text: str) -> str:
+    _check_text(text, "description")
     if len(text) > MAX_DESCRIPTION:
         raise InvalidArgument(f"description is at most {MAX_DESCRIPTION} characters")
     return text
@@ -92,19 +101,27 @@ class KeyAdmin:
         public = load_private(spec, material).public_key_pem() if spec.asymmetric else None
         return material, public
 
-    def _new_version(self, generated: tuple[bytes, str | None], key_id: str, namespace: str,
-                     spec: AlgorithmSpec, number: int) -> NewVersion:
+    def _new_version(self, generated: tuple[bytes, str | None], wrapped_kek: bytes, key_id: str,
+                     namespace: str, spec: AlgorithmSpec, number: int) -> NewVersion:
         material, public = generated
-        wrapped = self._d.custody.wrap_material(namespace, self._lookup.wrapped_kek(namespace),
-                                                key_id, number, spec.name, material)
+        wrapped = self._d.custody.wrap_material(namespace, wrapped_kek, key_id, number,
+                                                spec.name, material)
         return NewVersion(version=number, state=str(VersionState.ACTIVE), wrapped_material=wrapped,
                           public_key_pem=public, created_at=self._d.clock())
 
     def _locked(self, conn: Connection, ctx: RequestContext, ref: str) -> Key:
-        key = self._lookup.get(ctx, ref)
-        locked = self._d.keys.get_by_id(conn, key.id, for_update=True)
+        """The key named by ``ref``, read and row-locked on the transaction's own connection
+        (never a second pooled connection while this one is held: no pool deadlock)."""
+        parsed = parse_key_ref(ref)
+        if parsed.key_id is not None:
+            locked = self._d.keys.get_by_id(conn, parsed.key_id, for_update=True)
+        else:
+            assert parsed.namespace is not None and parsed.name is not None
+            locked = self._d.keys.get_by_name(conn, parsed.namespace, parsed.name,
+                                              for_update=True)
         if locked is None:
             raise NotFound(f"key '{ref}' not found")
+        ctx.namespace, ctx.key_id = locked.namespace, locked.id
         return locked
 
     def _reload(self, conn: Connection, key: Key) -> Key:
@@ -112,12 +129,16 @@ class KeyAdmin:
         assert fresh is not None
         return fresh
 
-    def _transition(self, ctx: RequestContext, ref: str, action: str, to: KeyState,
-                    reason: str | None = None, **values: object) -> Key:
+    def _transition(self, ctx: RequestContext, ref: str, action: str,
+                    to: KeyState | Callable[[Key], KeyState], reason: str | None = None,
+                    **values: object) -> Key:
+        """One state change, decided on the locked row: ``to`` may be a function of it."""
         self._lookup.require_unsealed()
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition(action, key.state)
+            if callable(to):
+                to = to(key)
             now = self._d.clock()
             self._d.keys.update(conn, key.id, state=str(to), updated_at=now, **values)
             self._d.keys.record_event(conn, key_id=key.id, action=action,
@@ -149,7 +170,8 @@ class KeyAdmin:
                                       if args.rotation_period else None),
                   created_by=_who(ctx))
         ctx.key_id = key.id
-        first = self._new_version(self._generate(spec), key.id, key.namespace, spec, 1)
+        first = self._new_version(self._generate(spec), ns.wrapped_kek, key.id, key.namespace,
+                                  spec, 1)
         with self._d.transaction() as conn:
             self._d.keys.insert(conn, key, first)
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
@@ -207,12 +229,13 @@ class KeyAdmin:
         check_transition("rotate", current.state)
         spec = get_spec(current.algorithm)
         generated = self._generate(spec)
+        wrapped_kek = self._lookup.wrapped_kek(current.namespace)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("rotate", key.state)
             number = max(v.version for v in key.versions) + 1
             self._d.keys.insert_version(conn, key.id, self._new_version(
-                generated, key.id, key.namespace, spec, number))
+                generated, wrapped_kek, key.id, key.namespace, spec, number))
             now = self._d.clock()
             self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
                                 next_rotation_time=(now + timedelta(seconds=key.rotation_period)
@@ -229,7 +252,12 @@ class KeyAdmin:
         return self._transition(ctx, ref, "disable", KeyState.SUSPENDED)
 
     def enable(self, ctx: RequestContext, ref: str) -> Key:
-        return self._transition(ctx, ref, "enable", KeyState.ACTIVE)
+        def target(key: Key) -> KeyState:
+            if key.compromised_at is not None:
+                raise FailedPrecondition("a compromised key cannot be enabled again")
+            return KeyState.ACTIVE
+
+        return self._transition(ctx, ref, "enable", target)
 
     def schedule_destruction(self, ctx: RequestContext, ref: str,
                              pending_days: int | None) -> Key:
@@ -242,13 +270,15 @@ class KeyAdmin:
                                 destruction_time=when)
 
     def cancel_destruction(self, ctx: RequestContext, ref: str) -> Key:
-        key = self._lookup.get(ctx, ref)
-        to = KeyState.COMPROMISED if key.compromised_at else KeyState.SUSPENDED
-        return self._transition(ctx, ref, "cancel-destruction", to, destruction_time=None)
+        return self._transition(
+            ctx, ref, "cancel-destruction",
+            lambda key: KeyState.COMPROMISED if key.compromised_at else KeyState.SUSPENDED,
+            destruction_time=None)
 
     def compromise(self, ctx: RequestContext, ref: str, reason: str) -> Key:
         if not reason.strip() or len(reason) > 1024:
             raise InvalidArgument("reason is required (1 to 1024 characters)")
+        _check_text(reason, "reason")
         self._lookup.require_unsealed()
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)

@@ -13,7 +13,7 @@ from keykeeper.custody.cache import TTLCache
 from keykeeper.custody.keyring import WrappedVersion
 from keykeeper.domain.keys import Key
 from keykeeper.domain.names import KeyRef, parse_key_ref
-from keykeeper.errors import Internal, NotFound, Sealed
+from keykeeper.errors import FailedPrecondition, NotFound, Sealed
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 
@@ -25,6 +25,7 @@ class KeyLookup:
         self._d = deps
         self._cache: TTLCache[str, Key] = TTLCache(50_000, ttl)
         self._keks: dict[str, bytes] = {}
+        self._epoch = 0  # moves on every local change (see get)
 
     def require_unsealed(self) -> None:
         if self._d.custody.sealed:
@@ -38,12 +39,14 @@ class KeyLookup:
         key = self._cache.get(ref)
         if key is None:
             parsed = parse_key_ref(ref)
+            epoch = self._epoch
             with self._d.reading() as conn:
                 found = self._fetch(conn, parsed)
             if found is None:
                 raise NotFound(f"key '{ref}' not found")
             key = found
-            self._cache.put(ref, key)
+            if epoch == self._epoch:  # no local change raced this read: safe to keep
+                self._cache.put(ref, key)
         ctx.namespace, ctx.key_id = key.namespace, key.id
         return key
 
@@ -57,6 +60,7 @@ class KeyLookup:
 
     def forget(self, key: Key) -> None:
         """Drop cached metadata and handles of ``key`` after a change made here."""
+        self._epoch += 1
         self._cache.drop_where(lambda r: r in (key.id, key.ref, key.name))
         self._d.custody.drop_key(key.id)
 
@@ -76,8 +80,8 @@ class KeyLookup:
         def load() -> WrappedVersion:
             with self._d.reading() as conn:
                 blob = self._d.keys.wrapped_material(conn, key.id, version)
-            if blob is None:
-                raise Internal("key material is missing")
+            if blob is None:  # destroyed since the (cached) metadata was read
+                raise FailedPrecondition(f"key version {version} has been destroyed")
             return WrappedVersion(namespace=key.namespace, wrapped_kek=self.wrapped_kek(
                 key.namespace), algorithm=key.algorithm, wrapped_material=blob)
 

@@ -7,6 +7,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from keykeeper import __version__
@@ -84,13 +86,16 @@ class SystemService:
         Raises AlreadyExists if already initialized, InvalidArgument for a short passphrase.
         The server stays sealed afterwards (as Vault does); unseal with the passphrase.
         """
+        if self.initialized():
+            raise AlreadyExists("keykeeper is already initialized")
         if passphrase is None:
             passphrase = secrets.token_urlsafe(32)
         if root_token is not None and len(root_token) < 8:
             raise InvalidArgument("root token must be at least 8 characters")
         token = root_token or new_token()
         root_key = os.urandom(32)
-        sealed = seal_root_key(root_key, passphrase)
+        with self._argon2_slot():  # Argon2id: 64 MiB each, so bounded like unseal
+            sealed = seal_root_key(root_key, passphrase)
         now = self._d.clock()
         # Wrap the default namespace KEK under the new root key without unsealing.
         from keykeeper.custody.keyring import Custody
@@ -120,23 +125,32 @@ class SystemService:
         sealed = self._sealed_root()
         if sealed is None:
             raise FailedPrecondition("keykeeper is not initialized; run init first")
+        with self._argon2_slot():
+            # Checked even when already unsealed, so a wrong passphrase is always an error.
+            root_key = unseal_root_key(sealed, passphrase)
+            if self._d.custody.sealed:
+                self._generation = self._read_generation()
+                self._checked_at = time.monotonic()
+                self._d.custody.unseal(root_key)
+        return self.health()
+
+    @contextmanager
+    def _argon2_slot(self) -> Iterator[None]:
+        """Run one Argon2id derivation at a time; at most ``UNSEAL_WAITERS`` callers wait
+        (up to ``UNSEAL_WAIT_SECONDS``), any more get ResourceExhausted at once."""
         if not self._unseal_waiters.acquire(blocking=False):
-            raise ResourceExhausted("too many unseal attempts in progress; retry shortly")
+            raise ResourceExhausted("too many init or unseal attempts in progress; retry "
+                                    "shortly")
         try:
             if not self._unseal_lock.acquire(timeout=UNSEAL_WAIT_SECONDS):
-                raise ResourceExhausted("another unseal attempt is in progress; retry shortly")
+                raise ResourceExhausted("another init or unseal attempt is in progress; "
+                                        "retry shortly")
             try:
-                # Checked even when already unsealed, so a wrong passphrase is always an error.
-                root_key = unseal_root_key(sealed, passphrase)
-                if self._d.custody.sealed:
-                    self._generation = self._read_generation()
-                    self._checked_at = time.monotonic()
-                    self._d.custody.unseal(root_key)
+                yield
             finally:
                 self._unseal_lock.release()
         finally:
             self._unseal_waiters.release()
-        return self.health()
 
     def _read_generation(self) -> int:
         with self._d.reading() as conn:

@@ -41,7 +41,10 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         _private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False},
-                               pool_size=8, max_overflow=8)
+                               pool_size=20, max_overflow=20, pool_timeout=10)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    # As many connections as the thread pool has threads (anyio's default: 40), so a
+    # storage-bound request never waits for a connection another request holds.
+    return create_engine(url, pool_size=20, max_overflow=20, pool_timeout=10,
+                         pool_pre_ping=True)
