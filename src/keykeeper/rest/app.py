@@ -22,7 +22,6 @@ from keykeeper.errors import (
     InvalidArgument,
     KeykeeperError,
     NotFound,
-    error_for_code,
 )
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.dispatch import DataPlaneDispatch
@@ -64,7 +63,7 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
             err = InvalidArgument("method not allowed on this route")
             err.http_status = 405
         else:
-            err = error_for_code("invalid_argument")(exc.detail or "bad request")
+            err = InvalidArgument(exc.detail or "bad request")
         return problem_response(err, secrets.token_hex(8))
 
     async def internal_error(request: Request, exc: Exception) -> Response:

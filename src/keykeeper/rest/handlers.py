@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pybase64 import b64decode
 
@@ -260,5 +260,3 @@ def random(svc: Services, ctx: RequestContext, p: Params,
            body: s.RandomRequest) -> s.RandomResponse:
     return s.RandomResponse(data=svc.crypto.random(body.length))
 
-
-Handler = Any

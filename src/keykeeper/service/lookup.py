@@ -8,6 +8,8 @@ process drop the entry at once.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from keykeeper.crypto import KeyHandle
 from keykeeper.custody.cache import TTLCache
 from keykeeper.custody.keyring import WrappedVersion
@@ -50,9 +52,7 @@ class KeyLookup:
         ctx.namespace, ctx.key_id = key.namespace, key.id
         return key
 
-    def _fetch(self, conn: object, parsed: KeyRef) -> Key | None:
-        from sqlalchemy import Connection
-        assert isinstance(conn, Connection)
+    def _fetch(self, conn: Connection, parsed: KeyRef) -> Key | None:
         if parsed.key_id is not None:
             return self._d.keys.get_by_id(conn, parsed.key_id)
         assert parsed.namespace is not None and parsed.name is not None

@@ -61,6 +61,25 @@ class Encrypted(NamedTuple):
     key_version: int
 
 
+class _Sealer(NamedTuple):
+    handle: KeyHandle
+    number: int
+    head: str          # "keykeeper:v1:<key id>:<version>:"
+    aad_prefix: bytes  # header, then a NUL byte; the canonical context follows
+
+    def encrypted(self, blob: bytes) -> Encrypted:
+        return Encrypted(self.head + b64encode_as_string(blob), self.number)
+
+
+def _item_problem(plaintext: bytes, context: Mapping[str, str] | None) -> InvalidArgument | None:
+    """Why one plaintext cannot be encrypted (size or context limits), or None."""
+    if len(plaintext) > MAX_PLAINTEXT:
+        return InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
+    if context and len(context) > MAX_CONTEXT_PAIRS:
+        return InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DataKey:
     ciphertext: str
@@ -120,13 +139,21 @@ class Crypto:
 
     def _encrypt(self, ctx: RequestContext, key: Key, plaintext: bytes,
                  context: Mapping[str, str] | None, key_version: int | None) -> Encrypted:
-        if len(plaintext) > MAX_PLAINTEXT:
-            raise InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
-        handle = self._handle(ctx, key, key_version, Use.PROTECT)
+        problem = _item_problem(plaintext, context)
+        if problem is not None:
+            raise problem
+        sealer = self._sealer(ctx, key, key_version)
+        blob = sealer.handle.encrypt(plaintext, sealer.aad_prefix + canonical_context(context))
+        return sealer.encrypted(blob)
+
+    def _sealer(self, ctx: RequestContext, key: Key, version: int | None) -> _Sealer:
+        """The handle, version number and header of a protect operation under ``version``
+        (None: the primary version)."""
+        handle = self._handle(ctx, key, version, Use.PROTECT)
         number = ctx.key_version
         assert number is not None
-        body = handle.encrypt(plaintext, associated_data(key.id, number, _check_context(context)))
-        return Encrypted(Ciphertext(key.id, number, body).encode(), number)
+        head = header(key.id, number)
+        return _Sealer(handle, number, head + ":", head.encode("ascii") + b"\x00")
 
     def decrypt(self, ctx: RequestContext, ref: str, ciphertext: str,
                 context: Mapping[str, str] | None = None) -> tuple[bytes, int]:
@@ -150,51 +177,38 @@ class Crypto:
         the items of one version are sealed in one call (one nonce draw).
         """
         key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
-        if all(i.key_version is None and len(i.plaintext) <= MAX_PLAINTEXT
-               and (not i.context or len(i.context) <= MAX_CONTEXT_PAIRS) for i in items):
+        problems = [_item_problem(i.plaintext, i.context) for i in items]
+        if all(p is None and i.key_version is None for p, i in zip(problems, items, strict=True)):
             # The common batch: every item valid, all under the primary version.
-            handle = self._handle(ctx, key, None, Use.PROTECT)
-            number = ctx.key_version
-            assert number is not None
+            sealer = self._sealer(ctx, key, None)
             ctx.key_version = None
-            head = header(key.id, number)
-            prefix = head.encode("ascii") + b"\x00"
             try:
-                blobs = handle.encrypt_many(
-                    [(i.plaintext, prefix + canonical_context(i.context)) for i in items])
+                blobs = sealer.handle.encrypt_many(
+                    [(i.plaintext, sealer.aad_prefix + canonical_context(i.context))
+                     for i in items])
             except InvalidArgument:
                 blobs = None  # some item is refused (e.g. too long for RSA-OAEP): per item
             if blobs is not None:
-                head += ":"
-                return [Encrypted(head + b64encode_as_string(b), number) for b in blobs]
-        out: list[Encrypted | Exception | None] = [None] * len(items)
+                return [sealer.encrypted(b) for b in blobs]
+        out: list[Encrypted | Exception | None] = list(problems)
         groups: dict[int | None, list[int]] = {}
         for i, item in enumerate(items):
-            if len(item.plaintext) > MAX_PLAINTEXT:
-                out[i] = InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
-            elif item.context and len(item.context) > MAX_CONTEXT_PAIRS:
-                out[i] = InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
-            else:
+            if problems[i] is None:
                 groups.setdefault(item.key_version, []).append(i)
         for version, indices in groups.items():
             try:
-                handle = self._handle(ctx, key, version, Use.PROTECT)
+                sealer = self._sealer(ctx, key, version)
             except (InvalidArgument, FailedPrecondition, NotFound) as exc:
                 for i in indices:
                     out[i] = type(exc)(exc.detail)
                 continue
-            number = ctx.key_version
-            assert number is not None
-            head = header(key.id, number)
-            prefix = head.encode("ascii") + b"\x00"
             for i in indices:
+                item = items[i]
+                aad = sealer.aad_prefix + canonical_context(item.context)
                 try:
-                    blob = handle.encrypt(items[i].plaintext,
-                                          prefix + canonical_context(items[i].context))
+                    out[i] = sealer.encrypted(sealer.handle.encrypt(item.plaintext, aad))
                 except InvalidArgument as exc:
                     out[i] = exc
-                    continue
-                out[i] = Encrypted(f"{head}:{b64encode_as_string(blob)}", number)
         ctx.key_version = None
         return [r for r in out if r is not None]
 
