@@ -21,8 +21,7 @@ from keykeeper.client import (
     InitResult,
     ItemError,
 )
-
-from .conftest import KEY_JSON, Server
+from tests.support.scripted import KEY_JSON, Server
 
 
 def b64(data: bytes) -> str:
