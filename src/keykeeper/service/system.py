@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from keykeeper import __version__
+from keykeeper.custody.keyring import Custody
 from keykeeper.custody.passphrase import (
     MAX_PASSPHRASE_LENGTH,
     SealedRoot,
@@ -98,7 +99,6 @@ class SystemService:
             sealed = seal_root_key(root_key, passphrase)
         now = self._d.clock()
         # Wrap the default namespace KEK under the new root key without unsealing.
-        from keykeeper.custody.keyring import Custody
         scratch = Custody(cache_entries=1, cache_ttl=1.0)
         scratch.unseal(root_key)
         wrapped_kek = scratch.new_wrapped_kek(DEFAULT_NAMESPACE)

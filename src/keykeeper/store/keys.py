@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keykeeper.domain.keys import Key, KeyVersion
@@ -123,7 +123,6 @@ class KeyRepository:
         return bytes(value) if value is not None else None
 
     def count_by_state(self, conn: Connection) -> dict[str, int]:
-        from sqlalchemy import func
         q = select(keys.c.state, func.count()).group_by(keys.c.state)
         return {state: int(n) for state, n in conn.execute(q)}
 
