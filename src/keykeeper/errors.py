@@ -111,10 +111,17 @@ class FailedPrecondition(KeykeeperError):
 
 
 class ApprovalRequired(KeykeeperError):
+    """The operation waits for M-of-N approval; ``approval_id`` names the request
+    (``POST /v1/approvals/{approval_id}/approve``)."""
+
     code = "approval_required"
     http_status = 202
     kmip_reason = "Operation_Not_Supported"
     title = "Approval required"
+
+    def __init__(self, detail: str | None = None, *, approval_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.approval_id = approval_id
 
 
 class PayloadTooLarge(KeykeeperError):
@@ -125,10 +132,16 @@ class PayloadTooLarge(KeykeeperError):
 
 
 class ResourceExhausted(KeykeeperError):
+    """A rate limit is exceeded; ``retry_after`` is whole seconds (HTTP ``Retry-After``)."""
+
     code = "resource_exhausted"
     http_status = 429
     kmip_reason = "General_Failure"
     title = "Resource exhausted"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class DecryptionFailed(KeykeeperError):

@@ -45,7 +45,7 @@ class Node:
     sink: ListSink
 
     def ctx(self) -> RequestContext:
-        return RequestContext(interface="test", principal=Principal("tester", ("root",)))
+        return RequestContext(interface="test", principal=Principal("root"))
 
 
 def make_node(url: str, clock: Clock, metadata_ttl: float = 1.0) -> Node:

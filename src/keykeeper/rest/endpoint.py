@@ -29,7 +29,7 @@ from keykeeper.errors import (
     Sealed,
 )
 from keykeeper.monitor.metrics import Metrics
-from keykeeper.rest.problems import PROBLEM_TYPE, problem_body
+from keykeeper.rest.problems import PROBLEM_TYPE, problem_body, problem_headers
 from keykeeper.rest.routes import Route
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
@@ -94,6 +94,7 @@ class Endpoint:
         client = scope.get("client")
         ctx = RequestContext(interface="rest", source=client[0] if client else None)
         status, content_type, outcome = route.status, _JSON, "success"
+        extra: list[tuple[bytes, bytes]] = []
         try:
             with svc.audit.audited(ctx, route.operation) if route.audit else nullcontext():
                 if route.unsealed and svc.system.sealed():
@@ -131,12 +132,13 @@ class Endpoint:
         except KeykeeperError as exc:
             status, content_type, outcome = exc.http_status, PROBLEM_TYPE.encode(), exc.code
             payload = problem_body(exc, ctx.request_id)
+            extra = problem_headers(exc)
         except Exception:
             log.exception("internal error in %s (request %s)", route.operation, ctx.request_id)
             status, content_type, outcome = 500, PROBLEM_TYPE.encode(), "internal"
             payload = problem_body(Internal(), ctx.request_id)
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", content_type), (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", ctx.request_id.encode())]})
+            (b"x-request-id", ctx.request_id.encode()), *extra]})
         await send({"type": "http.response.body", "body": payload})
         self.metrics.observe(route.operation, outcome, time.perf_counter() - started)

@@ -115,7 +115,7 @@ def update_key(svc: Services, ctx: RequestContext, p: Params,
 
 
 def list_versions(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.VersionList:
-    key = svc.keys.get(ctx, p["key"])
+    key = svc.keys.get(ctx, p["key"], "key.versions")
     return s.VersionList(versions=[version_out(v) for v in key.versions])
 
 
@@ -258,5 +258,5 @@ def decapsulate(svc: Services, ctx: RequestContext, p: Params,
 
 def random(svc: Services, ctx: RequestContext, p: Params,
            body: s.RandomRequest) -> s.RandomResponse:
-    return s.RandomResponse(data=svc.crypto.random(body.length))
+    return s.RandomResponse(data=svc.crypto.random(ctx, body.length))
 

@@ -21,6 +21,8 @@ class Problem(Struct, omit_defaults=True):
     detail: str
     code: str
     request_id: str = ""
+    approval_id: str | None = None    # approval_required: the pending request to approve
+    retry_after: int | None = None    # resource_exhausted: seconds (also Retry-After)
 
 
 class Health(Struct):

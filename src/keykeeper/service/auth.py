@@ -1,10 +1,11 @@
 """Bearer-token authentication.
 
-Tokens are 256-bit random values (``kk.`` + base64url), shown once and stored only
-as SHA-256 hashes. A presented token is hashed, looked up by hash, and the stored
-hash compared with ``hmac.compare_digest``; results are cached for a short TTL so
-the hot path costs no storage read, and a revoked token stops working within
-that TTL (1 s) everywhere.
+A token belongs to a principal (a row of ``principals``), or to ``root``, the
+break-glass principal of the init token. Tokens are 256-bit random values (``kk.`` +
+base64url), shown once and stored only as SHA-256 hashes. A presented token is
+hashed, looked up by hash, and the stored hash compared with ``hmac.compare_digest``;
+results are cached for a short TTL so the hot path costs no storage read, and a
+revoked token or a changed principal takes effect within that TTL (1 s) everywhere.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import hashlib
 import hmac
 import secrets
 
+from keykeeper.authz.model import ROOT, Principal
 from keykeeper.custody.cache import TTLCache
 from keykeeper.errors import Unauthenticated
-from keykeeper.service.context import Principal
 from keykeeper.service.deps import Deps
 
 __all__ = ["TokenAuthenticator", "hash_token", "new_token"]
@@ -63,12 +64,22 @@ class TokenAuthenticator:
             return found
         digest = self._digest(token)
         with self._d.reading() as conn:
-            row = self._d.system.get_token(conn, digest)
-        if (row is None or not hmac.compare_digest(row.token_hash, digest)
+            row = self._d.identity.get_token_by_hash(conn, digest)
+            principal: Principal | None = None
+            if row is not None and row.principal == ROOT:
+                principal = Principal(name=ROOT, kind="person")
+            elif row is not None:
+                principal = self._d.identity.get_principal(conn, row.principal)
+        if (row is None or principal is None or principal.disabled
+                or not hmac.compare_digest(row.token_hash, digest)
                 or row.revoked_at is not None
                 or (row.expires_at is not None and row.expires_at <= self._d.clock())):
             self._bad.put(digest, True)
             raise Unauthenticated("missing or invalid token")
-        principal = Principal(name=row.principal, policies=row.policies)
         self._good.put(digest, principal)
         return principal
+
+    def forget(self) -> None:
+        """Drop every cached answer (after a change to tokens or principals made here)."""
+        self._good.clear()
+        self._bad.clear()

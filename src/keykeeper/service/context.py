@@ -5,13 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from keykeeper.authz.model import Principal
+
 __all__ = ["Principal", "RequestContext"]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    name: str
-    policies: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -29,3 +25,6 @@ class RequestContext:
     key_version: int | None = None
     items: int | None = None
     failed_items: int | None = None
+    # Set by the approvals service when it runs an approved request as its requester, so the
+    # dual-control gate lets that one execution through:
+    approval_id: str | None = None

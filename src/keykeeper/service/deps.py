@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from keykeeper.custody.keyring import Custody
 from keykeeper.errors import KeykeeperError, Unavailable
+from keykeeper.store.identity import IdentityRepository
 from keykeeper.store.keys import KeyRepository
 from keykeeper.store.system import SystemRepository
 
@@ -30,6 +31,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     keys: KeyRepository = field(default_factory=KeyRepository)
     system: SystemRepository = field(default_factory=SystemRepository)
+    identity: IdentityRepository = field(default_factory=IdentityRepository)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from keykeeper.service.audit import Auditor
 from keykeeper.service.auth import TokenAuthenticator
+from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.deps import Deps
 from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.lookup import KeyLookup
@@ -24,12 +25,15 @@ class Services:
     crypto: Crypto
     audit: Auditor
     lookup: KeyLookup
+    authz: Authorizer
 
 
 def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0) -> Services:
     lookup = KeyLookup(deps, ttl=metadata_ttl)
+    authz = Authorizer(deps, ttl=metadata_ttl)
     return Services(
         deps=deps, system=SystemService(deps),
         auth=TokenAuthenticator(deps),
-        keys=KeyAdmin(deps, lookup), crypto=Crypto(lookup), audit=auditor, lookup=lookup,
+        keys=KeyAdmin(deps, lookup, authz), crypto=Crypto(lookup, authz), audit=auditor,
+        lookup=lookup, authz=authz,
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from types import MappingProxyType
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -24,17 +25,28 @@ from keykeeper.domain.keys import Key, KeyVersion, new_key_id
 from keykeeper.domain.names import DEFAULT_NAMESPACE, parse_key_ref, validate_name
 from keykeeper.domain.states import KeyState, VersionState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.store.keys import KeyFilter, NewVersion
 
-__all__ = ["CreateKey", "KeyAdmin"]
+__all__ = ["CreateKey", "Gate", "KeyAdmin"]
+
+
+class Gate(Protocol):
+    """The dual-control gate (service/approvals.py): returns when the call may proceed,
+    raises ApprovalRequired when it must wait for approvals."""
+
+    def __call__(self, ctx: RequestContext, operation: str, arguments: dict[str, Any], *,
+                 summary: str, namespace: str | None = None,
+                 key_id: str | None = None) -> None: ...
 
 MIN_ROTATION_PERIOD = 3600
 MAX_LABELS = 64
 MAX_DESCRIPTION = 1024
 PENDING_DAYS_MIN, PENDING_DAYS_MAX, PENDING_DAYS_DEFAULT = 7, 30, 30
+_LIST_READS = 20
 
 
 def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -88,9 +100,24 @@ class CreateKey:
 
 
 class KeyAdmin:
-    def __init__(self, deps: Deps, lookup: KeyLookup) -> None:
+    def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer) -> None:
         self._d = deps
         self._lookup = lookup
+        self._authz = authz
+        self.gate: Gate | None = None  # set by build_services once approvals exist
+
+    def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key:
+        """The key named by ``ref`` if the caller may run ``operation`` on it; NotFound if
+        the caller may not see it, PermissionDenied if it may see but not act."""
+        key = self._lookup.get(ctx, ref)
+        self._authz.require_key(ctx, operation, key, ref)
+        return key
+
+    def _dual_control(self, ctx: RequestContext, operation: str, key: Key, summary: str,
+                      **arguments: Any) -> None:
+        if self.gate is not None:
+            self.gate(ctx, operation, {"key": key.id, **arguments}, summary=summary,
+                      namespace=key.namespace, key_id=key.id)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -132,7 +159,8 @@ class KeyAdmin:
     def _transition(self, ctx: RequestContext, ref: str, action: str,
                     to: KeyState | Callable[[Key], KeyState], reason: str | None = None,
                     **values: object) -> Key:
-        """One state change, decided on the locked row: ``to`` may be a function of it."""
+        """One state change, decided on the locked row: ``to`` may be a function of it.
+        The caller has authorized it (and passed dual control where that applies)."""
         self._lookup.require_unsealed()
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
@@ -154,6 +182,7 @@ class KeyAdmin:
         namespace; NotFound for an unknown namespace; InvalidArgument for a refused algorithm."""
         self._lookup.require_unsealed()
         ctx.namespace = args.namespace
+        self._authz.require_create(ctx, args.namespace, args.name, args.labels)
         with self._d.reading() as conn:
             ns = self._d.system.get_namespace(conn, args.namespace)
         if ns is None:
@@ -181,8 +210,8 @@ class KeyAdmin:
         ctx.key_version = 1
         return created
 
-    def get(self, ctx: RequestContext, ref: str) -> Key:
-        key = self._lookup.get(ctx, ref)
+    def get(self, ctx: RequestContext, ref: str, operation: str = "key.get") -> Key:
+        key = self._authorized(ctx, ref, operation)
         with self._d.reading() as conn:
             fresh = self._d.keys.get_by_id(conn, key.id)
         if fresh is None:
@@ -201,8 +230,21 @@ class KeyAdmin:
             raise InvalidArgument(f"unknown state '{flt.state}'")
         if flt.purpose is not None and flt.purpose not in {"encrypt", "sign", "mac", "wrap", "kem"}:
             raise InvalidArgument(f"unknown purpose '{flt.purpose}'")
+        self._authz.require(ctx, "key.list")
+        visible = self._authz.visible_namespaces(ctx)
+        if visible is not None:
+            flt = replace(flt, namespaces=frozenset(visible))
+        keys: list[Key] = []
+        token = page_token
+        # Keys outside the caller's grants are skipped as if they did not exist; a page may
+        # take several reads to fill, and stops early (with a token) after a bounded number.
         with self._d.reading() as conn:
-            return self._d.keys.list_keys(conn, flt, size, page_token)
+            for _ in range(_LIST_READS):
+                page, token = self._d.keys.list_keys(conn, flt, size - len(keys), token)
+                keys.extend(k for k in page if self._authz.can_see(ctx, k))
+                if token is None or len(keys) >= size:
+                    break
+        return keys, token
 
     def update(self, ctx: RequestContext, ref: str, *, description: str | None,
                labels: Mapping[str, str] | None) -> Key:
@@ -211,6 +253,7 @@ class KeyAdmin:
         if description is not None:
             values["description"] = _check_description(description)
         checked = _check_labels(labels) if labels is not None else None
+        self._authorized(ctx, ref, "key.update")
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("update", key.state)
@@ -225,7 +268,7 @@ class KeyAdmin:
         """A new primary version (Vault computes, persists, and rolls back on failure: here the
         transaction does that)."""
         self._lookup.require_unsealed()
-        current = self._lookup.get(ctx, ref)
+        current = self._authorized(ctx, ref, "key.rotate")
         check_transition("rotate", current.state)
         spec = get_spec(current.algorithm)
         generated = self._generate(spec)
@@ -249,6 +292,7 @@ class KeyAdmin:
         return result
 
     def disable(self, ctx: RequestContext, ref: str) -> Key:
+        self._authorized(ctx, ref, "key.disable")
         return self._transition(ctx, ref, "disable", KeyState.SUSPENDED)
 
     def enable(self, ctx: RequestContext, ref: str) -> Key:
@@ -257,6 +301,7 @@ class KeyAdmin:
                 raise FailedPrecondition("a compromised key cannot be enabled again")
             return KeyState.ACTIVE
 
+        self._authorized(ctx, ref, "key.enable")
         return self._transition(ctx, ref, "enable", target)
 
     def schedule_destruction(self, ctx: RequestContext, ref: str,
@@ -265,11 +310,17 @@ class KeyAdmin:
         if not PENDING_DAYS_MIN <= days <= PENDING_DAYS_MAX:
             raise InvalidArgument(
                 f"pending_days must be between {PENDING_DAYS_MIN} and {PENDING_DAYS_MAX}")
+        key = self._authorized(ctx, ref, "key.schedule_destruction")
+        check_transition("schedule-destruction", key.state)
+        self._dual_control(ctx, "key.schedule_destruction", key,
+                           f"schedule the destruction of key {key.ref} in {days} days",
+                           pending_days=days)
         when = self._d.clock() + timedelta(days=days)
         return self._transition(ctx, ref, "schedule-destruction", KeyState.PENDING_DESTRUCTION,
                                 destruction_time=when)
 
     def cancel_destruction(self, ctx: RequestContext, ref: str) -> Key:
+        self._authorized(ctx, ref, "key.cancel_destruction")
         return self._transition(
             ctx, ref, "cancel-destruction",
             lambda key: KeyState.COMPROMISED if key.compromised_at else KeyState.SUSPENDED,
@@ -280,6 +331,10 @@ class KeyAdmin:
             raise InvalidArgument("reason is required (1 to 1024 characters)")
         _check_text(reason, "reason")
         self._lookup.require_unsealed()
+        current = self._authorized(ctx, ref, "key.compromise")
+        check_transition("compromise", current.state)
+        self._dual_control(ctx, "key.compromise", current,
+                           f"mark key {current.ref} compromised: {reason}", reason=reason)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("compromise", key.state)
@@ -308,6 +363,10 @@ class KeyAdmin:
         enabled key always has a usable primary version."""
         self._lookup.require_unsealed()
         ctx.key_version = version
+        current = self._authorized(ctx, ref, "key.destroy_version")
+        check_transition("destroy-version", current.state)
+        self._dual_control(ctx, "key.destroy_version", current,
+                           f"destroy version {version} of key {current.ref}", version=version)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("destroy-version", key.state)

@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 
 from pybase64 import b64encode_as_string
 
+from keykeeper.authz.policy import Access
 from keykeeper.crypto import KeyHandle, random_bytes
 from keykeeper.crypto.registry import Purpose, get_spec
 from keykeeper.domain.ciphertext import (
@@ -34,7 +35,9 @@ from keykeeper.errors import (
     InvalidArgument,
     KeykeeperError,
     NotFound,
+    PermissionDenied,
 )
+from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.lookup import KeyLookup
 
@@ -97,8 +100,9 @@ def _check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | Non
 
 
 class Crypto:
-    def __init__(self, lookup: KeyLookup) -> None:
+    def __init__(self, lookup: KeyLookup, authz: Authorizer) -> None:
         self._lookup = lookup
+        self._authz = authz
 
     def is_symmetric(self, ctx: RequestContext, ref: str) -> bool:
         """True if ``ref`` names a symmetric key (cheap to use: microseconds per item).
@@ -110,14 +114,27 @@ class Crypto:
             return False
 
     # -- selection --------------------------------------------------------------------------
-    def _key(self, ctx: RequestContext, ref: str, purpose: Purpose, op: str) -> Key:
+    def _key(self, ctx: RequestContext, ref: str, purpose: Purpose, op: str,
+             context: Mapping[str, str] | None = None) -> Key:
+        """The key for one operation, authorized for ``op`` with ``context`` (a grant's
+        condition is checked on it)."""
+        key, access = self._key_access(ctx, ref, purpose, op)
+        self._authz.check(ctx, access, op.replace("-", "_"), key, context)
+        return key
+
+    def _key_access(self, ctx: RequestContext, ref: str, purpose: Purpose,
+                    op: str) -> tuple[Key, Access]:
+        """The key and the caller's access (conditions unchecked: a batch checks them per
+        item). NotFound for a key outside the caller's scope, before anything else is said
+        about it."""
         self._lookup.require_unsealed()
         key = self._lookup.get(ctx, ref)
+        access = self._authz.key_access(ctx, op.replace("-", "_"), key, ref)
         if key.purpose != purpose:
             raise FailedPrecondition(
                 f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a key with purpose "
                 f"'{purpose}'")
-        return key
+        return key, access
 
     def _handle(self, ctx: RequestContext, key: Key, version: int | None, use: Use) -> KeyHandle:
         number = key.primary_version if version is None else version
@@ -130,11 +147,20 @@ class Crypto:
         ctx.key_version = number
         return self._lookup.handle(key, number)
 
+    def _denied(self, ctx: RequestContext, access: Access, op: str, key: Key,
+                context: Mapping[str, str] | None) -> PermissionDenied | None:
+        """The item's error when a conditional grant does not hold for its context."""
+        try:
+            self._authz.check(ctx, access, op, key, context)
+        except PermissionDenied as exc:
+            return exc
+        return None
+
     # -- encrypt purpose --------------------------------------------------------------------
     def encrypt(self, ctx: RequestContext, ref: str, plaintext: bytes,
                 context: Mapping[str, str] | None = None,
                 key_version: int | None = None) -> Encrypted:
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt", context)
         return self._encrypt(ctx, key, plaintext, context, key_version)
 
     def _encrypt(self, ctx: RequestContext, key: Key, plaintext: bytes,
@@ -157,7 +183,7 @@ class Crypto:
 
     def decrypt(self, ctx: RequestContext, ref: str, ciphertext: str,
                 context: Mapping[str, str] | None = None) -> tuple[bytes, int]:
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt")
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt", context)
         return self._decrypt(ctx, key, ciphertext, context)
 
     def _decrypt(self, ctx: RequestContext, key: Key, text: str,
@@ -176,8 +202,9 @@ class Crypto:
         The key, each version's handle and its header are resolved once per batch, and
         the items of one version are sealed in one call (one nonce draw).
         """
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "encrypt")
-        problems = [_item_problem(i.plaintext, i.context) for i in items]
+        key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "encrypt")
+        problems = [_item_problem(i.plaintext, i.context)
+                    or self._denied(ctx, access, "encrypt", key, i.context) for i in items]
         if all(p is None and i.key_version is None for p, i in zip(problems, items, strict=True)):
             # The common batch: every item valid, all under the primary version.
             sealer = self._sealer(ctx, key, None)
@@ -215,19 +242,21 @@ class Crypto:
     def decrypt_batch(self, ctx: RequestContext, ref: str,
                       items: list[tuple[str, Mapping[str, str] | None]],
                       ) -> list[tuple[bytes, int] | Exception]:
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt")
+        key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "decrypt")
         out: list[tuple[bytes, int] | Exception] = []
         for text, context in items:
             try:
+                self._authz.check(ctx, access, "decrypt", key, context)
                 out.append(self._decrypt(ctx, key, text, context))
-            except (InvalidArgument, FailedPrecondition, NotFound, DecryptionFailed) as exc:
+            except (InvalidArgument, FailedPrecondition, NotFound, DecryptionFailed,
+                    PermissionDenied) as exc:
                 out.append(exc)
         ctx.key_version = None
         return out
 
     def rewrap(self, ctx: RequestContext, ref: str, ciphertext: str,
                context: Mapping[str, str] | None = None) -> Encrypted:
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap")
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap", context)
         plaintext, _ = self._decrypt(ctx, key, ciphertext, context)
         return self._encrypt(ctx, key, plaintext, context, None)
 
@@ -237,7 +266,7 @@ class Crypto:
         size = DATA_KEY_SPECS.get(key_spec or "AES_256")
         if size is None:
             raise InvalidArgument("key_spec must be AES_256 or AES_128")
-        key = self._key(ctx, ref, Purpose.ENCRYPT, "data-key")
+        key = self._key(ctx, ref, Purpose.ENCRYPT, "data-key", context)
         if key.algorithm.startswith("RSA_"):
             raise FailedPrecondition("data keys need a symmetric encryption key")
         dek = os.urandom(size)
@@ -298,6 +327,7 @@ class Crypto:
                    version: int | None = None) -> tuple[str, int, str]:
         self._lookup.require_unsealed()
         key = self._lookup.get(ctx, ref)
+        self._authz.require_key(ctx, "public_key", key, ref)
         number = key.primary_version if version is None else version
         v = key.version(number)
         if v is None:
@@ -307,6 +337,7 @@ class Crypto:
         ctx.key_version = number
         return v.public_key_pem, number, key.algorithm
 
-    def random(self, length: int) -> bytes:
+    def random(self, ctx: RequestContext, length: int) -> bytes:
         self._lookup.require_unsealed()
+        self._authz.require(ctx, "random")
         return random_bytes(length)

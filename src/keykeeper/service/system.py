@@ -28,6 +28,7 @@ from keykeeper.errors import (
     Unavailable,
 )
 from keykeeper.service.auth import hash_token, new_token
+from keykeeper.service.builtin import seed_builtin
 from keykeeper.service.deps import Deps
 from keykeeper.store.system import NamespaceRow
 
@@ -110,6 +111,7 @@ class SystemService:
                     name=DEFAULT_NAMESPACE, wrapped_kek=wrapped_kek,
                     allow_legacy_rsa_2048=False, created_at=now))
                 self._d.system.insert_token(conn, hash_token(token), "root", ("root",), now)
+                seed_builtin(conn, self._d.identity, self._d.system, now)
         except AlreadyExists:
             raise AlreadyExists("keykeeper is already initialized") from None
         self._initialized = True

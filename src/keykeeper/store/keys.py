@@ -39,6 +39,7 @@ class KeyFilter:
     state: str | None = None
     purpose: str | None = None
     labels: Mapping[str, str] | None = None
+    namespaces: frozenset[str] | None = None   # restrict to these (the caller's scope)
 
 
 def _encode_token(namespace: str, name: str) -> str:
@@ -97,6 +98,8 @@ class KeyRepository:
         q = select(keys)
         if flt.namespace is not None:
             q = q.where(keys.c.namespace == flt.namespace)
+        if flt.namespaces is not None:
+            q = q.where(keys.c.namespace.in_(sorted(flt.namespaces)))
         if flt.state is not None:
             q = q.where(keys.c.state == flt.state)
         if flt.purpose is not None:

@@ -4,9 +4,11 @@ tokens only as SHA-256 hashes. Schema changes go through Alembic (store/migratio
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,6 +34,12 @@ namespaces = Table(
     Column("wrapped_kek", LargeBinary, nullable=False),
     Column("allow_legacy_rsa_2048", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Added by 0002. An erased namespace keeps its row (names are never reused) with an
+    # empty wrapped_kek: crypto-erasure of every key below it.
+    Column("description", Text, nullable=False, default="", server_default=""),
+    Column("rate_limit", Float, nullable=True),           # requests per second, all callers
+    Column("created_by", String(128), nullable=False, default="", server_default=""),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
 )
 
 keys = Table(
@@ -95,8 +103,106 @@ tokens = Table(
     "tokens", metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("principal", String(256), nullable=False),
-    Column("policies", Text, nullable=False),
+    Column("policies", Text, nullable=False),             # unused since 0002; kept "[]"
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Added by 0002: the public handle of a token (list, revoke without the secret).
+    Column("accessor", String(40), nullable=True),
+    Column("ttl", Integer, nullable=True),                # seconds; renew extends by this
+    Column("display_name", String(128), nullable=False, default="", server_default=""),
+    Column("created_by", String(128), nullable=False, default="", server_default=""),
+    Index("ix_tokens_principal", "principal"),
+    Index("ux_tokens_accessor", "accessor", unique=True),
+)
+
+# -- access control (0002) -----------------------------------------------------------------
+
+principals = Table(
+    "principals", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),           # "person" | "service"
+    Column("roles", Text, nullable=False),                # JSON list of role names
+    Column("metadata", Text, nullable=False),             # JSON object str -> str
+    Column("certificate_subjects", Text, nullable=False),  # JSON list (RFC 4514 DN or SAN)
+    Column("rate_limit", Float, nullable=True),           # requests per second
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+roles = Table(
+    "roles", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("operations", Text, nullable=False),           # JSON list of operation patterns
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("grantee_kind", String(16), nullable=False),   # "principal" | "role"
+    Column("grantee", String(128), nullable=False),
+    Column("operations", Text, nullable=False),           # JSON list of operation patterns
+    Column("namespace", String(128), nullable=False),     # a namespace, or "*"
+    Column("key_pattern", String(256), nullable=False),   # glob over key names, "*" = all
+    Column("labels", Text, nullable=False),               # JSON object: all must match
+    Column("condition", Text, nullable=True),             # on encryption context
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_grants_grantee", "grantee_kind", "grantee"),
+)
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("requester", String(128), nullable=False),
+    Column("arguments", Text, nullable=False),            # JSON; never key material
+    Column("summary", Text, nullable=False, default=""),
+    Column("namespace", String(128), nullable=True),
+    Column("key_id", String(34), nullable=True),
+    # pending | executing | executed | failed | rejected | expired
+    Column("state", String(16), nullable=False),
+    Column("required", Integer, nullable=False),
+    Column("approver_roles", Text, nullable=False),       # JSON list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("result", Text, nullable=True),                # JSON of the operation's answer
+    Column("error_code", String(64), nullable=True),
+    Column("error_detail", Text, nullable=True),
+    Index("ix_approvals_state", "state"),
+)
+
+approval_votes = Table(
+    "approval_votes", metadata,
+    Column("approval_id", String(40), ForeignKey("approvals.id"), primary_key=True),
+    Column("principal", String(128), primary_key=True),
+    Column("decision", String(16), nullable=False),       # "approve" | "reject"
+    Column("comment", Text, nullable=False, default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# -- audit (0002) ---------------------------------------------------------------------------
+
+audit_records = Table(
+    "audit_records", metadata,
+    Column("chain", String(128), primary_key=True),       # one hash chain per node process
+    Column("seq", BigInteger, primary_key=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("principal", String(128), nullable=True),
+    Column("outcome", String(64), nullable=False),
+    Column("namespace", String(128), nullable=True),
+    Column("key_id", String(34), nullable=True),
+    Column("record", Text, nullable=False),               # the exact JSON line of the chain
+    Index("ix_audit_time", "time"),
+    Index("ix_audit_principal", "principal"),
+    Index("ix_audit_key", "key_id"),
+    Index("ix_audit_operation", "operation"),
 )
