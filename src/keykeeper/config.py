@@ -10,6 +10,7 @@ processes receive them):
 ``KEYKEEPER_AUDIT_FILE``           audit log path; default ``<data dir>/audit.log``
 ``KEYKEEPER_UNSEAL_PASSPHRASE_FILE`` unseal at start with the passphrase in this file
 ``KEYKEEPER_METADATA_TTL``         seconds key metadata is cached (default 1)
+``KEYKEEPER_RATE_LIMIT``           requests per second per principal (default 0: no limit)
 =================================  ==========================================================
 """
 
@@ -59,6 +60,7 @@ class Settings:
     audit_file: Path
     unseal_passphrase_file: Path | None = None
     metadata_ttl: float = 1.0
+    rate_limit: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +72,7 @@ class Settings:
             audit_file=Path(os.environ.get("KEYKEEPER_AUDIT_FILE", data_dir / "audit.log")),
             unseal_passphrase_file=Path(unseal) if unseal else None,
             metadata_ttl=float(os.environ.get("KEYKEEPER_METADATA_TTL", "1.0")),
+            rate_limit=float(os.environ.get("KEYKEEPER_RATE_LIMIT", "0") or 0),
         )
 
 
@@ -83,7 +86,8 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     engine = make_engine(settings.database_url)
     deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
     auditor = Auditor([FileAuditSink(settings.audit_file)], clock=utcnow)
-    services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl)
+    services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl,
+                              rate_limit=settings.rate_limit)
 
     def keys_by_state() -> dict[str, int]:
         with deps.reading() as conn:

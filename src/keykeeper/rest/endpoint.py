@@ -105,6 +105,7 @@ class Endpoint:
                     token = _bearer(scope)
                     ctx.principal = (svc.auth.cached(token)
                                      or await run_in_threadpool(svc.auth.authenticate, token))
+                    svc.limits.check_principal(ctx.principal)
                 body: Any = None
                 if self.decoder is not None:
                     raw = await _read_body(scope, receive)

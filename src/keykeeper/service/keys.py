@@ -29,6 +29,7 @@ from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.store.keys import KeyFilter, NewVersion
 
 __all__ = ["CreateKey", "Gate", "KeyAdmin"]
@@ -100,10 +101,12 @@ class CreateKey:
 
 
 class KeyAdmin:
-    def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer) -> None:
+    def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer,
+                 limits: RateLimiter | None = None) -> None:
         self._d = deps
         self._lookup = lookup
         self._authz = authz
+        self._limits = limits
         self.gate: Gate | None = None  # set by build_services once approvals exist
 
     def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key:
@@ -111,6 +114,8 @@ class KeyAdmin:
         the caller may not see it, PermissionDenied if it may see but not act."""
         key = self._lookup.get(ctx, ref)
         self._authz.require_key(ctx, operation, key, ref)
+        if self._limits is not None:
+            self._limits.check_namespace(ctx.principal, key.namespace)
         return key
 
     def _dual_control(self, ctx: RequestContext, operation: str, key: Key, summary: str,

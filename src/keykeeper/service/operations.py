@@ -40,6 +40,7 @@ from keykeeper.errors import (
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.ratelimit import RateLimiter
 
 __all__ = ["MAX_PLAINTEXT", "Crypto", "DataKey", "Encrypted"]
 
@@ -100,9 +101,11 @@ def _check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | Non
 
 
 class Crypto:
-    def __init__(self, lookup: KeyLookup, authz: Authorizer) -> None:
+    def __init__(self, lookup: KeyLookup, authz: Authorizer,
+                 limits: RateLimiter | None = None) -> None:
         self._lookup = lookup
         self._authz = authz
+        self._limits = limits
 
     def is_symmetric(self, ctx: RequestContext, ref: str) -> bool:
         """True if ``ref`` names a symmetric key (cheap to use: microseconds per item).
@@ -130,6 +133,8 @@ class Crypto:
         self._lookup.require_unsealed()
         key = self._lookup.get(ctx, ref)
         access = self._authz.key_access(ctx, op.replace("-", "_"), key, ref)
+        if self._limits is not None:
+            self._limits.check_namespace(ctx.principal, key.namespace)
         if key.purpose != purpose:
             raise FailedPrecondition(
                 f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a key with purpose "

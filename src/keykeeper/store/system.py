@@ -62,6 +62,12 @@ class SystemRepository:
         except IntegrityError:
             raise AlreadyExists(f"namespace '{row.name}' already exists") from None
 
+    def get_namespace_limit(self, conn: Connection, name: str) -> float | None:
+        """The namespace's rate limit (requests per second), None if unset or unknown."""
+        value = conn.execute(select(namespaces.c.rate_limit)
+                             .where(namespaces.c.name == name)).scalar_one_or_none()
+        return None if value is None else float(value)
+
     def get_namespace(self, conn: Connection, name: str) -> NamespaceRow | None:
         r = conn.execute(select(namespaces).where(namespaces.c.name == name)).first()
         if r is None:
