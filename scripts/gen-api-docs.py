@@ -85,7 +85,7 @@ Match on `code`, not on `detail` or `title`. Every response, success or error, c
 | `not_found` | 404 | no such key, version, namespace or route |
 | `already_exists` | 409 | a key with that name exists in the namespace; already initialized |
 | `failed_precondition` | 409 | wrong state, wrong purpose, disabled key or version |
-| `approval_required` | 202 | the operation waits for approvals (reserved: dual control) |
+| `approval_required` | 202 | waits for M-of-N approval: see `approval_id`, dual-control.md |
 | `payload_too_large` | 413 | request body over 4 MiB |
 | `resource_exhausted` | 429 | rate or quota limit (reserved) |
 | `decryption_failed` | 400 | the ciphertext does not decrypt; one message whatever the cause |
@@ -132,7 +132,11 @@ class Renderer:
         if kind == "string" and schema.get("contentEncoding") == "base64":
             return "bytes (base64)"
         if kind == "array":
-            return f"array of {self.type_of(schema.get('items', {}))}"
+            items = schema.get("items", {})
+            if not isinstance(items, dict):  # a fixed-length tuple: prefixItems, items false
+                parts = ", ".join(self.type_of(p) for p in schema.get("prefixItems", []))
+                return f"array [{parts}]"
+            return f"array of {self.type_of(items)}"
         if kind == "object":
             extra = schema.get("additionalProperties")
             if isinstance(extra, dict):

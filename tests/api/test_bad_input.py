@@ -34,6 +34,15 @@ VALID: dict[str, dict[str, Any]] = {
     "key.compromise": {"reason": "test"},
     "key.create": {"name": "x"},
     "random": {"length": 16},
+    # access control (tests/identity has the rest)
+    "principal.create": {"name": "x"},
+    "token.create": {"principal": "x"},
+    "role.create": {"name": "x", "operations": ["encrypt"]},
+    "grant.create": {"grantee": "role:x", "operations": ["encrypt"]},
+    "sod_policy.update": {"conflicts": []},
+    # dual control and namespaces (tests/approvals has the rest)
+    "namespace.create": {"name": "x"},
+    "approval_policy.update": {"rules": []},
 }
 PURPOSE_OF = {"encrypt": "encrypt", "decrypt": "encrypt", "rewrap": "encrypt",
               "data_key": "encrypt", "sign": "sign", "verify": "sign", "mac": "mac",
@@ -42,7 +51,8 @@ WRONG_PURPOSE = {"encrypt": "mac", "sign": "encrypt", "mac": "sign", "kem": "enc
 
 
 def path_for(route: Route, key: str) -> str:
-    return route.path.replace("{key}", key).replace("{version}", "1")
+    return (route.path.replace("{key}", key).replace("{version}", "1")
+            .replace("{id}", "ap-" + "0" * 32))
 
 
 def ids(routes: list[Route]) -> list[str]:

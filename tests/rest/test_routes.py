@@ -14,7 +14,9 @@ def test_every_route_has_a_handler_and_schemas() -> None:
     for r in ROUTES:
         assert (r.method, r.path) not in seen
         seen.add((r.method, r.path))
-        assert inspect.getmodule(r.handler) is handlers
+        module = inspect.getmodule(r.handler)
+        assert module is handlers or (module is not None and module.__name__.startswith(
+            "keykeeper.rest.") and module.__name__.endswith("_handlers")), r.path
         assert list(inspect.signature(r.handler).parameters) == ["svc", "ctx", "p", "body"]
         assert r.operation and r.summary
     doc = build_openapi()

@@ -28,7 +28,8 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
          *_APPROVAL_VIEW)),
     "key-custodian": (
         "Approves sensitive operations; holds backup and unseal shares",
-        ("approval.*", "backup.create", "backup.restore", "sys.seal")),
+        ("approval.*", "approval_policy.get", "backup.create", "backup.restore",
+         "sys.seal")),
     "auditor": (
         "Reads the audit trail, the inventory and reports; nothing else",
         ("audit.read", "audit.verify", "inventory.read", "report.read", "key.get",

@@ -41,7 +41,7 @@ SYSTEM_OPERATIONS: frozenset[str] = frozenset((
     "random", "sys.seal",
     "principal.create", "principal.list", "principal.get", "principal.update",
     "principal.delete",
-    "token.create", "token.list", "token.revoke", "token.revoke_root",
+    "token.create", "token.list", "token.revoke", "token.renew", "token.revoke_root",
     "role.create", "role.list", "role.get", "role.update", "role.delete",
     "grant.create", "grant.list", "grant.get", "grant.delete",
     "namespace.create", "namespace.list", "namespace.get", "namespace.update",

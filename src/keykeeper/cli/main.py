@@ -15,15 +15,26 @@ import typer
 from typer.core import TyperGroup
 
 from keykeeper import __version__
-from keykeeper.cli import crypto_cmds, file_cmds, key_cmds, sys_cmds
+from keykeeper.cli import (
+    approval_cmds,
+    audit_cmds,
+    crypto_cmds,
+    file_cmds,
+    key_cmds,
+    namespace_cmds,
+    principal_cmds,
+    role_cmds,
+    sys_cmds,
+)
 from keykeeper.cli._state import State
 from keykeeper.client import ConnectionFailed
-from keykeeper.errors import KeykeeperError
+from keykeeper.errors import ApprovalRequired, KeykeeperError
 
 __all__ = ["app", "main"]
 
 EXIT_ERROR = 1
 EXIT_CONNECTION = 3
+EXIT_PENDING = 4  # accepted, waiting for dual-control approval
 
 
 class _ErrorMappingGroup(TyperGroup):
@@ -35,6 +46,9 @@ class _ErrorMappingGroup(TyperGroup):
         except ConnectionFailed as exc:
             typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
             raise typer.Exit(EXIT_CONNECTION) from None
+        except ApprovalRequired as exc:
+            approval_cmds.emit_pending(ctx, exc)
+            raise typer.Exit(EXIT_PENDING) from None
         except KeykeeperError as exc:
             typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
@@ -88,6 +102,21 @@ def _global(
 
 sys_cmds.register(app)
 app.add_typer(key_cmds.app, name="key", help="Create, list and manage keys.")
+app.add_typer(audit_cmds.app, name="audit",
+              help="Verify audit files (offline); search and tail audit records.")
+app.add_typer(namespace_cmds.app, name="namespace", help="Create, list and delete namespaces.")
+app.add_typer(approval_cmds.app, name="approval",
+              help="Dual control: list, show, approve and reject requests.")
+app.add_typer(approval_cmds.policy_app, name="policy", help="Server policies.")
+app.add_typer(principal_cmds.principal_app, name="principal",
+              help="Create, list, change and delete principals.")
+app.add_typer(principal_cmds.token_app, name="token",
+              help="Create, list, renew and revoke tokens; whoami; revoke-root.")
+app.add_typer(role_cmds.role_app, name="role", help="Create, list, change and delete roles.")
+app.add_typer(role_cmds.grant_app, name="grant",
+              help="Grant key operations on a scope of keys.")
+approval_cmds.policy_app.add_typer(role_cmds.sod_app, name="sod",
+                                   help="Separation of duties: role pairs nobody holds together.")
 crypto_cmds.register(app)
 file_cmds.register(app)
 

@@ -16,9 +16,37 @@ Errors are the classes of :mod:`keykeeper.errors`; :class:`ConnectionFailed` (an
 ``Unavailable``) means the server could not be reached at all.
 """
 
+from keykeeper.client._audit import (
+    AuditChainSummary,
+    AuditHead,
+    AuditPage,
+    AuditProblem,
+    AuditRecord,
+    AuditReport,
+)
 from keykeeper.client._client import Client
 from keykeeper.client._http import DEFAULT_ADDR, ConnectionFailed
+from keykeeper.client.approval_models import (
+    Approval,
+    ApprovalPage,
+    ApprovalPolicy,
+    ApprovalRule,
+    ApprovalVote,
+    Namespace,
+    NamespaceDeletion,
+)
 from keykeeper.client.envelope import decrypt_stream, encrypt_stream
+from keykeeper.client.identity_models import (
+    Grant,
+    GrantDeleted,
+    NewToken,
+    Principal,
+    PrincipalDeleted,
+    Role,
+    RoleDeleted,
+    TokenInfo,
+    WhoAmI,
+)
 from keykeeper.client.models import (
     DataKey,
     Decapsulation,
@@ -41,6 +69,17 @@ from keykeeper.client.models import (
 
 __all__ = [
     "DEFAULT_ADDR",
+    "Approval",
+    "ApprovalPage",
+    "ApprovalPolicy",
+    "ApprovalRule",
+    "ApprovalVote",
+    "AuditChainSummary",
+    "AuditHead",
+    "AuditPage",
+    "AuditProblem",
+    "AuditRecord",
+    "AuditReport",
     "Client",
     "ConnectionFailed",
     "DataKey",
@@ -50,6 +89,8 @@ __all__ = [
     "Encapsulation",
     "EncryptItem",
     "EncryptResult",
+    "Grant",
+    "GrantDeleted",
     "Health",
     "InitResult",
     "ItemError",
@@ -57,9 +98,18 @@ __all__ = [
     "KeyPage",
     "KeyVersion",
     "MacResult",
+    "Namespace",
+    "NamespaceDeletion",
+    "NewToken",
+    "Principal",
+    "PrincipalDeleted",
     "PublicKey",
+    "Role",
+    "RoleDeleted",
     "SignResult",
+    "TokenInfo",
     "VerifyResult",
+    "WhoAmI",
     "decrypt_stream",
     "encrypt_stream",
 ]

@@ -27,6 +27,7 @@ import httpx
 import msgspec
 
 from keykeeper.errors import (
+    ApprovalRequired,
     FailedPrecondition,
     Internal,
     InvalidArgument,
@@ -71,6 +72,7 @@ class _Problem(msgspec.Struct):
     title: str | None = None
     status: int | None = None
     request_id: str | None = None
+    approval_id: str | None = None  # approval_required: the pending request
 
 
 def b64(data: bytes) -> str:
@@ -117,7 +119,10 @@ def _error_from(response: httpx.Response) -> KeykeeperError:
         if problem is not None:
             cls = error_for_code(problem.code)
             detail = problem.detail or problem.title
-            return _attach(cls(detail), response.status_code, problem.request_id or header_rid)
+            err = cls(detail)
+            if isinstance(err, ApprovalRequired):
+                err.approval_id = problem.approval_id
+            return _attach(err, response.status_code, problem.request_id or header_rid)
     cls = _BY_STATUS.get(response.status_code, Internal)
     err = cls(f"HTTP {response.status_code} from server")
     return _attach(err, response.status_code, header_rid)

@@ -76,6 +76,7 @@ def unseal(svc: Services, ctx: RequestContext, p: Params, body: s.UnsealRequest)
 
 
 def seal(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:
+    svc.authz.require(ctx, "sys.seal")
     svc.system.seal()
     return health(svc, ctx, p, None)
 

@@ -10,13 +10,18 @@ import msgspec
 from keykeeper import __version__
 from keykeeper.rest import schemas as s
 from keykeeper.rest.routes import ROUTES
+from keykeeper.service.approval_policy import DEFAULT_OPERATIONS
+
+# Operations that may answer 202 approval_required: the default dual-control policy, plus
+# principal.update (gated when roles or metadata change).
+GATED = frozenset(DEFAULT_OPERATIONS) | {"principal.update"}
 
 _STATUSES = {400: "invalid_argument or decryption_failed", 401: "unauthenticated",
              404: "not_found", 409: "already_exists or failed_precondition",
              413: "payload_too_large", 503: "sealed or unavailable"}
 
 
-_INT_QUERY = {"page_size", "version"}
+_INT_QUERY = {"page_size", "version", "seq"}
 
 
 def build_openapi() -> dict[str, Any]:
@@ -42,7 +47,14 @@ def build_openapi() -> dict[str, Any]:
             "responses": {str(r.status): {"description": "success", "content": {
                 "application/json": {"schema": schema_of(r.response)}}}},
         }
-        for status, what in _STATUSES.items():
+        statuses = dict(_STATUSES)
+        if r.auth:
+            statuses |= {403: "permission_denied (names the missing permission)",
+                         429: "resource_exhausted (a rate limit; Retry-After header)"}
+        if r.operation in GATED:
+            statuses[202] = ("approval_required: waits for M-of-N approval; the problem "
+                             "body's approval_id names the request")
+        for status, what in sorted(statuses.items()):
             op["responses"][str(status)] = {"description": what, "content": {
                 "application/problem+json": {"schema": by_type[s.Problem]}}}
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -17,6 +17,7 @@ import secrets
 from keykeeper.authz.model import ROOT, Principal
 from keykeeper.custody.cache import TTLCache
 from keykeeper.errors import Unauthenticated
+from keykeeper.service.cert_auth import CertificateAuthenticator
 from keykeeper.service.deps import Deps
 
 __all__ = ["TokenAuthenticator", "hash_token", "new_token"]
@@ -39,6 +40,7 @@ class TokenAuthenticator:
         # a busy client nor a flood of bad tokens reads the store on every request.
         self._good: TTLCache[str, Principal] = TTLCache(20_000, cache_ttl)
         self._bad: TTLCache[str, bool] = TTLCache(20_000, cache_ttl)
+        self._certs = CertificateAuthenticator(deps, cache_ttl)
 
     @staticmethod
     def _digest(token: str | None) -> str:
@@ -83,3 +85,10 @@ class TokenAuthenticator:
         """Drop every cached answer (after a change to tokens or principals made here)."""
         self._good.clear()
         self._bad.clear()
+        self._certs.forget()
+
+    def authenticate_certificate(self, cert_der: bytes) -> Principal:
+        """The principal a (chain-verified) client certificate maps to, by its subject DN
+        or a subjectAltName (service/cert_auth.py); Unauthenticated if none. Reads the
+        store on a cache miss: call it off the event loop."""
+        return self._certs.authenticate(cert_der)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keykeeper.service.approvals import Approvals
 from keykeeper.service.audit import Auditor
 from keykeeper.service.auth import TokenAuthenticator
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.deps import Deps
+from keykeeper.service.identity import IdentityService
 from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.namespaces import NamespaceAdmin
 from keykeeper.service.operations import Crypto
 from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.service.system import SystemService
+from keykeeper.service.tokens import MAX_TTL as MAX_TOKEN_TTL
 
 __all__ = ["Services", "build_services"]
 
@@ -28,16 +32,32 @@ class Services:
     lookup: KeyLookup
     authz: Authorizer
     limits: RateLimiter
+    approvals: Approvals
+    namespaces: NamespaceAdmin
+    identity: IdentityService
 
 
 def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
-                   rate_limit: float | None = None) -> Services:
+                   rate_limit: float | None = None,
+                   max_token_ttl: int = MAX_TOKEN_TTL) -> Services:
     lookup = KeyLookup(deps, ttl=metadata_ttl)
     authz = Authorizer(deps, ttl=metadata_ttl)
     limits = RateLimiter(deps, rate_limit, settings_ttl=metadata_ttl)
+    approvals = Approvals(deps, authz)
+    namespaces = NamespaceAdmin(deps, lookup, authz, approvals)
+    approvals.register("namespace.delete", namespaces.execute_delete)
+    approvals.register("approval_policy.update", approvals.execute_policy_update)
+    auth = TokenAuthenticator(deps)
+    identity = IdentityService(deps, authz, auth, gate=approvals.gate,
+                               max_token_ttl=max_token_ttl)
+    identity.register_executors(approvals.register)
+    keys = KeyAdmin(deps, lookup, authz, limits)
+    keys.gate = approvals.gate
+    keys.register_executors(approvals.register)
     return Services(
         deps=deps, system=SystemService(deps),
-        auth=TokenAuthenticator(deps),
-        keys=KeyAdmin(deps, lookup, authz, limits), crypto=Crypto(lookup, authz, limits),
+        auth=auth,
+        keys=keys, crypto=Crypto(lookup, authz, limits),
         audit=auditor, lookup=lookup, authz=authz, limits=limits,
+        approvals=approvals, namespaces=namespaces, identity=identity,
     )

@@ -109,6 +109,18 @@ class KeyAdmin:
         self._limits = limits
         self.gate: Gate | None = None  # set by build_services once approvals exist
 
+    def register_executors(self, register: Callable[[str, Callable[
+            [RequestContext, dict[str, Any]], dict[str, Any]]], None]) -> None:
+        """Tell the approvals service how to run each gated key operation once approved
+        (as the requester, with ``ctx.approval_id`` set)."""
+        register("key.destroy_version", lambda ctx, a: {
+            "key": a["key"], "version": self.destroy_version(ctx, a["key"], a["version"]).version,
+            "state": "destroyed"})
+        register("key.schedule_destruction", lambda ctx, a: key_summary(
+            self.schedule_destruction(ctx, a["key"], a["pending_days"])))
+        register("key.compromise", lambda ctx, a: key_summary(
+            self.compromise(ctx, a["key"], a["reason"])))
+
     def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key:
         """The key named by ``ref`` if the caller may run ``operation`` on it; NotFound if
         the caller may not see it, PermissionDenied if it may see but not act."""
@@ -432,6 +444,15 @@ class KeyAdmin:
                                       from_state=str(key.state), to_state=str(to),
                                       principal=principal, at=now)
         self._lookup.forget(key)
+
+
+def key_summary(key: Key) -> dict[str, Any]:
+    """A key as the JSON result of an approved request (no material, ever)."""
+    return {"id": key.id, "namespace": key.namespace, "name": key.name,
+            "state": str(key.state), "primary_version": key.primary_version,
+            "destruction_time": key.destruction_time.isoformat()
+            if key.destruction_time else None,
+            "versions": [{"version": v.version, "state": str(v.state)} for v in key.versions]}
 
 
 def _who(ctx: RequestContext) -> str:

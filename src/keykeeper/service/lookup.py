@@ -8,6 +8,8 @@ process drop the entry at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection
 
 from keykeeper.crypto import KeyHandle
@@ -63,6 +65,18 @@ class KeyLookup:
         self._epoch += 1
         self._cache.drop_where(lambda r: r in (key.id, key.ref, key.name))
         self._d.custody.drop_key(key.id)
+
+    def forget_namespace(self, namespace: str, key_ids: Iterable[str] = ()) -> None:
+        """Drop everything held for a deleted (crypto-erased) namespace: its wrapped KEK,
+        the metadata and loaded handles of its keys, and custody's unwrapped KEK."""
+        ids = frozenset(key_ids)
+        prefix = namespace + ":"
+        self._epoch += 1
+        self._keks.pop(namespace, None)
+        self._cache.drop_where(lambda r: r in ids or r.startswith(prefix))
+        for key_id in ids:
+            self._d.custody.drop_key(key_id)
+        self._d.custody.forget_namespace(namespace)
 
     def wrapped_kek(self, namespace: str) -> bytes:
         kek = self._keks.get(namespace)

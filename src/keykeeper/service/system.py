@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from keykeeper import __version__
+from keykeeper.authz.model import ROOT
 from keykeeper.custody.keyring import Custody
 from keykeeper.custody.passphrase import (
     MAX_PASSPHRASE_LENGTH,
@@ -30,6 +31,7 @@ from keykeeper.errors import (
 from keykeeper.service.auth import hash_token, new_token
 from keykeeper.service.builtin import seed_builtin
 from keykeeper.service.deps import Deps
+from keykeeper.service.tokens import new_accessor
 from keykeeper.store.system import NamespaceRow
 
 __all__ = ["Health", "InitResult", "SystemService"]
@@ -110,7 +112,10 @@ class SystemService:
                 self._d.system.insert_namespace(conn, NamespaceRow(
                     name=DEFAULT_NAMESPACE, wrapped_kek=wrapped_kek,
                     allow_legacy_rsa_2048=False, created_at=now))
-                self._d.system.insert_token(conn, hash_token(token), "root", ("root",), now)
+                self._d.identity.insert_token(
+                    conn, token_hash=hash_token(token), accessor=new_accessor(), principal=ROOT,
+                    display_name="root (init)", created_by="init", created_at=now,
+                    expires_at=None, ttl=None)
                 seed_builtin(conn, self._d.identity, self._d.system, now)
         except AlreadyExists:
             raise AlreadyExists("keykeeper is already initialized") from None

@@ -13,13 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from keykeeper.domain.keys import Key, KeyVersion
-from keykeeper.errors import AlreadyExists, InvalidArgument
+from keykeeper.errors import AlreadyExists, InvalidArgument, NotFound
 from keykeeper.store.convert import key_from_row, version_from_row
-from keykeeper.store.schema import key_events, key_labels, key_versions, keys
+from keykeeper.store.schema import key_events, key_labels, key_versions, keys, namespaces
 
 __all__ = ["KeyFilter", "KeyRepository", "NewVersion"]
 
@@ -40,6 +51,12 @@ class KeyFilter:
     purpose: str | None = None
     labels: Mapping[str, str] | None = None
     namespaces: frozenset[str] | None = None   # restrict to these (the caller's scope)
+
+
+def _live() -> ColumnElement[bool]:
+    """Keys of a deleted (crypto-erased) namespace are gone for every read: not found."""
+    return keys.c.namespace.not_in(select(namespaces.c.name)
+                                   .where(namespaces.c.deleted_at.is_not(None)))
 
 
 def _encode_token(namespace: str, name: str) -> str:
@@ -78,7 +95,7 @@ class KeyRepository:
         return [key_from_row(r, labels[r.id], tuple(versions[r.id])) for r in rows]
 
     def get_by_id(self, conn: Connection, key_id: str, *, for_update: bool = False) -> Key | None:
-        q = select(keys).where(keys.c.id == key_id)
+        q = select(keys).where(keys.c.id == key_id, _live())
         if for_update:
             q = q.with_for_update()
         found = self._load(conn, list(conn.execute(q)))
@@ -86,7 +103,8 @@ class KeyRepository:
 
     def get_by_name(self, conn: Connection, namespace: str, name: str,
                     *, for_update: bool = False) -> Key | None:
-        q = select(keys).where(keys.c.namespace == namespace, keys.c.name == name)
+        q = select(keys).where(keys.c.namespace == namespace, keys.c.name == name,
+                               _live())
         if for_update:
             q = q.with_for_update()
         found = self._load(conn, list(conn.execute(q)))
@@ -95,7 +113,7 @@ class KeyRepository:
     def list_keys(self, conn: Connection, flt: KeyFilter, page_size: int,
              page_token: str | None) -> tuple[list[Key], str | None]:
         """Keys ordered by (namespace, name); keyset pagination with an opaque token."""
-        q = select(keys)
+        q = select(keys).where(_live())
         if flt.namespace is not None:
             q = q.where(keys.c.namespace == flt.namespace)
         if flt.namespaces is not None:
@@ -136,6 +154,15 @@ class KeyRepository:
 
     # -- writes ----------------------------------------------------------------------------
     def insert(self, conn: Connection, key: Key, version: NewVersion) -> None:
+        # The namespace must still be live when the key lands: its row is share-locked, so
+        # a concurrent deletion (which locks it for update) either comes first and the key
+        # is refused, or waits and then erases the new key with the rest.
+        live = conn.execute(select(namespaces.c.name)
+                            .where(namespaces.c.name == key.namespace,
+                                   namespaces.c.deleted_at.is_(None))
+                            .with_for_update(read=True)).first()
+        if live is None:
+            raise NotFound(f"namespace '{key.namespace}' not found")
         try:
             conn.execute(insert(keys).values(
                 id=key.id, namespace=key.namespace, name=key.name, purpose=str(key.purpose),

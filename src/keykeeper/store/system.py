@@ -14,15 +14,19 @@ from keykeeper.errors import AlreadyExists
 from keykeeper.store.convert import utc
 from keykeeper.store.schema import namespaces, system_config, tokens
 
-__all__ = ["NamespaceRow", "SystemRepository", "TokenRow"]
+__all__ = ["NamespaceRow", "SystemRepository", "TokenRow", "namespace_row"]
 
 
 @dataclass(frozen=True, slots=True)
 class NamespaceRow:
     name: str
-    wrapped_kek: bytes
+    wrapped_kek: bytes               # empty once the namespace is deleted (crypto-erased)
     allow_legacy_rsa_2048: bool
     created_at: datetime
+    description: str = ""
+    rate_limit: float | None = None  # requests per second for all callers together
+    created_by: str = ""
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,16 @@ class TokenRow:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+def namespace_row(r: Any) -> NamespaceRow:
+    created = utc(r.created_at)
+    assert created is not None
+    return NamespaceRow(name=r.name, wrapped_kek=bytes(r.wrapped_kek),
+                        allow_legacy_rsa_2048=bool(r.allow_legacy_rsa_2048),
+                        created_at=created, description=r.description,
+                        rate_limit=None if r.rate_limit is None else float(r.rate_limit),
+                        created_by=r.created_by, deleted_at=utc(r.deleted_at))
 
 
 class SystemRepository:
@@ -58,7 +72,9 @@ class SystemRepository:
         try:
             conn.execute(insert(namespaces).values(
                 name=row.name, wrapped_kek=row.wrapped_kek,
-                allow_legacy_rsa_2048=row.allow_legacy_rsa_2048, created_at=row.created_at))
+                allow_legacy_rsa_2048=row.allow_legacy_rsa_2048, created_at=row.created_at,
+                description=row.description, rate_limit=row.rate_limit,
+                created_by=row.created_by))
         except IntegrityError:
             raise AlreadyExists(f"namespace '{row.name}' already exists") from None
 
@@ -68,15 +84,14 @@ class SystemRepository:
                              .where(namespaces.c.name == name)).scalar_one_or_none()
         return None if value is None else float(value)
 
-    def get_namespace(self, conn: Connection, name: str) -> NamespaceRow | None:
-        r = conn.execute(select(namespaces).where(namespaces.c.name == name)).first()
-        if r is None:
-            return None
-        created = utc(r.created_at)
-        assert created is not None
-        return NamespaceRow(name=r.name, wrapped_kek=bytes(r.wrapped_kek),
-                            allow_legacy_rsa_2048=bool(r.allow_legacy_rsa_2048),
-                            created_at=created)
+    def get_namespace(self, conn: Connection, name: str, *,
+                      include_deleted: bool = False) -> NamespaceRow | None:
+        """The namespace; a deleted (crypto-erased) one only with ``include_deleted``."""
+        q = select(namespaces).where(namespaces.c.name == name)
+        if not include_deleted:
+            q = q.where(namespaces.c.deleted_at.is_(None))
+        r = conn.execute(q).first()
+        return None if r is None else namespace_row(r)
 
     def insert_token(self, conn: Connection, token_hash: str, principal: str,
                      policies: tuple[str, ...], created_at: datetime,

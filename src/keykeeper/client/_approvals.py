@@ -1,0 +1,129 @@
+"""Dual-control and namespace routes of the SDK (``/v1/approvals``,
+``/v1/policies/approval``, ``/v1/namespaces``).
+
+A call under dual control raises :class:`keykeeper.errors.ApprovalRequired` when the
+server answers 202; its ``approval_id`` names the pending request, which other
+principals approve with :meth:`ApprovalsMixin.approve`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from keykeeper.client._http import Http
+from keykeeper.client.approval_models import (
+    Approval,
+    ApprovalPage,
+    ApprovalPolicy,
+    ApprovalRule,
+    Namespace,
+    NamespaceDeletion,
+    _Namespaces,
+)
+from keykeeper.errors import InvalidArgument
+
+__all__ = ["ApprovalsMixin"]
+
+_NULL = msgspec.Raw(b"null")  # sent as JSON null (the HTTP layer drops None values)
+_KEEP: Any = object()          # "leave unchanged" in a PATCH
+
+
+def _seg(value: str, what: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{what} must not be empty")
+    return quote(value, safe="")
+
+
+class ApprovalsMixin:
+    """Approval requests, the approval policy and namespaces; mixed into :class:`Client`."""
+
+    _http: Http
+
+    # -- approvals ------------------------------------------------------------------------
+    def list_approvals(self, *, state: str | None = None, requester: str | None = None,
+                       page_size: int | None = None,
+                       page_token: str | None = None) -> ApprovalPage:
+        """``GET /v1/approvals``: one page, newest first (only the caller's own requests
+        unless it holds ``approval.list``)."""
+        params = {"state": state, "requester": requester, "page_size": page_size,
+                  "page_token": page_token}
+        return self._http.call("GET", "/v1/approvals", ApprovalPage, params=params)
+
+    def iter_approvals(self, *, state: str | None = None,
+                       requester: str | None = None) -> Iterator[Approval]:
+        """Every matching approval request, fetching pages as the iterator advances."""
+        token: str | None = None
+        while True:
+            page = self.list_approvals(state=state, requester=requester, page_token=token)
+            yield from page.approvals
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def get_approval(self, approval_id: str) -> Approval:
+        """``GET /v1/approvals/{id}``."""
+        return self._http.call("GET", "/v1/approvals/" + _seg(approval_id, "approval id"),
+                               Approval)
+
+    def approve(self, approval_id: str, comment: str | None = None) -> Approval:
+        """``POST /v1/approvals/{id}/approve``. The M-th approval runs the operation (as its
+        requester) before answering: see ``state``, ``result`` and ``error``. Raises
+        PermissionDenied for the requester or a principal without an approver role,
+        AlreadyExists for a second vote, FailedPrecondition once decided or expired."""
+        path = "/v1/approvals/" + _seg(approval_id, "approval id") + "/approve"
+        return self._http.call("POST", path, Approval, body={"comment": comment})
+
+    def reject(self, approval_id: str, comment: str | None = None) -> Approval:
+        """``POST /v1/approvals/{id}/reject``: one rejection rejects the request."""
+        path = "/v1/approvals/" + _seg(approval_id, "approval id") + "/reject"
+        return self._http.call("POST", path, Approval, body={"comment": comment})
+
+    def get_approval_policy(self) -> ApprovalPolicy:
+        """``GET /v1/policies/approval``."""
+        return self._http.call("GET", "/v1/policies/approval", ApprovalPolicy)
+
+    def set_approval_policy(self, rules: Iterable[ApprovalRule]) -> ApprovalPolicy:
+        """``PUT /v1/policies/approval``: replace the policy (ApprovalRequired unless the
+        policy puts ``approval_policy.update`` outside dual control or the caller is root)."""
+        body = {"rules": [msgspec.to_builtins(r) for r in rules]}
+        return self._http.call("PUT", "/v1/policies/approval", ApprovalPolicy, body=body)
+
+    # -- namespaces -----------------------------------------------------------------------
+    def create_namespace(self, name: str, *, description: str | None = None,
+                         allow_legacy_rsa_2048: bool | None = None,
+                         rate_limit: float | None = None) -> Namespace:
+        """``POST /v1/namespaces``: a namespace with its own KEK. AlreadyExists if the name
+        is taken, or was ever used (names of deleted namespaces are never reused)."""
+        body = {"name": name, "description": description,
+                "allow_legacy_rsa_2048": allow_legacy_rsa_2048, "rate_limit": rate_limit}
+        return self._http.call("POST", "/v1/namespaces", Namespace, body=body)
+
+    def list_namespaces(self) -> list[Namespace]:
+        """``GET /v1/namespaces`` (deleted namespaces are not listed)."""
+        return self._http.call("GET", "/v1/namespaces", _Namespaces).namespaces
+
+    def get_namespace(self, name: str) -> Namespace:
+        """``GET /v1/namespaces/{name}``; NotFound for an unknown or deleted namespace."""
+        return self._http.call("GET", "/v1/namespaces/" + _seg(name, "namespace"), Namespace)
+
+    def update_namespace(self, name: str, *, description: str | None = None,
+                         allow_legacy_rsa_2048: bool | None = None,
+                         rate_limit: float | None = _KEEP) -> Namespace:
+        """``PATCH /v1/namespaces/{name}``; ``rate_limit=None`` removes the limit, leaving
+        it out keeps it."""
+        body: dict[str, Any] = {"description": description,
+                                "allow_legacy_rsa_2048": allow_legacy_rsa_2048}
+        if rate_limit is not _KEEP:
+            body["rate_limit"] = _NULL if rate_limit is None else rate_limit
+        return self._http.call("PATCH", "/v1/namespaces/" + _seg(name, "namespace"),
+                               Namespace, body=body)
+
+    def delete_namespace(self, name: str) -> NamespaceDeletion:
+        """``DELETE /v1/namespaces/{name}``: crypto-erase the namespace's KEK and every key
+        in it, irreversibly. Raises ApprovalRequired (dual control) unless the caller is
+        root; FailedPrecondition for ``default``."""
+        return self._http.call("DELETE", "/v1/namespaces/" + _seg(name, "namespace"),
+                               NamespaceDeletion)
