@@ -58,6 +58,9 @@ class PolicySnapshot:
     def __init__(self, roles: Iterable[Role], grants: Iterable[Grant]) -> None:
         self.roles: dict[str, Role] = {r.name: r for r in roles}
         self.grants: tuple[Grant, ...] = tuple(grants)
+        # Decisions memoized for the snapshot's life (the service keys them by principal,
+        # roles, operation and key version of metadata); bounded.
+        self.memo: dict[tuple[object, ...], Access] = {}
         self._by_grantee: dict[tuple[str, str], list[Grant]] = {}
         for g in self.grants:
             self._by_grantee.setdefault((g.grantee_kind, g.grantee), []).append(g)

@@ -25,6 +25,8 @@ from keykeeper.service.deps import Deps
 
 __all__ = ["Authorizer", "attributes"]
 
+_MEMO_ENTRIES = 100_000
+
 
 def attributes(key: Key) -> KeyAttributes:
     return KeyAttributes(namespace=key.namespace, name=key.name, labels=key.labels)
@@ -86,10 +88,15 @@ class Authorizer:
         ``permits(context, principal)`` must be checked per request (see :meth:`check`)."""
         who = _who(ctx)
         snap = self.snapshot()
-        attrs = attributes(key)
-        access = snap.key_access(who, operation, attrs)
+        memo_key = (who.name, who.roles, who.disabled, operation, key.id, key.updated_at)
+        access = snap.memo.get(memo_key)
+        if access is None:
+            access = snap.key_access(who, operation, attributes(key))
+            if len(snap.memo) < _MEMO_ENTRIES:
+                snap.memo[memo_key] = access
         if access.allowed:
             return access
+        attrs = attributes(key)
         if not snap.can_see(who, attrs):
             raise NotFound(f"key '{ref or key.id}' not found")
         raise PermissionDenied(f"permission denied: '{who.name}' lacks '{operation}' on key "
