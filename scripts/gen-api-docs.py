@@ -90,7 +90,7 @@ Match on `code`, not on `detail` or `title`. Every response, success or error, c
 | `resource_exhausted` | 429 | rate or quota limit (reserved) |
 | `decryption_failed` | 400 | the ciphertext does not decrypt; one message whatever the cause |
 | `sealed` | 503 | the server is sealed: unseal it first |
-| `unavailable` | 503 | the key store is unreachable; retry later |
+| `unavailable` | 503 | the key store is unreachable, or the audit trail cannot record the request (a mutating request then did not act); retry later |
 | `internal` | 500 | a bug: never expected; report it with the `request_id` |
 
 A request to an unknown path answers `404 not_found`; a known path with the wrong method

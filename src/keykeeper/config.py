@@ -8,9 +8,16 @@ processes receive them):
 ``KEYKEEPER_DATA_DIR``             data directory (SQLite file, audit log); default ``./data``
 ``KEYKEEPER_DATABASE_URL``         ``postgresql+psycopg://...`` to use PostgreSQL
 ``KEYKEEPER_AUDIT_FILE``           audit log path; default ``<data dir>/audit.log``
+``KEYKEEPER_AUDIT_SINKS``          audit sinks and policies (audit/sinkspec.py); default
+                                   ``file:required,database:best_effort``
+``KEYKEEPER_AUDIT_TIMEOUT``        seconds a request waits for its required sinks (2)
+``KEYKEEPER_AUDIT_MAX_BYTES``      rotate the audit file past this size (100 MiB; 0: never)
+``KEYKEEPER_AUDIT_CHECKPOINT_SECONDS`` seconds between audit checkpoints (60)
+``KEYKEEPER_NODE_ID``              this node's audit chain id; default the host name
 ``KEYKEEPER_UNSEAL_PASSPHRASE_FILE`` unseal at start with the passphrase in this file
 ``KEYKEEPER_METADATA_TTL``         seconds key metadata is cached (default 1)
 ``KEYKEEPER_RATE_LIMIT``           requests per second per principal (default 0: no limit)
+``KEYKEEPER_MAX_TOKEN_TTL``        longest token lifetime, seconds or e.g. ``90d`` (``365d``)
 =================================  ==========================================================
 """
 
@@ -28,7 +35,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +43,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from keykeeper import __version__
-from keykeeper.audit.file_sink import FileAuditSink
 from keykeeper.custody.keyring import Custody
+from keykeeper.domain.durations import parse_duration
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.app import create_app
-from keykeeper.service.audit import Auditor
+from keykeeper.service.audit_setup import AuditSettings, build_auditor
 from keykeeper.service.deps import Deps, utcnow
 from keykeeper.service.facade import Services, build_services
 from keykeeper.store.engine import make_engine, sqlite_url
@@ -51,6 +58,7 @@ __all__ = ["Settings", "app_factory", "build", "run_server"]
 
 log = logging.getLogger("keykeeper")
 DESTRUCTION_SWEEP_SECONDS = 60.0
+NAMESPACE_SWEEP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class Settings:
     unseal_passphrase_file: Path | None = None
     metadata_ttl: float = 1.0
     rate_limit: float = 0.0
+    max_token_ttl: int = 365 * 86400
+    audit_sinks: str = "file:required,database:best_effort"
+    audit_timeout: float = 2.0
+    audit_max_bytes: int = 100 * 1024 * 1024
+    audit_checkpoint_seconds: float = 60.0
+    node_id: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,7 +87,23 @@ class Settings:
             unseal_passphrase_file=Path(unseal) if unseal else None,
             metadata_ttl=float(os.environ.get("KEYKEEPER_METADATA_TTL", "1.0")),
             rate_limit=float(os.environ.get("KEYKEEPER_RATE_LIMIT", "0") or 0),
+            max_token_ttl=parse_duration(os.environ.get("KEYKEEPER_MAX_TOKEN_TTL") or "365d",
+                                         what="KEYKEEPER_MAX_TOKEN_TTL"),
+            audit_sinks=os.environ.get("KEYKEEPER_AUDIT_SINKS")
+            or "file:required,database:best_effort",
+            audit_timeout=float(os.environ.get("KEYKEEPER_AUDIT_TIMEOUT", "2") or 2),
+            audit_max_bytes=int(os.environ.get("KEYKEEPER_AUDIT_MAX_BYTES", str(100 << 20))),
+            audit_checkpoint_seconds=float(
+                os.environ.get("KEYKEEPER_AUDIT_CHECKPOINT_SECONDS", "60") or 60),
+            node_id=os.environ.get("KEYKEEPER_NODE_ID", ""),
         )
+
+    @property
+    def audit(self) -> AuditSettings:
+        return AuditSettings(file=self.audit_file, sinks=self.audit_sinks,
+                             node_id=self.node_id, timeout=self.audit_timeout,
+                             max_bytes=self.audit_max_bytes,
+                             checkpoint_seconds=self.audit_checkpoint_seconds)
 
 
 def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Services]:
@@ -85,15 +115,16 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
-    auditor = Auditor([FileAuditSink(settings.audit_file)], clock=utcnow)
-    services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl,
-                              rate_limit=settings.rate_limit)
 
     def keys_by_state() -> dict[str, int]:
         with deps.reading() as conn:
             return deps.keys.count_by_state(conn)
 
     metrics = Metrics(keys_by_state, lambda: deps.custody.sealed)
+    auditor = build_auditor(settings.audit, deps, clock=utcnow, on_alert=metrics.audit_alert)
+    services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl,
+                              rate_limit=settings.rate_limit,
+                              max_token_ttl=settings.max_token_ttl)
     app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None)
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
@@ -110,13 +141,30 @@ def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager
                     await run_in_threadpool(services.keys.destroy_due)
                 except Exception:
                     log.exception("destruction sweep failed")
+                try:
+                    await run_in_threadpool(services.approvals.expire_due)
+                except Exception:
+                    log.exception("approval expiry sweep failed")
                 await asyncio.sleep(DESTRUCTION_SWEEP_SECONDS)
 
+        async def forget_deleted_namespaces() -> None:
+            # Another node deleted a namespace: drop its KEK and key handles here too.
+            while True:
+                try:
+                    await run_in_threadpool(services.namespaces.forget_deleted)
+                except Exception:
+                    log.exception("namespace cache sweep failed")
+                await asyncio.sleep(NAMESPACE_SWEEP_SECONDS)
+
         task = asyncio.create_task(sweep())
+        namespace_task = asyncio.create_task(forget_deleted_namespaces())
         try:
             yield
         finally:
             task.cancel()
+            namespace_task.cancel()
+            # Sign the audit chain head and flush the sinks, then drop the root key.
+            await run_in_threadpool(services.audit.close)
             services.deps.custody.seal()
 
     return lifespan
@@ -137,8 +185,7 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Path:
     """Initialise (first start) and return the file holding the dev unseal passphrase."""
     passphrase_file = settings.data_dir / "dev-unseal-passphrase"
-    _, services = build(Settings(data_dir=settings.data_dir, database_url=settings.database_url,
-                                 audit_file=settings.audit_file))
+    _, services = build(replace(settings, unseal_passphrase_file=None))
     token_note = root_token or "(set at the first start of this data directory)"
     if not services.system.initialized():
         passphrase = secrets.token_urlsafe(32)
@@ -147,6 +194,7 @@ def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Pat
         with os.fdopen(fd, "w") as fh:
             fh.write(result.unseal_passphrase)
         token_note = result.root_token
+    services.audit.close()  # frees the audit file slot for the server process
     services.deps.engine.dispose()
     bar = "=" * 72
     print(f"{bar}\nWARNING: keykeeper is running in DEVELOPMENT mode.\n"

@@ -69,6 +69,13 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "ApprovalVote",
             "Namespace",
             "NamespaceDeletion",
+            # audit (issue 3)
+            "AuditChainSummary",
+            "AuditHead",
+            "AuditPage",
+            "AuditProblem",
+            "AuditRecord",
+            "AuditReport",
             "decrypt_stream",
             "encrypt_stream",
         ]

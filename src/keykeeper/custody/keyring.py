@@ -13,10 +13,14 @@ in a bounded TTL cache, which is cleared on seal and per key on state changes.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keykeeper.crypto import KeyHandle, load_private
 from keykeeper.crypto.aead import aead_open, aead_seal
@@ -25,6 +29,8 @@ from keykeeper.custody.cache import TTLCache
 from keykeeper.errors import DecryptionFailed, Internal, Sealed
 
 __all__ = ["Custody", "WrappedVersion"]
+
+log = logging.getLogger("keykeeper.custody")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ class Custody:
         self._keks: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.handles: TTLCache[tuple[str, int], KeyHandle] = TTLCache(cache_entries, cache_ttl)
+        self._seal_listeners: list[Callable[[], None]] = []
 
     # -- seal state -------------------------------------------------------------------------
     @property
@@ -66,8 +73,20 @@ class Custody:
         with self._lock:
             self._root = bytearray(root_key)
 
+    def on_seal(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` at every seal, while the root key is still held (the audit
+        trail signs its chain head then). A listener that raises is logged and ignored."""
+        self._seal_listeners.append(listener)
+
     def seal(self) -> None:
-        """Drop the root key, every KEK and every cached handle from memory."""
+        """Drop the root key, every KEK and every cached handle from memory (after the
+        :meth:`on_seal` listeners ran, if it was unsealed)."""
+        if self._root is not None:
+            for listener in self._seal_listeners:
+                try:
+                    listener()
+                except Exception:
+                    log.exception("seal listener failed")
         with self._lock:
             if self._root is not None:
                 for i in range(len(self._root)):
@@ -81,6 +100,14 @@ class Custody:
         if root is None:
             raise Sealed("keykeeper is sealed")
         return bytes(root)
+
+    def derive(self, info: bytes, length: int = 32) -> bytes:
+        """A subkey of the root key: HKDF-SHA256 (RFC 5869) with no salt and ``info`` naming
+        its use (e.g. ``b"keykeeper/audit/hmac/v1"``); ``length`` bytes (at most 8160).
+        Raises Sealed while sealed. The same root key and ``info`` always give the same key,
+        on every node and after every unseal."""
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                    info=info).derive(self._root_key())
 
     # -- namespace KEKs ---------------------------------------------------------------------
     def new_wrapped_kek(self, namespace: str) -> bytes:

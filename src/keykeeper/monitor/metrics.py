@@ -39,6 +39,10 @@ class Metrics:
                                  ["route"], registry=self.registry,
                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                           0.25, 0.5, 1.0, 2.5))
+        self.audit_alerts = Counter(
+            "keykeeper_audit_alerts", "Audit trail alerts by kind (sink_failed, stalled, "
+            "deleted, replaced, dropped, torn_tail, tail_unreadable, file_lost)", ["kind"],
+            registry=self.registry)
         self.registry.register(_StateCollector(keys_by_state, sealed))
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -49,6 +53,10 @@ class Metrics:
                 self.requests.labels(route, outcome), self.latency.labels(route))
         child[0].inc()
         child[1].observe(seconds)
+
+    def audit_alert(self, kind: str) -> None:
+        """Count one audit alert (``keykeeper_audit_alerts_total{kind}``)."""
+        self.audit_alerts.labels(kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

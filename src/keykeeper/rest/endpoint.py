@@ -1,10 +1,13 @@
 """One route as a plain ASGI callable: Starlette routes to it, nothing else wraps it.
 
-Per request: build a context, open the audit record, check seal state and the
+Per request: build a context, open the audit scope, check seal state and the
 bearer token, read the body from ``receive`` (4 MiB at most, 413 above), decode it
-with msgspec, call the handler (storage-bound handlers in the thread pool, the data
-plane inline), and send the encoded result. Every :class:`KeykeeperError` becomes
-problem+json; anything else is logged and answered as ``internal`` with no detail.
+with msgspec, for a mutating route write the audit ``request`` record and wait for it,
+call the handler (storage-bound handlers in the thread pool, the data plane inline),
+write the outcome record and wait for it (without blocking the event loop), and send
+the encoded result -- or 503 ``unavailable`` when the audit trail cannot record it.
+Every :class:`KeykeeperError` becomes problem+json; anything else is logged and
+answered as ``internal`` with no detail.
 Bypassing Starlette's Request/Response objects here halves the framework's cost on
 the hot path (bench/profile_app.py).
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -96,13 +98,16 @@ class Endpoint:
         status, content_type, outcome = route.status, _JSON, "success"
         extra: list[tuple[bytes, bytes]] = []
         try:
-            with svc.audit.audited(ctx, route.operation) if route.audit else nullcontext():
+            async with svc.audit.scope(ctx, route.operation, route.audit) as audit:
                 if route.unsealed and svc.system.sealed():
                     raise Sealed("keykeeper is sealed; unseal it first" if
                                  svc.system.initialized() else
                                  "keykeeper is not initialized; run keykeeper init")
                 if route.auth:
                     token = _bearer(scope)
+                    # GET /v1/tokens/self names the token of the call; the audit record
+                    # holds its HMAC (a rejected token's too).
+                    ctx.token = token
                     ctx.principal = (svc.auth.cached(token)
                                      or await run_in_threadpool(svc.auth.authenticate, token))
                     svc.limits.check_principal(ctx.principal)
@@ -115,11 +120,14 @@ class Endpoint:
                         raise InvalidArgument(f"invalid request body: {exc}") from None
                     except msgspec.DecodeError:
                         raise InvalidArgument("request body is not valid JSON") from None
+                    ctx.encryption_context = getattr(body, "context", None)
                 params: dict[str, Any] = scope.get("path_params", {})
                 if route.query:
                     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                       keep_blank_values=True)
                     params = {**dict(query), **params}
+                if route.mutating:
+                    await audit.request()  # recorded before it acts, or 503 (fail closed)
                 # Batches for asymmetric keys go to the thread pool: 1,000 RSA items would
                 # hold the event loop for over a second (there the GIL is handed over every
                 # switch interval). A symmetric batch costs ~7 ms and runs inline, where it

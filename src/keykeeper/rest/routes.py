@@ -8,6 +8,17 @@ from typing import Any
 
 from keykeeper.rest import handlers as h
 from keykeeper.rest import schemas as s
+from keykeeper.rest.approval_routes import approval_routes
+from keykeeper.rest.audit_routes import audit_routes
+from keykeeper.rest.identity_routes import identity_routes
+from keykeeper.rest.namespace_routes import namespace_routes
+
+# The data plane: one audit record each, after the operation, and the answer is withheld
+# (503) unless it is recorded. Every other non-GET route mutates: its audit ``request``
+# record is written before it acts, so it does not take effect unless it is recorded.
+DATA_PLANE_OPERATIONS = frozenset((
+    "encrypt", "decrypt", "rewrap", "data_key", "sign", "verify", "mac", "verify_mac",
+    "encapsulate", "decapsulate", "random"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +37,13 @@ class Route:
                                  # inline on the event loop, except batches (``items``)
     audit: bool = True           # write an audit record (all but the health probe)
     query: tuple[str, ...] = ()  # the query parameters it reads
+    mutating: bool | None = None  # audit request record first; None: every non-GET route
+                                  # outside DATA_PLANE_OPERATIONS
+
+    def __post_init__(self) -> None:
+        if self.mutating is None:
+            object.__setattr__(self, "mutating", self.method != "GET"
+                               and self.operation not in DATA_PLANE_OPERATIONS)
 
 
 K = "/v1/keys/{key}"
@@ -90,3 +108,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/random", "random", h.random, s.RandomRequest, s.RandomResponse,
           "Random bytes from the OS CSPRNG", offload=False),
 )
+ROUTES += identity_routes()
+ROUTES += approval_routes()
+ROUTES += namespace_routes()
+ROUTES += audit_routes()

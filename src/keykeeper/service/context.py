@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from keykeeper.authz.model import Principal
@@ -25,6 +26,10 @@ class RequestContext:
     key_version: int | None = None
     items: int | None = None
     failed_items: int | None = None
-    # Set by the approvals service when it runs an approved request as its requester, so the
-    # dual-control gate lets that one execution through:
+    # The request's encryption context (single, not batch), audited only as HMACs:
+    encryption_context: Mapping[str, str] | None = field(default=None, repr=False)
+    # The approval request this call concerns (service/approvals.py), for the audit record:
+    # the request a gated call just filed (202), the one voted on, or -- on the context an
+    # approved request runs with, as its requester -- the one being executed (the gate lets
+    # that execution through only while the approvals service is running it):
     approval_id: str | None = None

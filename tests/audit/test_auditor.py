@@ -1,0 +1,235 @@
+"""Fail closed, sink policies and timeouts, keys and sealing, checkpoints, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from keykeeper.audit.records import AuditRecord
+from keykeeper.audit.writer import Entry
+from keykeeper.errors import NotFound, Sealed, Unavailable
+from keykeeper.service.audit import Auditor, SinkConfig
+from keykeeper.service.deps import Deps, utcnow
+from tests.audit.conftest import TOKEN, Trail, ctx
+
+
+class Failing:
+    def write_batch(self, entries: Sequence[Entry]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+class Stalled:
+    """Blocks every write until released (a hung disk, a FIFO nobody reads)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def write_batch(self, entries: Sequence[Entry]) -> None:
+        self.release.wait(30)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write_batch(self, entries: Sequence[Entry]) -> None:
+        self.lines.extend(e.line for e in entries)
+
+    def close(self) -> None:
+        pass
+
+
+def _auditor(deps: Deps, *sinks: SinkConfig, timeout: float = 0.5) -> Auditor:
+    return Auditor(list(sinks), utcnow, custody=deps.custody, timeout=timeout,
+                   checkpoint_seconds=0)
+
+
+def test_a_failing_required_sink_fails_closed_and_the_action_does_not_run(
+        deps: Deps) -> None:
+    a = _auditor(deps, SinkConfig(Failing(), "broken"))
+    ran = []
+    with pytest.raises(Unavailable), a.audited(ctx(), "key.create", mutating=True):
+        ran.append(1)
+    assert ran == []                                  # the request record came first
+    with pytest.raises(Unavailable), a.audited(ctx(), "encrypt"):
+        pass                                          # the answer is withheld
+    a.close(timeout=1)
+
+
+def test_a_stalled_required_sink_times_out_without_hanging(deps: Deps) -> None:
+    stalled = Stalled()
+    a = _auditor(deps, SinkConfig(stalled, "stalled"), timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(Unavailable), a.audited(ctx(), "key.create", mutating=True):
+        pytest.fail("must not act")
+    assert time.monotonic() - started < 1.5
+    started = time.monotonic()                        # while stalled: refused at once
+    for _ in range(5):
+        with pytest.raises(Unavailable), a.audited(ctx(), "encrypt"):
+            pass
+    assert time.monotonic() - started < 1.0
+    stalled.release.set()
+    a.close(timeout=2)
+
+
+def test_the_event_loop_waits_without_blocking_and_times_out(deps: Deps) -> None:
+    stalled = Stalled()
+    a = _auditor(deps, SinkConfig(stalled, "stalled"), timeout=0.3)
+
+    async def main() -> tuple[int, list[str]]:
+        ticks = 0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        outcomes = []
+        for _ in range(3):
+            try:
+                async with a.scope(ctx(), "encrypt"):
+                    pass
+                outcomes.append("ok")
+            except Unavailable:
+                outcomes.append("unavailable")
+        stop = True
+        await task
+        return ticks, outcomes
+
+    ticks, outcomes = asyncio.run(main())
+    assert outcomes == ["unavailable"] * 3
+    assert ticks >= 20                                # the loop kept running meanwhile
+    stalled.release.set()
+    a.close(timeout=2)
+
+
+def test_one_required_sink_suffices_and_best_effort_never_fails(deps: Deps) -> None:
+    kept = Recording()
+    a = _auditor(deps, SinkConfig(Failing(), "broken-required"),
+                 SinkConfig(kept, "file"), SinkConfig(Failing(), "broken-best",
+                                                      required=False))
+
+    async def one() -> None:
+        async with a.scope(ctx(), "key.create") as scope:
+            await scope.request()
+
+    asyncio.run(one())
+    with a.audited(ctx(), "encrypt"):
+        pass
+    a.close(timeout=2)
+    docs = [json.loads(x) for x in kept.lines]
+    assert [d["phase"] for d in docs if d["operation"] == "key.create"] == \
+        ["request", "response"]
+    assert any(d["operation"] == "audit.alert" for d in docs)     # the failure is recorded
+    b = _auditor(deps, SinkConfig(Recording(), "ok"),
+                 SinkConfig(Failing(), "best", required=False))
+    for _ in range(3):
+        with b.audited(ctx(), "encrypt"):
+            pass
+    b.close(timeout=2)
+
+
+def test_a_full_queue_drops_and_alerts_instead_of_growing(deps: Deps) -> None:
+    stalled, kept, alerts = Stalled(), Recording(), []
+    a = Auditor([SinkConfig(kept, "file"), SinkConfig(stalled, "slow", required=False,
+                                                      max_queue=3)],
+                utcnow, custody=deps.custody, checkpoint_seconds=0, on_alert=alerts.append)
+    for _ in range(10):
+        with a.audited(ctx(), "encrypt"):     # the required sink keeps up: no refusal
+            pass
+    assert "dropped" in alerts
+    stalled.release.set()
+    a.close(timeout=2)
+    assert any(b'"error_code":"dropped"' in line for line in kept.lines)
+
+
+def test_sensitive_fields_are_hmacs_never_in_clear(deps: Deps) -> None:
+    kept = Recording()
+    a = _auditor(deps, SinkConfig(kept, "r"))
+    with a.audited(ctx(encryption_context={"tenant": "acme-secret-tenant"}), "encrypt"):
+        pass
+    a.close(timeout=2)
+    text = b"\n".join(kept.lines)
+    assert TOKEN.encode() not in text and b"acme-secret-tenant" not in text
+    doc = json.loads(kept.lines[0])
+    assert doc["token_hmac"] == a.hash_value(TOKEN)
+    assert doc["context"] == {"tenant": a.hash_value("acme-secret-tenant")}
+
+
+def test_while_sealed_no_hmac_no_sensitive_fields_and_seal_signs_first(deps: Deps) -> None:
+    kept = Recording()
+    a = _auditor(deps, SinkConfig(kept, "r"))
+    with a.audited(ctx(encryption_context={"t": "v"}), "encrypt"):
+        pass
+    deps.custody.seal()                              # the listener checkpoints first
+    with a.audited(ctx(encryption_context={"t": "v"}), "sys.unseal"):
+        pass
+    with pytest.raises(Sealed):
+        a.public_key_pem()
+    assert a.checkpoint("periodic") is False
+    a.close(timeout=2)
+    docs = [json.loads(x) for x in kept.lines]
+    assert [d["operation"] for d in docs] == ["encrypt", "audit.checkpoint", "sys.unseal"]
+    assert docs[1]["reason"] == "seal" and "signature" in docs[1]
+    assert "hmac" not in docs[2] and "token_hmac" not in docs[2] and "context" not in docs[2]
+
+
+def test_checkpoints_every_n_records_and_periodically(deps: Deps) -> None:
+    kept = Recording()
+    a = Auditor([SinkConfig(kept, "r")], utcnow, custody=deps.custody,
+                checkpoint_seconds=0.2, checkpoint_records=10)
+    for _ in range(25):
+        with a.audited(ctx(), "encrypt"):
+            pass
+    reasons = [json.loads(x).get("reason") for x in kept.lines]
+    assert reasons.count("records") == 2
+    deadline = time.monotonic() + 3
+    while "periodic" not in [json.loads(x).get("reason") for x in kept.lines]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    a.close(timeout=2)
+
+
+def test_heads_record_hashes_and_the_server_side_verify(trail: Trail) -> None:
+    a = trail.open()
+    for _ in range(5):
+        with a.audited(ctx(), "encrypt"):
+            pass
+    head = a.head()
+    assert head.chain == "node-a" and head.seq == 5
+    assert a.record_hash(None, 5).hash == head.hash
+    with pytest.raises(NotFound):
+        a.record_hash(None, 6)
+    with pytest.raises(NotFound):
+        a.head("some-other-node")
+    assert a.verify().ok                 # HMACs vouch for the unsigned tail
+    lines = trail.path.read_bytes().splitlines(keepends=True)
+    doc = json.loads(lines[2])
+    doc["outcome"] = "error"
+    lines[2] = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    trail.path.write_bytes(b"".join(lines))
+    kinds = {p.kind for p in a.verify().problems}
+    assert {"hmac", "modified"} <= kinds
+
+
+def test_records_hold_only_their_fixed_fields(tmp_path: Path) -> None:
+    assert set(AuditRecord.__struct_fields__) == {
+        "chain", "seq", "prev", "time", "operation", "outcome", "request_id", "interface",
+        "phase", "principal", "source", "token_hmac", "error_code", "namespace", "key_id",
+        "key_version", "items", "failed_items", "approval_id", "context", "detail", "reason",
+        "public_key", "hmac", "signature"}
