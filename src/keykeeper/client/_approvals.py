@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 
+from keykeeper.client._http import KEEP as _KEEP
+from keykeeper.client._http import NULL as _NULL
 from keykeeper.client._http import Http
+from keykeeper.client._http import segment as _seg
 from keykeeper.client.approval_models import (
     Approval,
     ApprovalPage,
@@ -23,18 +25,9 @@ from keykeeper.client.approval_models import (
     NamespaceDeletion,
     _Namespaces,
 )
-from keykeeper.errors import InvalidArgument
 
 __all__ = ["ApprovalsMixin"]
 
-_NULL = msgspec.Raw(b"null")  # sent as JSON null (the HTTP layer drops None values)
-_KEEP: Any = object()          # "leave unchanged" in a PATCH
-
-
-def _seg(value: str, what: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{what} must not be empty")
-    return quote(value, safe="")
 
 
 class ApprovalsMixin:

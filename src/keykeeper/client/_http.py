@@ -41,7 +41,18 @@ from keykeeper.errors import (
     error_for_code,
 )
 
-__all__ = ["DEFAULT_ADDR", "ConnectionFailed", "b64", "key_path", "unb64"]
+__all__ = ["DEFAULT_ADDR", "KEEP", "NULL", "ConnectionFailed", "b64", "key_path", "segment",
+           "unb64"]
+
+NULL = msgspec.Raw(b"null")  # sent as JSON null (requests drop None values)
+KEEP: Any = object()          # "leave unchanged" in a PATCH
+
+
+def segment(value: str, what: str) -> str:
+    """``value`` quoted as one URL path segment; InvalidArgument if empty."""
+    if not value:
+        raise InvalidArgument(f"{what} must not be empty")
+    return quote(value, safe="")
 
 DEFAULT_ADDR = "http://127.0.0.1:8200"
 USER_AGENT = "keykeeper-python-sdk/0.1"

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
-import msgspec
-
+from keykeeper.client._http import KEEP as _KEEP
+from keykeeper.client._http import NULL as _NULL
 from keykeeper.client._http import Http
+from keykeeper.client._http import segment as _seg
 from keykeeper.client.identity_models import (
     Grant,
     GrantDeleted,
@@ -37,14 +37,6 @@ from keykeeper.errors import InvalidArgument
 
 __all__ = ["IdentityMixin"]
 
-_NULL = msgspec.Raw(b"null")  # sent as JSON null (the HTTP layer drops None values)
-_KEEP: Any = object()          # "leave unchanged" in a PATCH
-
-
-def _seg(value: str, what: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{what} must not be empty")
-    return quote(value, safe="")
 
 
 def _ttl(value: int | str | timedelta | None) -> int | str | None:
