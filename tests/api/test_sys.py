@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from keykeeper import __version__
+
 from tests.support.server import ServerProcess, b64, unb64
 
 
@@ -22,7 +24,7 @@ def fresh(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 def test_init_seal_unseal_cycle(fresh: ServerProcess) -> None:
     assert fresh.http.get("/v1/sys/health").json() == {
-        "initialized": False, "sealed": True, "version": "0.1.0"}
+        "initialized": False, "sealed": True, "version": __version__}
     # Before init: key routes are sealed, unseal is a failed precondition.
     assert fresh.post("/v1/keys", {"name": "x"}, token="nothing").json()["code"] == "sealed"
     r = fresh.http.post("/v1/sys/unseal", json={"passphrase": "whatever-long-enough"})

@@ -42,7 +42,7 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "EncryptItem",
             "EncryptResult",
             "Health",
-            "InitResult",
+            "GeneratedRoot", "InitResult",
             "ItemError",
             "Key",
             "KeyPage",

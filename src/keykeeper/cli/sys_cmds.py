@@ -111,17 +111,37 @@ def unseal(
     ),
 ) -> None:
     """Unseal the server with the passphrase (never echoed)."""
-    if passphrase_file is not None:
-        passphrase = _read_secret_file(passphrase_file)
-    elif os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
-        passphrase = os.environ["KEYKEEPER_UNSEAL_PASSPHRASE"]
-    elif not sys.stdin.isatty():
-        passphrase = sys.stdin.readline().rstrip("\r\n")  # piped: no prompt, no echo warning
-    else:
-        passphrase = typer.prompt("Unseal passphrase", hide_input=True, err=True)
+    passphrase = _passphrase(passphrase_file)
     with get_state(ctx).client() as kk:
         health = kk.unseal(passphrase)
     _emit_health(ctx, health, kk.addr)
+
+
+def _passphrase(passphrase_file: Path | None) -> str:
+    if passphrase_file is not None:
+        return _read_secret_file(passphrase_file)
+    if os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
+        return os.environ["KEYKEEPER_UNSEAL_PASSPHRASE"]
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")  # piped: no prompt, no echo warning
+    return str(typer.prompt("Unseal passphrase", hide_input=True, err=True))
+
+
+def generate_root(
+    ctx: typer.Context,
+    passphrase_file: Path | None = typer.Option(
+        None, "--passphrase-file", exists=True, dir_okay=False,
+        help="File holding the unseal passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else "
+        "stdin (a prompt on a terminal)."),
+) -> None:
+    """Recovery: a root token valid for one hour, for the holder of the unseal passphrase
+    (when no security officer or approver is left). Shown once; its use is audited."""
+    with get_state(ctx).client() as kk:
+        made = kk.generate_root(_passphrase(passphrase_file))
+    if get_state(ctx).json:
+        emit_json({"root_token": made.root_token, "expires_in": made.expires_in})
+    else:
+        emit_fields([("root token", made.root_token), ("expires in", f"{made.expires_in} s")])
 
 
 def seal(ctx: typer.Context) -> None:
@@ -140,5 +160,6 @@ def register(app: typer.Typer) -> None:
     app.command()(server)
     app.command()(init)
     app.command()(unseal)
+    app.command("generate-root")(generate_root)
     app.command()(seal)
     app.command()(status)

@@ -7,7 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 from keykeeper.client._http import Http, key_path
-from keykeeper.client.models import Health, InitResult, Key, KeyPage, KeyVersion, _Versions
+from keykeeper.client.models import (
+    GeneratedRoot,
+    Health,
+    InitResult,
+    Key,
+    KeyPage,
+    KeyVersion,
+    _Versions,
+)
 
 __all__ = ["KeysMixin"]
 
@@ -50,6 +58,12 @@ class KeysMixin:
         return self._http.call(
             "POST", "/v1/sys/unseal", Health, body={"passphrase": passphrase}, auth=False
         )
+
+    def generate_root(self, passphrase: str) -> GeneratedRoot:
+        """``POST /v1/sys/generate-root``: recovery when no administrator is left; a root
+        token valid for ``expires_in`` seconds. InvalidArgument on a wrong passphrase."""
+        return self._http.call("POST", "/v1/sys/generate-root", GeneratedRoot,
+                               body={"passphrase": passphrase}, auth=False)
 
     def seal(self) -> Health:
         """``POST /v1/sys/seal``: drop the root key from memory (needs a privileged token)."""

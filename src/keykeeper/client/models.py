@@ -58,6 +58,16 @@ class InitResult(msgspec.Struct, frozen=True, kw_only=True):
         return "InitResult(root_token=<hidden>, unseal_passphrase=<hidden>)"
 
 
+class GeneratedRoot(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /v1/sys/generate-root``: a recovery root token, shown once."""
+
+    root_token: str
+    expires_in: int  # seconds
+
+    def __repr__(self) -> str:
+        return f"GeneratedRoot(root_token=<hidden>, expires_in={self.expires_in})"
+
+
 class Key(msgspec.Struct, frozen=True, kw_only=True):
     """A managed key. ``rotation_period`` is in seconds; ``state`` is one of
     pre-active, active, suspended, deactivated, compromised, destroyed,

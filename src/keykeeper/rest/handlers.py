@@ -18,6 +18,7 @@ from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
 from keykeeper.service.keys import CreateKey
 from keykeeper.service.operations import Encrypted
+from keykeeper.service.system import GENERATED_ROOT_TTL
 from keykeeper.store.keys import KeyFilter
 
 Params = Mapping[str, str]
@@ -73,6 +74,12 @@ def init(svc: Services, ctx: RequestContext, p: Params, body: s.InitRequest) -> 
 def unseal(svc: Services, ctx: RequestContext, p: Params, body: s.UnsealRequest) -> s.Health:
     svc.system.unseal(body.passphrase)
     return health(svc, ctx, p, None)
+
+
+def generate_root(svc: Services, ctx: RequestContext, p: Params,
+                  body: s.UnsealRequest) -> s.GenerateRootResponse:
+    token = svc.system.generate_root(body.passphrase)
+    return s.GenerateRootResponse(root_token=token, expires_in=GENERATED_ROOT_TTL)
 
 
 def seal(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:

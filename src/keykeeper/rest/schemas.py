@@ -44,6 +44,11 @@ class UnsealRequest(Struct, forbid_unknown_fields=True):
     passphrase: str
 
 
+class GenerateRootResponse(Struct):
+    root_token: str
+    expires_in: int            # seconds
+
+
 class CreateKeyRequest(Struct, forbid_unknown_fields=True):
     name: str
     namespace: str | None = None

@@ -112,10 +112,11 @@ class Authorizer:
     def check(self, ctx: RequestContext, access: Access, operation: str, key: Key,
               context: Mapping[str, str] | None) -> None:
         if access.conditions and not access.permits(context, _who(ctx)):
+            named = " or ".join(f"'{c}'" for c in access.conditions[:3])
             raise PermissionDenied(
                 f"permission denied: '{_who(ctx).name}' may run '{operation}' on key "
-                f"'{key.ref}' only when the grant's condition holds for the encryption "
-                f"context")
+                f"'{key.ref}' only when its grant's condition holds for the encryption "
+                f"context: {named}")
 
     def require_create(self, ctx: RequestContext, namespace: str, name: str,
                        labels: Mapping[str, str]) -> None:

@@ -109,6 +109,19 @@ class KeyAdmin:
         self._limits = limits
         self.gate: Gate | None = None  # set by build_services once approvals exist
 
+    @staticmethod
+    def _check_destroyable(key: Key, ref: str, version: int) -> KeyVersion:
+        target = key.version(version)
+        if target is None:
+            raise NotFound(f"key '{ref}' has no version {version}")
+        if target.state in (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED):
+            raise FailedPrecondition(f"key version {version} is already destroyed")
+        if version == key.primary_version:
+            raise FailedPrecondition(
+                "cannot destroy the primary version; rotate first, or schedule the "
+                "destruction of the whole key")
+        return target
+
     def register_executors(self, register: Callable[[str, Callable[
             [RequestContext, dict[str, Any]], dict[str, Any]]], None]) -> None:
         """Tell the approvals service how to run each gated key operation once approved
@@ -382,20 +395,14 @@ class KeyAdmin:
         ctx.key_version = version
         current = self._authorized(ctx, ref, "key.destroy_version")
         check_transition("destroy-version", current.state)
+        # Checked before approval too: a request that could never run is refused at once.
+        self._check_destroyable(current, ref, version)
         self._dual_control(ctx, "key.destroy_version", current,
                            f"destroy version {version} of key {current.ref}", version=version)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("destroy-version", key.state)
-            target = key.version(version)
-            if target is None:
-                raise NotFound(f"key '{ref}' has no version {version}")
-            if target.state in (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED):
-                raise FailedPrecondition(f"key version {version} is already destroyed")
-            if version == key.primary_version:
-                raise FailedPrecondition(
-                    "cannot destroy the primary version; rotate first, or schedule the "
-                    "destruction of the whole key")
+            target = self._check_destroyable(key, ref, version)
             now = self._d.clock()
             to = (VersionState.DESTROYED_COMPROMISED if target.state == VersionState.COMPROMISED
                   else VersionState.DESTROYED)

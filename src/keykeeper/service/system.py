@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from keykeeper import __version__
 from keykeeper.authz.model import ROOT
@@ -34,7 +35,9 @@ from keykeeper.service.deps import Deps
 from keykeeper.service.tokens import new_accessor
 from keykeeper.store.system import NamespaceRow
 
-__all__ = ["Health", "InitResult", "SystemService"]
+__all__ = ["GENERATED_ROOT_TTL", "Health", "InitResult", "SystemService"]
+
+GENERATED_ROOT_TTL = 3600  # seconds
 
 log = logging.getLogger("keykeeper.system")
 
@@ -140,6 +143,29 @@ class SystemService:
                 self._checked_at = time.monotonic()
                 self._d.custody.unseal(root_key)
         return self.health()
+
+    def generate_root(self, passphrase: str, ttl: int = GENERATED_ROOT_TTL) -> str:
+        """Recovery: a new break-glass root token for whoever holds the unseal passphrase
+        (as Vault's ``operator generate-root`` does with unseal keys), for when every
+        security officer or approver is gone. The token expires after ``ttl`` seconds (1 h);
+        InvalidArgument for a wrong passphrase, bounded like unseal. Whoever holds the
+        passphrase and a copy of the store can already unwrap every key: this gives that
+        holder no new power, and the audit trail records its use."""
+        if len(passphrase) > MAX_PASSPHRASE_LENGTH:
+            raise InvalidArgument(f"passphrase is at most {MAX_PASSPHRASE_LENGTH} characters")
+        sealed = self._sealed_root()
+        if sealed is None:
+            raise FailedPrecondition("keykeeper is not initialized; run init first")
+        with self._argon2_slot():
+            unseal_root_key(sealed, passphrase)  # raises InvalidArgument when wrong
+        token = new_token()
+        now = self._d.clock()
+        with self._d.transaction() as conn:
+            self._d.identity.insert_token(
+                conn, token_hash=hash_token(token), accessor=new_accessor(), principal=ROOT,
+                display_name="root (generate-root)", created_by="generate-root",
+                created_at=now, expires_at=now + timedelta(seconds=ttl), ttl=None)
+        return token
 
     @contextmanager
     def _argon2_slot(self) -> Iterator[None]:
