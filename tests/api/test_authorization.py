@@ -125,3 +125,74 @@ def test_principal_rate_limit(live_server: ServerProcess) -> None:
     assert limited[0].json()["code"] == "resource_exhausted"
     assert int(limited[0].headers["retry-after"]) >= 1
     assert limited[0].json()["retry_after"] >= 1
+
+
+def test_page_tokens_are_opaque_and_bound_to_the_caller(live_server: ServerProcess) -> None:
+    import base64
+    import json
+    tag = secrets.token_hex(4)
+    live_server.create_key(f"seen-{tag}", purpose="encrypt")
+    for i in range(25):  # more hidden rows than one page's bounded reads
+        live_server.create_key(f"zz-hidden-{tag}-{i:02d}", purpose="encrypt")
+    role = _name("lister")
+    add_role(live_server.database_url, role, ("key.get", "key.list"))
+    grants = ({"operations": ["key.get"], "namespace": "default", "key_pattern": f"seen-{tag}"},)
+    token = add_principal(live_server.database_url, _name("ls"), (role,), grants=grants)
+    other = add_principal(live_server.database_url, _name("ls"), (role,), grants=grants)
+    page_token, names = None, []
+    for _ in range(100):
+        q = "?page_size=1" + (f"&page_token={page_token}" if page_token else "")
+        r = live_server.get("/v1/keys" + q, token=token)
+        assert r.status_code == 200, r.text
+        names += [k["name"] for k in r.json()["keys"]]
+        page_token = r.json().get("next_page_token")
+        if not page_token:
+            break
+        raw = base64.urlsafe_b64decode(page_token + "=" * (-len(page_token) % 4))
+        assert b"hidden" not in raw and tag.encode() not in raw
+        # Another principal cannot use it; a forged store token is refused.
+        r = live_server.get(f"/v1/keys?page_token={page_token}", token=other)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_argument")
+    assert f"seen-{tag}" in names and not [n for n in names if "hidden" in n]
+    forged = base64.urlsafe_b64encode(json.dumps(["default", f"zz-hidden-{tag}-00"])
+                                      .encode()).decode()
+    r = live_server.get(f"/v1/keys?page_token={forged}", token=token)
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_argument")
+
+
+def test_relabel_cannot_leave_or_enter_a_scope(live_server: ServerProcess) -> None:
+    tag = secrets.token_hex(4)
+    name = f"lbl-{tag}"
+    live_server.create_key(name, purpose="encrypt", labels={"team": f"a{tag}"})
+    role = _name("keyadmin")
+    add_role(live_server.database_url, role, ("key.get", "key.update"))
+    token = add_principal(live_server.database_url, _name("ka"), (role,), grants=(
+        {"operations": ["key.get", "key.update"], "labels": {"team": f"a{tag}"}},))
+    r = live_server.request("PATCH", f"/v1/keys/{name}", {"labels": {"team": f"b{tag}"}},
+                            token=token)
+    assert (r.status_code, r.json()["code"]) == (403, "permission_denied"), r.text
+    r = live_server.request("PATCH", f"/v1/keys/{name}",
+                            {"labels": {"team": f"a{tag}", "x": "y"}}, token=token)
+    assert r.status_code == 200, r.text
+    assert live_server.get(f"/v1/keys/{name}").json()["labels"]["team"] == f"a{tag}"
+
+
+def test_refused_callers_do_not_drain_a_namespace_limit(live_server: ServerProcess) -> None:
+    ns = _name("rl")
+    assert live_server.post("/v1/namespaces", {"name": ns, "rate_limit": 1}).status_code == 201
+    live_server.create_key("k", namespace=ns, purpose="encrypt")
+    grant = {"operations": ["encrypt"], "namespace": ns,
+             "condition": "context.tenant == principal.metadata.tenant"}
+    good = add_principal(live_server.database_url, _name("ok"), ("application",),
+                         metadata={"tenant": "acme"}, grants=(grant,), wait=False)
+    bad = add_principal(live_server.database_url, _name("evil"), ("application",),
+                        metadata={"tenant": "evil"}, grants=(grant,))
+    body = {"plaintext": b64(b"x"), "context": {"tenant": "acme"}}
+    for _ in range(5):
+        r = live_server.post(f"/v1/keys/{ns}:k/encrypt", body, token=bad)
+        assert r.status_code == 403, r.text
+    r = live_server.post(f"/v1/keys/{ns}:k/encrypt", body, token=good)
+    assert r.status_code == 200, r.text
+    codes = [live_server.post(f"/v1/keys/{ns}:k/encrypt", body, token=good).status_code
+             for _ in range(4)]
+    assert 429 in codes

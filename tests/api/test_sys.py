@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from keykeeper import __version__
-
 from tests.support.server import ServerProcess, b64, unb64
 
 

@@ -165,3 +165,16 @@ def test_scope_validation() -> None:
     for kwargs in ({"namespace": "bad ns"}, {"key_pattern": "a/b"}, {"key_pattern": ""}):
         with pytest.raises(InvalidArgument):
             Scope(**kwargs)  # type: ignore[arg-type]
+
+
+def test_key_pattern_matching_is_not_exponential() -> None:
+    import time
+    for pattern, name in (("*-*-*-*-*-*-prod", "-" * 128), ("*a*a*a*a*a*a*b", "a" * 128),
+                          ("?*?*?*?*?*?*x", "y" * 128)):
+        scope = Scope("*", pattern)
+        started = time.perf_counter()
+        assert not scope.covers("ns", name, {})
+        assert time.perf_counter() - started < 0.05, pattern
+    assert Scope("*", "card-?-*").covers("ns", "card-1-x", {})
+    assert not Scope("*", "card-?").covers("ns", "card-12", {})
+    assert not Scope("*", "a.b").covers("ns", "axb", {})  # "." is literal

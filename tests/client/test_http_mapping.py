@@ -157,6 +157,15 @@ def test_create_key_sends_only_given_fields(client: Client, server: Server) -> N
     assert key.created_at.year == 2025 and key.created_at.tzinfo is not None
 
 
+def test_create_key_accepts_namespace_in_the_name(client: Client, server: Server) -> None:
+    server.reply(KEY_JSON, status=201)
+    client.create_key("payments:cards")
+    assert server.last_json() == {"name": "cards", "namespace": "payments"}
+    server.reply(KEY_JSON, status=201)
+    client.create_key("a:b", namespace="ns")  # an explicit namespace wins; the server judges
+    assert server.last_json() == {"name": "a:b", "namespace": "ns"}
+
+
 def test_key_is_url_encoded_as_one_segment(client: Client, server: Server) -> None:
     server.reply(KEY_JSON)
     client.rotate_key("pki:root ca/x")

@@ -58,3 +58,16 @@ def test_principal_override_and_no_default() -> None:
     with pytest.raises(ResourceExhausted) as info:
         lim.check_principal(slow)
     assert info.value.retry_after == 2
+
+
+def test_absurd_rates_are_bounded() -> None:
+    clock = Clock()
+    lim = limiter(None, clock)
+    tiny = Principal("tiny", rate_limit=5e-324)
+    lim.check_principal(tiny)
+    with pytest.raises(ResourceExhausted) as info:
+        lim.check_principal(tiny)
+    assert info.value.retry_after == 3600
+    huge = Principal("huge", rate_limit=1e308)
+    for _ in range(1000):
+        lim.check_principal(huge)

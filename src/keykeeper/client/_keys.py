@@ -84,10 +84,14 @@ class KeysMixin:
         exportable: bool | None = None,
     ) -> Key:
         """``POST /v1/keys``. ``rotation_period`` is seconds, a timedelta, or "90d"/"12h".
+        ``name`` may be ``namespace:name`` (as the CLI and key references accept), unless
+        ``namespace`` is given too.
 
         Raises AlreadyExists if the name is taken in the namespace, InvalidArgument
         for a bad name, purpose or algorithm.
         """
+        if namespace is None and ":" in name:
+            namespace, _, name = name.partition(":")
         body: dict[str, Any] = {
             "name": name,
             "namespace": namespace,

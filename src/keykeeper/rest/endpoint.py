@@ -126,6 +126,8 @@ class Endpoint:
                     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                       keep_blank_values=True)
                     params = {**dict(query), **params}
+                if any("\x00" in v for v in params.values() if isinstance(v, str)):
+                    raise InvalidArgument("path and query values must not contain NUL")
                 if route.mutating:
                     await audit.request()  # recorded before it acts, or 503 (fail closed)
                 # Batches for asymmetric keys go to the thread pool: 1,000 RSA items would

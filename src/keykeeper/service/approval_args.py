@@ -3,17 +3,23 @@
 An approval request is stored in clear and shown to every approver, so the gate refuses
 an argument named like a secret, and a stored result has such fields replaced by
 ``[withheld]`` (the operation still ran; only its stored answer is redacted).
+
+An executor whose answer *is* a secret meant for the requester (a token made for another
+principal) marks it :class:`Claimable`: the approvals service stores it wrapped, never in
+clear, and hands it to the requester alone, once (``POST /v1/approvals/{id}/claim``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from keykeeper.errors import Internal, InvalidArgument
 
-__all__ = ["MAX_ARGUMENTS", "WITHHELD", "check_arguments", "withhold"]
+__all__ = ["MAX_ARGUMENTS", "WITHHELD", "Claimable", "check_arguments", "split_claimable",
+           "withhold"]
 
 MAX_ARGUMENTS = 64 * 1024  # bytes of JSON
 WITHHELD = "[withheld]"
@@ -56,3 +62,27 @@ def withhold(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [withhold(v) for v in value]
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Claimable:
+    """A secret in an executor's answer that only the requester may receive (claim)."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Claimable(<hidden>)"
+
+
+def split_claimable(answer: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer with its top-level :class:`Claimable` fields replaced by
+    ``[withheld]``, and those fields' secrets."""
+    public: dict[str, Any] = {}
+    claimable: dict[str, str] = {}
+    for k, v in answer.items():
+        if isinstance(v, Claimable):
+            claimable[str(k)] = v.value
+            public[str(k)] = WITHHELD
+        else:
+            public[str(k)] = v
+    return public, claimable

@@ -9,15 +9,20 @@ An operation is under dual control when a rule lists it (exactly, or by a patter
 ``key.*``); the first rule that lists it decides. ``required`` approvals (M) must come
 from distinct principals holding one of ``approver_roles``, never from the requester, so
 M = 1 is already two-person control. A store without a policy uses :data:`DEFAULT_POLICY`.
+
+:func:`eligible_approvers` counts who can vote under a rule; the lock-out guards
+(revoking the root token, disabling or deleting approvers, changing roles or the policy)
+use it so that every rule keeps at least M eligible approvers once no root token exists.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from keykeeper.authz.model import Principal
 from keykeeper.authz.operations import check_patterns, matches
 from keykeeper.errors import InvalidArgument
 
@@ -30,6 +35,8 @@ __all__ = [
     "POLICY_CONFIG",
     "ApprovalPolicy",
     "ApprovalRule",
+    "eligible_approvers",
+    "shortfall",
 ]
 
 POLICY_CONFIG = "approvals.policy"
@@ -44,8 +51,8 @@ _ROLE = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 DEFAULT_OPERATIONS: tuple[str, ...] = (
     "key.destroy_version", "key.schedule_destruction", "key.compromise", "key.export",
     "grant.create", "grant.delete", "role.create", "role.update", "role.delete",
-    "principal.create", "principal.update", "audit.config", "backup.restore",
-    "namespace.delete", "approval_policy.update", "sod_policy.update",
+    "principal.create", "principal.update", "token.create", "audit.config",
+    "backup.restore", "namespace.delete", "approval_policy.update", "sod_policy.update",
 )
 
 
@@ -130,3 +137,27 @@ def _rule(value: Any, n: int) -> ApprovalRule:
 
 
 DEFAULT_POLICY = ApprovalPolicy((ApprovalRule(operations=DEFAULT_OPERATIONS),))
+
+VOTE = "approval.approve"
+
+
+def eligible_approvers(rule: ApprovalRule, principals: Iterable[Principal],
+                       operations_of: Mapping[str, Sequence[str]]) -> list[str]:
+    """Names of the principals that can vote under ``rule``: enabled, holding one of its
+    approver roles, and holding ``approval.approve`` through one of their roles
+    (``operations_of``: role name -> its operations)."""
+    wanted = set(rule.approver_roles)
+    return [p.name for p in principals
+            if not p.disabled and wanted.intersection(p.roles)
+            and any(matches(op, VOTE) for role in p.roles
+                    for op in operations_of.get(role, ()))]
+
+
+def shortfall(rule: ApprovalRule, have: int) -> str:
+    """Why ``rule`` lacks approvers: how many it needs, from which role, and how many
+    are missing."""
+    roles = " or ".join(f"'{r}'" for r in rule.approver_roles)
+    shown = ", ".join(rule.operations[:4]) + (", ..." if len(rule.operations) > 4 else "")
+    return (f"the approval rule for {shown} needs {rule.required} approver(s) with role "
+            f"{roles} (and '{VOTE}'), but {have} enabled principal(s) qualify: "
+            f"{rule.required - have} more missing")

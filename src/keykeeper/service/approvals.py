@@ -20,6 +20,18 @@ Flow (docs/dual-control.md):
 States: pending -> executing -> executed | failed; pending -> rejected | expired.
 A request never goes back to pending, so an operation runs at most once.
 
+Secrets: a request is shown to every approver, so its arguments never hold one and its
+stored result has secret-named fields withheld. An operation whose answer is a secret for
+the requester (``token.create`` for another principal) marks it
+:class:`~keykeeper.service.approval_args.Claimable`: it is stored in the result only
+wrapped with AES-256-GCM under a key derived from the root key
+(``Custody.derive(b"keykeeper/approval-secret/v1")``; associated data binds the request
+id, operation and requester), never shown by get/list/votes, and handed to the requester
+alone, once, by :meth:`Approvals.claim` (then erased from the row).
+
+Lock-out: once no root token is active, a new policy is refused when a rule would have
+fewer principals able to approve than it requires (nothing under it could run again).
+
 Audit: each call is audited as its route (``approval.approve``, ...). The context of the
 approving call carries ``approval_id`` and the namespace, key and version the execution
 touched, so its audit record names both the approver and the executed request.
@@ -27,6 +39,7 @@ touched, so its audit record names both the approver and the executed request.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -39,9 +52,11 @@ from datetime import timedelta
 from typing import Any
 
 from keykeeper.authz.model import Principal
+from keykeeper.crypto.aead import aead_open, aead_seal
 from keykeeper.errors import (
     AlreadyExists,
     ApprovalRequired,
+    DecryptionFailed,
     FailedPrecondition,
     Internal,
     InvalidArgument,
@@ -50,16 +65,26 @@ from keykeeper.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from keykeeper.service.approval_args import MAX_ARGUMENTS, check_arguments, withhold
+from keykeeper.service.approval_args import (
+    MAX_ARGUMENTS,
+    WITHHELD,
+    check_arguments,
+    split_claimable,
+    withhold,
+)
 from keykeeper.service.approval_policy import (
     DEFAULT_POLICY,
     POLICY_CONFIG,
     ApprovalPolicy,
     ApprovalRule,
+    eligible_approvers,
+    shortfall,
 )
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.identity_base import role_operations, root_token_active
+from keykeeper.service.identity_views import rfc3339
 from keykeeper.store.approvals import Approval, ApprovalRepository, Vote
 
 __all__ = ["STATES", "Approvals", "Executor"]
@@ -73,6 +98,16 @@ MAX_COMMENT = 1024
 MAX_SUMMARY = 1024
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ID_NAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")  # a principal name (authz/model.py)
+# A claimable secret in a stored result: wrapped under this root-derived key, in this
+# field (never shown); "claim" tells whether it is still to be claimed.
+SECRET_KEY_INFO = b"keykeeper/approval-secret/v1"
+_SEALED = "_sealed_secret"
+_CLAIM = "claim"
+
+
+def _secret_aad(a: Approval) -> bytes:
+    return b"\x00".join((SECRET_KEY_INFO, a.id.encode(), a.operation.encode(),
+                         a.requester.encode()))
 
 
 def new_approval_id() -> str:
@@ -85,7 +120,7 @@ def _who(ctx: RequestContext) -> Principal:
     return ctx.principal
 
 
-def _check_text(value: str | None, what: str, limit: int) -> str:
+def check_text(value: str | None, what: str, limit: int) -> str:
     text = value or ""
     if len(text) > limit:
         raise InvalidArgument(f"{what} is at most {limit} characters")
@@ -157,11 +192,28 @@ class Approvals:
             missing = [r for r in rule.approver_roles if r not in known]
             if missing:
                 raise InvalidArgument(f"approver role '{missing[0]}' does not exist")
+        with self._d.reading() as conn:
+            self._check_satisfiable(conn, policy)  # before filing an approval
         self.gate(ctx, "approval_policy.update", {"policy": policy.to_json()},
                   summary=f"replace the approval policy ({len(policy.rules)} rule(s))")
         with self._d.transaction() as conn:
+            self._check_satisfiable(conn, policy)
             self._d.system.set_config(conn, POLICY_CONFIG, policy.to_json())
         return policy
+
+    def _check_satisfiable(self, conn: Any, policy: ApprovalPolicy) -> None:
+        """Once no root token is active, every rule must keep at least M principals able
+        to approve: a rule without them could never run anything again (not even the
+        policy change that would fix it, if it covers approval_policy.update)."""
+        if root_token_active(self._d, conn):
+            return
+        principals = self._d.identity.list_principals(conn)
+        ops = role_operations(self._d, conn)
+        for rule in policy.rules:
+            have = len(eligible_approvers(rule, principals, ops))
+            if have < rule.required:
+                raise FailedPrecondition(f"{shortfall(rule, have)}; no root token is "
+                                         "active, so appoint them before this policy")
 
     def execute_policy_update(self, ctx: RequestContext,
                               arguments: dict[str, Any]) -> Mapping[str, Any]:
@@ -196,7 +248,7 @@ class Approvals:
         now = self._d.clock()
         approval = Approval(
             id=new_approval_id(), operation=operation, requester=who.name,
-            arguments=json.loads(text), summary=_check_text(summary, "summary", MAX_SUMMARY),
+            arguments=json.loads(text), summary=check_text(summary, "summary", MAX_SUMMARY),
             namespace=namespace or ctx.namespace, key_id=key_id or ctx.key_id,
             state="pending", required=rule.required, approver_roles=rule.approver_roles,
             created_at=now, expires_at=now + timedelta(seconds=rule.expiry_seconds))
@@ -231,7 +283,7 @@ class Approvals:
     def _vote(self, ctx: RequestContext, approval_id: str, decision: str,
               comment: str | None) -> Approval:
         who = self._authz.require(ctx, f"approval.{decision}")
-        text = _check_text(comment, "comment", MAX_COMMENT)
+        text = check_text(comment, "comment", MAX_COMMENT)
         _check_id(approval_id)
         ctx.approval_id = approval_id
         now = self._d.clock()
@@ -296,8 +348,13 @@ class Approvals:
             try:
                 with self._running_as(approval_id, a.operation):
                     answer = fn(run, dict(a.arguments))
-                # It ran: keep its answer as JSON whatever it holds (times become text).
-                result = json.loads(json.dumps(withhold(dict(answer)), default=str))
+                # It ran: keep its answer as JSON whatever it holds (times become text);
+                # a secret for the requester only wrapped, until claimed.
+                public, claimable = split_claimable(answer)
+                result = json.loads(json.dumps(withhold(public), default=str))
+                if claimable:
+                    result[_CLAIM] = "available"
+                    result[_SEALED] = self._wrap(a, claimable)
             except KeykeeperError as exc:
                 code, detail = exc.code, exc.detail
             except Exception:
@@ -321,10 +378,76 @@ class Approvals:
         return self._as_seen(a)
 
     def _as_seen(self, a: Approval) -> Approval:
-        """A pending request past its expiry is shown as expired (the sweep records it)."""
+        """A pending request past its expiry is shown as expired (the sweep records it);
+        a wrapped secret is never shown, to anyone."""
+        if a.result is not None and _SEALED in a.result:
+            a = replace(a, result={k: v for k, v in a.result.items() if k != _SEALED})
         if a.state == "pending" and a.expires_at <= self._d.clock():
             return replace(a, state="expired")
         return a
+
+    # -- claimable secrets ----------------------------------------------------------------
+    def _wrap(self, a: Approval, secret: dict[str, str]) -> str:
+        key = self._d.custody.derive(SECRET_KEY_INFO)
+        blob = aead_seal(key, json.dumps(secret, sort_keys=True).encode(), _secret_aad(a))
+        return base64.b64encode(blob).decode("ascii")
+
+    def _unwrap(self, a: Approval, wrapped: Any) -> dict[str, str]:
+        key = self._d.custody.derive(SECRET_KEY_INFO)
+        try:
+            if not isinstance(wrapped, str):
+                raise DecryptionFailed()
+            value = json.loads(aead_open(key, base64.b64decode(wrapped, validate=True),
+                                         _secret_aad(a)))
+            if not isinstance(value, dict):
+                raise DecryptionFailed()
+        except (DecryptionFailed, ValueError):
+            log.error("the wrapped secret of approval request %s does not open", a.id)
+            raise Internal("the secret of this approval request cannot be opened") from None
+        return {str(k): str(v) for k, v in value.items()}
+
+    def claim(self, ctx: RequestContext, approval_id: str) -> dict[str, Any]:
+        """Hand the secret an executed request produced (a token made for another
+        principal) to its requester, once: the requester alone, still holding the
+        operation's permission; the wrapped secret is erased from the row as it is handed
+        over. Answers the stored result with the secret fields filled in.
+
+        PermissionDenied for anyone else; FailedPrecondition for a request not executed,
+        already claimed, or without a secret; NotFound."""
+        who = _who(ctx)
+        _check_id(approval_id)
+        ctx.approval_id = approval_id
+        with self._d.transaction() as conn:
+            a = self._repo.get(conn, approval_id, for_update=True)
+            if a is None:
+                raise NotFound(f"approval request '{approval_id}' not found")
+            ctx.namespace, ctx.key_id = a.namespace, a.key_id
+            if who.name != a.requester or who.is_root:
+                raise PermissionDenied("permission denied: only the requester of approval "
+                                       f"request '{approval_id}' may claim its result")
+            self._authz.require(ctx, a.operation)
+            state = self._as_seen(a).state
+            if state != "executed":
+                raise FailedPrecondition(f"approval request '{approval_id}' is {state}; only "
+                                         "an executed request has a result to claim")
+            stored = dict(a.result or {})
+            wrapped = stored.pop(_SEALED, None)
+            if wrapped is None:
+                if stored.get(_CLAIM) == "claimed":
+                    raise FailedPrecondition(
+                        f"the result of approval request '{approval_id}' was already "
+                        f"claimed (at {stored.get('claimed_at')}); a secret is handed over "
+                        "once")
+                raise FailedPrecondition(f"approval request '{approval_id}' holds no secret "
+                                         "to claim")
+            secret = self._unwrap(a, wrapped)
+            after = {**stored, _CLAIM: "claimed", "claimed_at": rfc3339(self._d.clock())}
+            if not self._repo.swap_result(conn, approval_id, old=dict(a.result or {}),
+                                          new=after):
+                raise FailedPrecondition(f"the result of approval request '{approval_id}' "
+                                         "was already claimed; a secret is handed over once")
+        out = {k: v for k, v in stored.items() if k != _CLAIM and v != WITHHELD}
+        return {**out, **secret}
 
     def get(self, ctx: RequestContext, approval_id: str) -> Approval:
         """One request: with ``approval.get``, or one's own request."""

@@ -120,12 +120,20 @@ class Authorizer:
 
     def require_create(self, ctx: RequestContext, namespace: str, name: str,
                        labels: Mapping[str, str]) -> None:
+        self.require_attributes(ctx, "key.create", namespace, name, labels)
+
+    def require_attributes(self, ctx: RequestContext, operation: str, namespace: str,
+                           name: str, labels: Mapping[str, str]) -> None:
+        """Allow ``operation`` on a key that would have these attributes (a key being
+        created, or relabelled: a caller may not move a key out of, or into, a scope its
+        grants do not cover); else PermissionDenied."""
         who = _who(ctx)
-        access = self.snapshot().key_access(who, "key.create",
+        access = self.snapshot().key_access(who, operation,
                                             KeyAttributes(namespace, name, labels))
         if not access.allowed:
-            raise PermissionDenied(f"permission denied: '{who.name}' lacks 'key.create' for "
-                                   f"'{namespace}:{name}'")
+            what = "with these labels" if operation != "key.create" else ""
+            raise PermissionDenied(f"permission denied: '{who.name}' lacks '{operation}' for "
+                                   f"'{namespace}:{name}' {what}".rstrip())
 
     def can_see(self, ctx: RequestContext, key: Key) -> bool:
         return self.snapshot().can_see(_who(ctx), attributes(key))

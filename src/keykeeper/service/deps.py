@@ -9,15 +9,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 
 from keykeeper.custody.keyring import Custody
-from keykeeper.errors import KeykeeperError, Unavailable
+from keykeeper.errors import InvalidArgument, KeykeeperError, Unavailable
 from keykeeper.store.identity import IdentityRepository
 from keykeeper.store.keys import KeyRepository
 from keykeeper.store.system import SystemRepository
 
 __all__ = ["Deps", "utcnow"]
+
+
+# A value the database cannot hold (a NUL character in text on PostgreSQL, an integer
+# beyond 64 bits) is the caller's error, not the store's: 400, not 503.
+def _bad_value() -> InvalidArgument:
+    return InvalidArgument("a value is out of range, or holds characters the key store "
+                           "cannot keep (NUL)")
 
 
 def utcnow() -> datetime:
@@ -49,6 +56,8 @@ class Deps:
                 yield conn
         except KeykeeperError:
             raise
+        except (DataError, OverflowError):
+            raise _bad_value() from None
         except OperationalError:
             raise Unavailable("the key store is unavailable; retry later") from None
         except SQLAlchemyError:
@@ -64,5 +73,7 @@ class Deps:
                 yield conn
         except KeykeeperError:
             raise
+        except (DataError, OverflowError):
+            raise _bad_value() from None
         except SQLAlchemyError:
             raise Unavailable("the key store is unavailable; retry later") from None

@@ -55,6 +55,7 @@ MAX_RATE_LIMIT = 1_000_000.0
 MIN_TOKEN_TTL = 60
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _ROLE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_NOT_POSITIVE = re.compile(r"\s*(-[0-9]+|0+)[smhdw]?\s*")
 _SAN = re.compile(r"(DNS|URI|email|IP):(.+)", re.IGNORECASE)
 _DN_SEPARATOR_SPACE = re.compile(r"(?<!\\)([,+])\s+")
 # Attribute names accepted in a DN besides cryptography's own upper-case ones.
@@ -68,7 +69,7 @@ _DN_NAMES = {
 }
 
 
-def _check_text(value: object, what: str, limit: int, *, empty: bool = True) -> str:
+def check_text(value: object, what: str, limit: int, *, empty: bool = True) -> str:
     if not isinstance(value, str) or len(value) > limit or (not empty and not value.strip()):
         least = "at most" if empty else "1 to"
         raise InvalidArgument(f"{what} must be {least} {limit} characters")
@@ -113,7 +114,7 @@ def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     for k, v in metadata.items():
         if not isinstance(k, str) or not _KEY.fullmatch(k):
             raise InvalidArgument("metadata names must match [A-Za-z0-9._-]{1,128}")
-        _check_text(v, "metadata values", MAX_METADATA_VALUE)
+        check_text(v, "metadata values", MAX_METADATA_VALUE)
     return dict(metadata)
 
 
@@ -129,20 +130,28 @@ def check_rate_limit(value: float | None) -> float | None:
 
 
 def check_description(text: str) -> str:
-    return _check_text(text, "description", MAX_DESCRIPTION)
+    return check_text(text, "description", MAX_DESCRIPTION)
 
 
 def check_display_name(text: str | None) -> str:
-    return "" if text is None else _check_text(text, "display_name", MAX_DISPLAY_NAME)
+    return "" if text is None else check_text(text, "display_name", MAX_DISPLAY_NAME)
 
 
 def check_ttl(value: int | str | None, default: int, maximum: int) -> int:
-    """A token TTL in seconds (or ``"30d"``): at least 60 s, at most ``maximum``."""
+    """A token TTL in seconds (or ``"30d"``): at least 60 s, at most ``maximum``. One rule
+    and one message whatever the interface (REST, SDK, CLI): a TTL under the minimum,
+    zero and negative numbers included, is refused as ``ttl must be at least 60
+    seconds``."""
     if value is None:
         return min(default, maximum)
+    too_short = f"ttl must be at least {MIN_TOKEN_TTL} seconds"
+    if isinstance(value, int) and not isinstance(value, bool) and value < MIN_TOKEN_TTL:
+        raise InvalidArgument(too_short)
+    if isinstance(value, str) and _NOT_POSITIVE.fullmatch(value):
+        raise InvalidArgument(too_short)
     seconds = parse_duration(value, what="ttl")
     if seconds < MIN_TOKEN_TTL:
-        raise InvalidArgument(f"ttl must be at least {MIN_TOKEN_TTL} seconds")
+        raise InvalidArgument(too_short)
     if seconds > maximum:
         raise InvalidArgument(f"ttl must be at most {maximum} seconds (the server's maximum "
                               "token TTL)")
@@ -151,7 +160,7 @@ def check_ttl(value: int | str | None, default: int, maximum: int) -> int:
 
 def canonical_subject(value: str) -> str:
     """The canonical form of one certificate subject (module docstring)."""
-    _check_text(value, "certificate subject", MAX_SUBJECT_LENGTH, empty=False)
+    check_text(value, "certificate subject", MAX_SUBJECT_LENGTH, empty=False)
     value = value.strip()
     san = _SAN.fullmatch(value)
     if san is not None and "=" not in san.group(1):

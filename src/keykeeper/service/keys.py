@@ -13,91 +13,39 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection
 
 from keykeeper.crypto import generate_material, load_private
 from keykeeper.crypto.registry import AlgorithmSpec, get_spec
 from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
-from keykeeper.domain.durations import parse_duration
 from keykeeper.domain.keys import Key, KeyVersion, new_key_id
-from keykeeper.domain.names import DEFAULT_NAMESPACE, parse_key_ref, validate_name
+from keykeeper.domain.names import parse_key_ref, validate_name
 from keykeeper.domain.states import KeyState, VersionState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.key_args import (
+    PENDING_DAYS_DEFAULT,
+    PENDING_DAYS_MAX,
+    PENDING_DAYS_MIN,
+    CreateKey,
+    Gate,
+    check_description,
+    check_labels,
+    check_text,
+    key_summary,
+)
 from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.page_tokens import open_page_token, seal_page_token
 from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.store.keys import KeyFilter, NewVersion
 
-__all__ = ["CreateKey", "Gate", "KeyAdmin"]
+__all__ = ["CreateKey", "Gate", "KeyAdmin", "key_summary"]
 
-
-class Gate(Protocol):
-    """The dual-control gate (service/approvals.py): returns when the call may proceed,
-    raises ApprovalRequired when it must wait for approvals."""
-
-    def __call__(self, ctx: RequestContext, operation: str, arguments: dict[str, Any], *,
-                 summary: str, namespace: str | None = None,
-                 key_id: str | None = None) -> None: ...
-
-MIN_ROTATION_PERIOD = 3600
-MAX_LABELS = 64
-MAX_DESCRIPTION = 1024
-PENDING_DAYS_MIN, PENDING_DAYS_MAX, PENDING_DAYS_DEFAULT = 7, 30, 30
-_LIST_READS = 20
-
-
-def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument(f"at most {MAX_LABELS} labels")
-    for k, v in labels.items():
-        validate_name(k, "label name")
-        if len(v) > 256:
-            raise InvalidArgument("label values are at most 256 characters")
-        _check_text(v, "label values")
-    return dict(labels)
-
-
-def _check_text(text: str, what: str) -> str:
-    """Free text is stored as given, except NUL, which PostgreSQL text cannot hold."""
-    if "\x00" in text:
-        raise InvalidArgument(f"{what} must not contain NUL characters")
-    return text
-
-
-def _check_description(text: str) -> str:
-    _check_text(text, "description")
-    if len(text) > MAX_DESCRIPTION:
-        raise InvalidArgument(f"description is at most {MAX_DESCRIPTION} characters")
-    return text
-
-
-class CreateKey:
-    """Validated arguments of key creation."""
-
-    def __init__(self, *, name: str, namespace: str | None = None, purpose: str | None = None,
-                 algorithm: str | None = None, rotation_period: int | str | None = None,
-                 labels: Mapping[str, str] | None = None, description: str | None = None,
-                 exportable: bool = False, protection: str | None = None) -> None:
-        self.name = validate_name(name, "key name")
-        self.namespace = validate_name(namespace or DEFAULT_NAMESPACE, "namespace")
-        # As AWS KMS: with neither purpose nor algorithm, a symmetric encryption key.
-        self.purpose = purpose if (purpose or algorithm) else "encrypt"
-        self.algorithm = algorithm
-        self.rotation_period = None
-        if rotation_period is not None:
-            self.rotation_period = parse_duration(rotation_period, what="rotation_period")
-            if self.rotation_period < MIN_ROTATION_PERIOD:
-                raise InvalidArgument("rotation_period must be at least 1 hour")
-        self.labels = _check_labels(labels or {})
-        self.description = _check_description(description or "")
-        self.exportable = exportable
-        if protection not in (None, "software"):
-            raise InvalidArgument("protection must be 'software' (HSM protection is not "
-                                  "configured on this server)")
+_LIST_READS = 20  # store reads per page at most when the caller's grants hide rows
 
 
 class KeyAdmin:
@@ -265,25 +213,31 @@ class KeyAdmin:
         if visible is not None:
             flt = replace(flt, namespaces=frozenset(visible))
         keys: list[Key] = []
-        token = page_token
+        token = open_page_token(self._d.custody, _who(ctx), page_token) if page_token else None
         # Keys outside the caller's grants are skipped as if they did not exist; a page may
         # take several reads to fill, and stops early (with a token) after a bounded number.
+        # The store's token names the last key read, visible or not, so the caller gets it
+        # only encrypted (and bound to the caller): it cannot read or forge one.
         with self._d.reading() as conn:
             for _ in range(_LIST_READS):
                 page, token = self._d.keys.list_keys(conn, flt, size - len(keys), token)
                 keys.extend(k for k in page if self._authz.can_see(ctx, k))
                 if token is None or len(keys) >= size:
                     break
-        return keys, token
+        return keys, (seal_page_token(self._d.custody, _who(ctx), token) if token else None)
 
     def update(self, ctx: RequestContext, ref: str, *, description: str | None,
                labels: Mapping[str, str] | None) -> Key:
         self._lookup.require_unsealed()
         values: dict[str, object] = {}
         if description is not None:
-            values["description"] = _check_description(description)
-        checked = _check_labels(labels) if labels is not None else None
-        self._authorized(ctx, ref, "key.update")
+            values["description"] = check_description(description)
+        checked = check_labels(labels) if labels is not None else None
+        current = self._authorized(ctx, ref, "key.update")
+        if checked is not None:
+            # Labels scope grants: the caller must hold key.update on the key as it will be.
+            self._authz.require_attributes(ctx, "key.update", current.namespace,
+                                           current.name, checked)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref)
             check_transition("update", key.state)
@@ -359,7 +313,7 @@ class KeyAdmin:
     def compromise(self, ctx: RequestContext, ref: str, reason: str) -> Key:
         if not reason.strip() or len(reason) > 1024:
             raise InvalidArgument("reason is required (1 to 1024 characters)")
-        _check_text(reason, "reason")
+        check_text(reason, "reason")
         self._lookup.require_unsealed()
         current = self._authorized(ctx, ref, "key.compromise")
         check_transition("compromise", current.state)
@@ -451,15 +405,6 @@ class KeyAdmin:
                                       from_state=str(key.state), to_state=str(to),
                                       principal=principal, at=now)
         self._lookup.forget(key)
-
-
-def key_summary(key: Key) -> dict[str, Any]:
-    """A key as the JSON result of an approved request (no material, ever)."""
-    return {"id": key.id, "namespace": key.namespace, "name": key.name,
-            "state": str(key.state), "primary_version": key.primary_version,
-            "destruction_time": key.destruction_time.isoformat()
-            if key.destruction_time else None,
-            "versions": [{"version": v.version, "state": str(v.state)} for v in key.versions]}
 
 
 def _who(ctx: RequestContext) -> str:

@@ -35,6 +35,7 @@ from keykeeper.service.approvals import Approvals
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.identity_views import rfc3339
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.store.namespaces import NamespaceRepository
 from keykeeper.store.system import NamespaceRow
@@ -78,7 +79,7 @@ class Erasure:
     versions_destroyed: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "deleted_at": self.deleted_at.isoformat(),
+        return {"name": self.name, "deleted_at": rfc3339(self.deleted_at),
                 "keys_destroyed": self.keys_destroyed,
                 "versions_destroyed": self.versions_destroyed}
 

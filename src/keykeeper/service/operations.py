@@ -123,7 +123,14 @@ class Crypto:
         condition is checked on it)."""
         key, access = self._key_access(ctx, ref, purpose, op)
         self._authz.check(ctx, access, op.replace("-", "_"), key, context)
+        self._limit(ctx, key)
         return key
+
+    def _limit(self, ctx: RequestContext, key: Key) -> None:
+        """The namespace's rate limit, charged only for calls the caller may make (a caller
+        refused by its grants cannot drain the namespace's budget)."""
+        if self._limits is not None:
+            self._limits.check_namespace(ctx.principal, key.namespace)
 
     def _key_access(self, ctx: RequestContext, ref: str, purpose: Purpose,
                     op: str) -> tuple[Key, Access]:
@@ -133,8 +140,6 @@ class Crypto:
         self._lookup.require_unsealed()
         key = self._lookup.get(ctx, ref)
         access = self._authz.key_access(ctx, op.replace("-", "_"), key, ref)
-        if self._limits is not None:
-            self._limits.check_namespace(ctx.principal, key.namespace)
         if key.purpose != purpose:
             raise FailedPrecondition(
                 f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a key with purpose "
@@ -210,6 +215,8 @@ class Crypto:
         key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "encrypt")
         problems = [_item_problem(i.plaintext, i.context)
                     or self._denied(ctx, access, "encrypt", key, i.context) for i in items]
+        if any(p is None for p in problems):
+            self._limit(ctx, key)
         if all(p is None and i.key_version is None for p, i in zip(problems, items, strict=True)):
             # The common batch: every item valid, all under the primary version.
             sealer = self._sealer(ctx, key, None)
@@ -248,6 +255,9 @@ class Crypto:
                       items: list[tuple[str, Mapping[str, str] | None]],
                       ) -> list[tuple[bytes, int] | Exception]:
         key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "decrypt")
+        if not access.conditions or any(access.permits(c, ctx.principal) for _, c in items
+                                        if ctx.principal is not None):
+            self._limit(ctx, key)
         out: list[tuple[bytes, int] | Exception] = []
         for text, context in items:
             try:
@@ -333,6 +343,7 @@ class Crypto:
         self._lookup.require_unsealed()
         key = self._lookup.get(ctx, ref)
         self._authz.require_key(ctx, "public_key", key, ref)
+        self._limit(ctx, key)
         number = key.primary_version if version is None else version
         v = key.version(number)
         if v is None:

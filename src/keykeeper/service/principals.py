@@ -10,15 +10,18 @@ privilege):
 * nobody changes or deletes their own principal (no self-assigned roles, no self-edited
   metadata that grant conditions read);
 * a certificate subject maps to at most one principal;
-* once every root token is revoked, the last enabled security officer cannot be deleted,
-  disabled or stripped of the role;
+* once every root token is revoked, a principal cannot be deleted, disabled or stripped
+  of a role when that would leave no enabled security officer, or fewer principals able
+  to approve than a rule of the approval policy requires;
 * assigning roles (create with roles, an update that changes roles or metadata, since
-  grant conditions read metadata) and changing the policy pass the dual-control gate
-  after validation and before the transaction.
+  grant conditions read metadata), changing the certificate subjects a principal answers
+  to (whoever holds such a certificate acts as the principal), and changing the policy
+  pass the dual-control gate after validation and before the transaction.
 
 Errors: PermissionDenied (missing permission, SoD, self-change), InvalidArgument (bad
 field, unknown role), NotFound, AlreadyExists (name or certificate subject taken),
-FailedPrecondition (policy already violated; last security officer), ApprovalRequired.
+FailedPrecondition (policy already violated; administration would be locked out),
+ApprovalRequired.
 """
 
 from __future__ import annotations
@@ -141,11 +144,15 @@ class PrincipalAdmin(IdentityBase):
                 raise AlreadyExists(f"principal '{p.name}' already exists")
             self._check_assignable(conn, p)
         if p.roles:
+            # Roles, and the certificates that act with them: dual control.
+            subjects = (f" and certificate subjects {'; '.join(p.certificate_subjects)}"
+                        if p.certificate_subjects else "")
             self._gate(ctx, "principal.create", {
                 "name": p.name, "kind": p.kind, "roles": list(p.roles),
                 "metadata": dict(p.metadata), "certificate_subjects":
                 list(p.certificate_subjects), "rate_limit": p.rate_limit},
-                summary=f"create principal '{p.name}' with roles {', '.join(p.roles)}")
+                summary=f"create principal '{p.name}' with roles {', '.join(p.roles)}"
+                f"{subjects}")
         with self._d.transaction() as conn:
             self._check_assignable(conn, p)
             self._d.identity.insert_principal(conn, p)
@@ -178,25 +185,42 @@ class PrincipalAdmin(IdentityBase):
                 raise _not_found(name)
             preview = _apply(before, canonical, before.updated_at)
             self._check_assignable(conn, preview)
-            self._keep_an_officer(conn, name, preview)  # fail before filing an approval
+            # Fail before filing an approval.
+            self._keep_administrable(conn, name=name, after=preview,
+                                     what=f"this change of '{name}'")
         # Roles and metadata decide what the principal may do (metadata through grant
-        # conditions such as context.tenant == principal.metadata.tenant): dual control.
+        # conditions such as context.tenant == principal.metadata.tenant), and certificate
+        # subjects who may act as it: dual control.
         what: list[str] = []
-        if "roles" in canonical and tuple(canonical["roles"]) != before.roles:
-            what.append(f"roles to {', '.join(canonical['roles']) or '(none)'}")
+        roles_change = preview.roles != before.roles
+        subjects_change = preview.certificate_subjects != before.certificate_subjects
+        if roles_change:
+            what.append(f"roles to {', '.join(preview.roles) or '(none)'}")
         if "metadata" in canonical and canonical["metadata"] != dict(before.metadata):
             what.append("metadata to " + (", ".join(
                 f"{k}={v}" for k, v in sorted(canonical["metadata"].items())) or "(none)"))
+        if subjects_change:
+            what.append("certificate subjects to "
+                        + ("; ".join(preview.certificate_subjects) or "(none)"))
         if what:
+            # What the principal will be, so that approvers see who may act as what.
+            context: list[str] = []
+            if not roles_change:
+                context.append(f"it holds roles {', '.join(preview.roles) or '(none)'}")
+            if not subjects_change and preview.certificate_subjects:
+                context.append("it answers to certificate subjects "
+                               + "; ".join(preview.certificate_subjects))
             self._gate(ctx, "principal.update", {"name": name, "changes": canonical},
-                       summary=f"set the {' and '.join(what)} of principal '{name}'")
+                       summary=f"set the {' and '.join(what)} of principal '{name}'"
+                       + (f" ({'; '.join(context)})" if context else ""))
         with self._d.transaction() as conn:
             current = self._d.identity.get_principal(conn, name, for_update=True)
             if current is None:
                 raise _not_found(name)
             after = _apply(current, canonical, self._d.clock())
             self._check_assignable(conn, after)
-            self._keep_an_officer(conn, name, after)
+            self._keep_administrable(conn, name=name, after=after,
+                                     what=f"this change of '{name}'")
             self._d.identity.update_principal(conn, after)
         self._changed()
         return after
@@ -213,7 +237,8 @@ class PrincipalAdmin(IdentityBase):
         with self._d.transaction() as conn:
             if self._d.identity.get_principal(conn, name, for_update=True) is None:
                 raise _not_found(name)
-            self._keep_an_officer(conn, name, None)
+            self._keep_administrable(conn, name=name, after=None,
+                                     what=f"deleting '{name}'")
             revoked = self._d.identity.revoke_tokens_of(conn, name, self._d.clock())
             grants = len(self._d.identity.list_grants(conn, grantee_kind="principal",
                                                       grantee=name))

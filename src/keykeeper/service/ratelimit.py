@@ -21,7 +21,10 @@ from keykeeper.custody.cache import TTLCache
 from keykeeper.errors import ResourceExhausted
 from keykeeper.service.deps import Deps
 
-__all__ = ["RateLimiter", "TokenBucket"]
+__all__ = ["MAX_RATE", "MAX_RETRY", "RateLimiter", "TokenBucket"]
+
+MAX_RETRY = 3600        # seconds: Retry-After never says more, the slowest rate is 1/h
+MAX_RATE = 1_000_000.0  # requests per second
 
 
 class TokenBucket:
@@ -53,6 +56,8 @@ class RateLimiter:
         self._ns_rates: TTLCache[str, float] = TTLCache(10_000, settings_ttl)
 
     def _take(self, kind: str, name: str, rate: float) -> None:
+        # Bounded whatever the stored value: at least one request per MAX_RETRY seconds.
+        rate = min(max(rate, 1.0 / MAX_RETRY), MAX_RATE)
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get((kind, name))
@@ -65,7 +70,7 @@ class RateLimiter:
         if wait > 0:
             raise ResourceExhausted(f"rate limit of {rate:g} requests per second for {kind} "
                                     f"'{name}' exceeded; retry later",
-                                    retry_after=max(1, math.ceil(wait)))
+                                    retry_after=min(MAX_RETRY, max(1, math.ceil(wait))))
 
     def check_principal(self, who: Principal | None) -> None:
         """Raise ResourceExhausted when ``who`` is over its limit."""

@@ -8,6 +8,8 @@ Rules (NIST SP 800-57 Pt 2 Rev. 1 §6.1; SP 800-53 AC-5, AC-6):
 * built-in roles can be changed but not deleted; a role still held by a principal cannot
   be deleted; deleting a role deletes the grants made to it;
 * nobody grants to themselves or to a role they hold, and nobody changes a role they hold;
+* once the root token is gone, a role change that would leave a rule of the approval
+  policy with fewer principals able to approve than it requires is refused;
 * the grantee of a grant must exist; a condition is parsed (authz/condition.py), never
   evaluated as code;
 * role create/update/delete and grant create/delete pass the dual-control gate after
@@ -31,7 +33,13 @@ from keykeeper.authz.condition import parse_condition
 from keykeeper.authz.model import Grant, Role, Scope
 from keykeeper.authz.operations import KEY_OPERATIONS, check_patterns
 from keykeeper.authz.sod import check_not_self
-from keykeeper.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from keykeeper.service.builtin import new_grant_id
 from keykeeper.service.context import RequestContext
 from keykeeper.service.identity_base import IdentityBase
@@ -112,7 +120,9 @@ class RoleAdmin(IdentityBase):
                operations: Iterable[str] | None = None) -> Role:
         """Replace the description and/or the operations (built-in roles too)."""
         actor = self._require(ctx, "role.update")
-        check_not_self(actor, "role", name)
+        if not actor.is_root and name in actor.roles:
+            raise PermissionDenied(f"separation of duties: a principal may not change a role "
+                                   f"it holds ('{name}')")
         changes: dict[str, Any] = {}
         if description is not None:
             changes["description"] = check_description(description)
@@ -120,6 +130,7 @@ class RoleAdmin(IdentityBase):
             changes["operations"] = list(_operations(operations))
         with self._d.reading() as conn:
             self._get(conn, name)
+            self._keep_roles_administrable(conn, name, changes)  # before filing an approval
         if changes:
             self._gate(ctx, "role.update", {"name": name, **changes},
                        summary=f"change role '{name}'" + (
@@ -128,6 +139,7 @@ class RoleAdmin(IdentityBase):
         with self._d.transaction() as conn:
             role = self._get(conn, name)
             if changes:
+                self._keep_roles_administrable(conn, name, changes)
                 ops = changes.get("operations")
                 role = replace(role, description=changes.get("description", role.description),
                                operations=tuple(ops) if ops is not None else role.operations,
@@ -135,6 +147,14 @@ class RoleAdmin(IdentityBase):
                 self._d.identity.update_role(conn, role)
         self._changed()
         return role
+
+    def _keep_roles_administrable(self, conn: Connection, name: str,
+                                  changes: Mapping[str, Any]) -> None:
+        """Taking ``approval.approve`` from an approver role must not leave a rule of the
+        approval policy without enough approvers once the root token is gone."""
+        if "operations" in changes:
+            self._keep_administrable(conn, roles={name: tuple(changes["operations"])},
+                                     what=f"changing the operations of role '{name}'")
 
     def _check_deletable(self, conn: Connection, name: str) -> None:
         role = self._get(conn, name)

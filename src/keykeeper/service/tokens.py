@@ -4,36 +4,44 @@ A token is 256 random bits (``kk.`` + base64url, service/auth.py), shown once an
 only as its SHA-256 hash, with a public *accessor* (``acc-`` + 32 hex digits) that names it
 for listing, renewing and revoking without the secret (as Vault's token accessors).
 
-* ``ttl`` is seconds (or ``"30d"``): default 30 days, at most the server's maximum
-  (``KEYKEEPER_MAX_TOKEN_TTL``, default 365 days); renewing moves the expiry to now + ttl,
-  never past created_at + maximum, and only for an unexpired, unrevoked token;
-* a principal lists, renews and revokes its own tokens and looks itself up without any
-  permission; doing so for another principal needs ``token.list``, ``token.renew`` or
-  ``token.revoke``; creating a token needs ``token.create``;
+* ``ttl`` is seconds (or ``"30d"``): at least 60 s, default 30 days, at most the server's
+  maximum (``KEYKEEPER_MAX_TOKEN_TTL``, default 365 days); renewing moves the expiry to
+  now + ttl, capped at created_at + maximum (failed_precondition only when that allows no
+  extension at all), and only for an unexpired, unrevoked token;
+* a principal creates, lists, renews and revokes its own tokens and looks itself up
+  without any permission; doing so for another principal needs ``token.create``,
+  ``token.list``, ``token.renew`` or ``token.revoke``;
+* a token for another principal lets its holder act as that principal, so creating one
+  (unless root does) passes the dual-control gate, with the principal and its roles in the
+  summary; once approved it runs as the requester, and the secret is kept wrapped in the
+  approval request until the requester claims it, once (service/approvals.py);
 * root tokens (the break-glass credential made at init) never expire and are retired with
   :meth:`TokenAdmin.revoke_root` (``token.revoke_root``), allowed only once an enabled
-  principal holds ``security-officer`` (NIST SP 800-57 Pt 2 Rev. 1 §6.1: no standing
-  all-powerful account);
+  principal holds ``security-officer`` and every rule of the approval policy has as many
+  principals able to approve as it requires (NIST SP 800-57 Pt 2 Rev. 1 §6.1: no standing
+  all-powerful account, and no lock-out either);
 * a change takes effect in this process at once and on every node within 1 s.
 
-Errors: PermissionDenied, InvalidArgument, NotFound, FailedPrecondition, Unauthenticated.
+Errors: PermissionDenied, InvalidArgument, NotFound, FailedPrecondition, Unauthenticated,
+ApprovalRequired.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from keykeeper.authz.model import ROOT
+from keykeeper.authz.model import ROOT, Principal
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 from keykeeper.service.auth import TokenAuthenticator, hash_token, new_token
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.identity_base import OFFICER, IdentityBase
-from keykeeper.service.identity_rules import check_display_name, check_ttl
+from keykeeper.service.identity_rules import MIN_TOKEN_TTL, check_display_name, check_ttl
 from keykeeper.service.identity_views import rfc3339, token_state
 from keykeeper.store.identity import TokenInfo
 
@@ -45,6 +53,14 @@ MAX_TTL = 365 * 86400
 
 def new_accessor() -> str:
     return "acc-" + secrets.token_hex(16)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +78,9 @@ class TokenAdmin(IdentityBase):
     def __init__(self, deps: Deps, authz: Authorizer, auth: TokenAuthenticator, *,
                  max_ttl: int = MAX_TTL, default_ttl: int = DEFAULT_TTL) -> None:
         super().__init__(deps, authz, auth)
-        if max_ttl < 60:
-            raise InvalidArgument("the maximum token TTL must be at least 60 seconds")
+        if max_ttl < MIN_TOKEN_TTL:
+            raise InvalidArgument(f"the maximum token TTL must be at least {MIN_TOKEN_TTL} "
+                                  "seconds")
         self.max_ttl = max_ttl
         self.default_ttl = min(default_ttl, max_ttl)
 
@@ -86,29 +103,58 @@ class TokenAdmin(IdentityBase):
 
     # -- operations -----------------------------------------------------------------------
     def create(self, ctx: RequestContext, *, principal: str, ttl: int | str | None = None,
-               display_name: str | None = None) -> NewToken:
-        """A new token for ``principal`` (enabled, stored). ``ttl`` in seconds or "30d"."""
-        actor = self._require(ctx, "token.create")
+               display_name: str | None = None,
+               approved_roles: Iterable[str] | None = None) -> NewToken:
+        """A new token for ``principal`` (enabled, stored). ``ttl`` in seconds or "30d".
+
+        For oneself: no permission needed. For another principal: ``token.create`` and the
+        dual-control gate (the caller then gets ApprovalRequired). ``approved_roles`` is
+        set when an approved request runs: the roles the approvers were shown, which the
+        principal must still hold."""
+        if ctx.principal is None:
+            raise Unauthenticated("missing or invalid token")
+        own = not ctx.principal.is_root and ctx.principal.name == principal
+        actor = ctx.principal if own else self._require(ctx, "token.create")
         seconds = check_ttl(ttl, self.default_ttl, self.max_ttl)
         label = check_display_name(display_name)
         if principal == ROOT:
             raise InvalidArgument("root tokens are made only at init (break-glass)")
+        if not own:
+            # A token acts as its principal: whoever gets it may do what that principal
+            # may. Approvers see who, with which roles, for how long.
+            with self._d.reading() as conn:
+                who = self._enabled(conn, principal)
+            roles = ", ".join(who.roles) or "(none)"
+            self._gate(ctx, "token.create", {
+                "principal": principal, "ttl": seconds, "display_name": label,
+                "roles": list(who.roles)},
+                summary=f"create a token for principal '{principal}', acting with its roles "
+                f"{roles}, valid for {_duration(seconds)}"
+                + (f" ('{label}')" if label else ""))
         token, now = new_token(), self._d.clock()
         info = TokenInfo(accessor=new_accessor(), token_hash=hash_token(token),
                          principal=principal, display_name=label, created_by=actor.name,
                          created_at=now, expires_at=now + timedelta(seconds=seconds),
                          revoked_at=None, ttl=seconds)
         with self._d.transaction() as conn:
-            who = self._d.identity.get_principal(conn, principal)
-            if who is None:
-                raise NotFound(f"principal '{principal}' not found")
-            if who.disabled:
-                raise FailedPrecondition(f"principal '{principal}' is disabled")
+            who = self._enabled(conn, principal)
+            if approved_roles is not None and set(approved_roles) != set(who.roles):
+                raise FailedPrecondition(
+                    f"the roles of principal '{principal}' changed since the request (now "
+                    f"{', '.join(who.roles) or '(none)'}); request a new token")
             self._d.identity.insert_token(
                 conn, token_hash=info.token_hash, accessor=info.accessor,
                 principal=principal, display_name=label, created_by=actor.name,
                 created_at=now, expires_at=info.expires_at, ttl=seconds)
         return NewToken(token=token, info=info)
+
+    def _enabled(self, conn: Any, principal: str) -> Principal:
+        who = self._d.identity.get_principal(conn, principal)
+        if who is None:
+            raise NotFound(f"principal '{principal}' not found")
+        if who.disabled:
+            raise FailedPrecondition(f"principal '{principal}' is disabled")
+        return who
 
     def list(self, ctx: RequestContext, *, principal: str | None = None) -> list[TokenInfo]:
         """Tokens of ``principal`` (default: the caller), newest last, without secrets."""
@@ -128,7 +174,7 @@ class TokenAdmin(IdentityBase):
         now = self._d.clock()
         with self._d.transaction() as conn:
             if t.principal == ROOT:
-                self._check_officer_exists(conn)
+                self._check_root_can_go(conn)
             self._d.identity.revoke_token(conn, t.token_hash, now)
             after = self._d.identity.get_token_by_accessor(conn, accessor)
         self._changed()
@@ -136,7 +182,8 @@ class TokenAdmin(IdentityBase):
         return after
 
     def renew(self, ctx: RequestContext, accessor: str) -> TokenInfo:
-        """Move the expiry to now + ttl, capped at created_at + the maximum TTL."""
+        """Move the expiry to now + ttl, capped at created_at + the maximum TTL (the answer
+        shows the expiry reached); FailedPrecondition when the cap allows no extension."""
         t = self._token(accessor)
         self._self_or(ctx, t.principal, "token.renew")
         now = self._d.clock()
@@ -149,11 +196,11 @@ class TokenAdmin(IdentityBase):
             if current.ttl is None or current.expires_at is None:
                 raise FailedPrecondition(f"token '{accessor}' does not expire")
             limit = current.created_at + timedelta(seconds=self.max_ttl)
-            if current.expires_at >= limit:
+            expires = min(now + timedelta(seconds=current.ttl), limit)
+            if expires <= current.expires_at:
                 raise FailedPrecondition(
                     f"token '{accessor}' reached its maximum lifetime (until "
                     f"{rfc3339(limit)}); create a new one")
-            expires = max(current.expires_at, min(now + timedelta(seconds=current.ttl), limit))
             self._d.identity.set_token_expiry(conn, current.token_hash, expires)
             after = self._d.identity.get_token_by_accessor(conn, accessor)
         assert after is not None
@@ -178,7 +225,10 @@ class TokenAdmin(IdentityBase):
                            created_at=rfc3339(t.created_at))
         return out
 
-    def _check_officer_exists(self, conn: Any) -> None:
+    def _check_root_can_go(self, conn: Any) -> None:
+        """Without the root token, someone must be able to administer access (an enabled
+        security officer) and every dual-controlled operation must be able to run (each
+        rule of the approval policy has at least M principals able to approve)."""
         officers = [p for p in self._d.identity.list_principals(conn, role=OFFICER)
                     if not p.disabled]
         if not officers:
@@ -186,13 +236,16 @@ class TokenAdmin(IdentityBase):
                 "no enabled principal holds the security-officer role: create one (and a "
                 "token for it) before revoking the root token, or nobody could administer "
                 "access")
+        self._check_approvers_suffice(
+            conn, "appoint them (and tokens for them) before revoking the root token, or "
+            "nothing under that rule could run again")
 
     def revoke_root(self, ctx: RequestContext) -> int:
         """Revoke every root token (the break-glass credential); answers how many."""
         self._require(ctx, "token.revoke_root")
         now = self._d.clock()
         with self._d.transaction() as conn:
-            self._check_officer_exists(conn)
+            self._check_root_can_go(conn)
             count = self._d.identity.revoke_tokens_of(conn, ROOT, now)
         self._changed()
         return count

@@ -194,6 +194,17 @@ class ApprovalRepository:
                              else None,
                              error_code=error_code, error_detail=error_detail))
 
+    def swap_result(self, conn: Connection, approval_id: str, *, old: dict[str, Any],
+                    new: dict[str, Any]) -> bool:
+        """Replace an executed request's result, only if it is still ``old``: of any number
+        of concurrent callers, exactly one sees True (a claim happens once)."""
+        done = conn.execute(update(approvals)
+                            .where(approvals.c.id == approval_id,
+                                   approvals.c.state == "executed",
+                                   approvals.c.result == json.dumps(old, sort_keys=True))
+                            .values(result=json.dumps(new, sort_keys=True)))
+        return done.rowcount == 1
+
     def expire_due(self, conn: Connection, now: datetime) -> int:
         done = conn.execute(update(approvals)
                             .where(approvals.c.state == "pending", approvals.c.expires_at <= now)
