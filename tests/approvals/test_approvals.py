@@ -50,8 +50,8 @@ def _key_ids(team: Team, namespace: str) -> list[str]:
 def test_default_policy_covers_the_sensitive_operations() -> None:
     for op in ("key.destroy_version", "key.schedule_destruction", "key.compromise",
                "key.export", "grant.create", "grant.delete", "role.update",
-               "principal.update", "audit.config", "backup.restore", "namespace.delete",
-               "approval_policy.update", "sod_policy.update"):
+               "principal.update", "token.create", "audit.config", "backup.restore",
+               "namespace.delete", "approval_policy.update", "sod_policy.update"):
         rule = DEFAULT_POLICY.rule_for(op)
         assert rule is not None and rule.required == 2, op
         assert rule.approver_roles == ("key-custodian",) and rule.expiry_seconds == 86400
@@ -386,3 +386,121 @@ def test_policy_needs_its_permission(team: Team) -> None:
         team.svc.approvals.get_policy(team.who("app"))
     with pytest.raises(PermissionDenied):
         team.svc.approvals.set_policy(team.who("c1"), {"rules": []})
+
+
+# -- secrets made by an approved request: wrapped, claimed by the requester once -------------
+def _restorer(team: Team, name: str) -> None:
+    """``name``, a security officer that may also restore backups (the claims below are
+    of test requests under backup.restore, and the claim checks that permission)."""
+    from keykeeper.authz.model import Role
+
+    svc = team.svc
+    with svc.deps.transaction() as conn:
+        if svc.deps.identity.get_role(conn, "restorer") is None:
+            now = team.node.clock()
+            svc.deps.identity.insert_role(conn, Role(
+                name="restorer", description="", operations=("backup.restore",),
+                created_at=now, updated_at=now))
+    team.add(name, ("security-officer", "restorer"))
+
+
+def _secret(tag: str) -> str:
+    return "kk.made-" + tag.upper()
+
+
+def _claimable_request(team: Team, requester: str, tag: str) -> str:
+    """An executed request of ``requester`` whose answer holds ``_secret(tag)`` for it."""
+    from keykeeper.service.approval_args import Claimable
+
+    svc = team.svc
+    if "backup.restore" not in svc.approvals.registered():
+        svc.approvals.register("backup.restore", lambda ctx, a: {
+            "token": Claimable(_secret(a["file"])), "accessor": "acc-1", "principal": "p",
+            "expires_at": "2030-01-01T00:00:00Z", "display_name": "", "ttl": 60})
+    with pytest.raises(ApprovalRequired) as info:
+        svc.approvals.gate(team.who(requester), "backup.restore", {"file": tag},
+                           summary="restore")
+    approval_id = str(info.value.approval_id)
+    svc.approvals.approve(team.who("c1"), approval_id)
+    assert svc.approvals.approve(team.who("c2"), approval_id).state == "executed"
+    return approval_id
+
+
+def _row(team: Team, approval_id: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from keykeeper.store.schema import approvals
+
+    with team.svc.deps.engine.connect() as conn:
+        return dict(conn.execute(select(approvals).where(approvals.c.id == approval_id))
+                    .one()._mapping)
+
+
+def test_claimable_secret_is_wrapped_and_claimed_once(team: Team) -> None:
+    svc = team.svc
+    _restorer(team, "so-r")
+    approval_id = _claimable_request(team, "so-r", "w1")
+    row = _row(team, approval_id)
+    assert _secret("w1") not in repr(row) and "_sealed_secret" in row["result"]
+    for who in ("so-r", "c1", "aud"):
+        shown = svc.approvals.get(team.who(who), approval_id)
+        assert shown.result is not None and "_sealed_secret" not in shown.result
+        assert shown.result["token"] == "[withheld]" and shown.result["claim"] == "available"
+    with pytest.raises(PermissionDenied, match="requester"):
+        svc.approvals.claim(team.who("c1"), approval_id)
+    claimed = svc.approvals.claim(team.who("so-r"), approval_id)
+    assert claimed == {"token": _secret("w1"), "accessor": "acc-1", "principal": "p",
+                       "expires_at": "2030-01-01T00:00:00Z", "display_name": "", "ttl": 60}
+    with pytest.raises(FailedPrecondition, match="already claimed"):
+        svc.approvals.claim(team.who("so-r"), approval_id)
+    after = _row(team, approval_id)["result"]
+    assert "_sealed_secret" not in after and '"claim": "claimed"' in after
+
+
+def test_claim_needs_the_operation_permission_still(team: Team) -> None:
+    approval_id = _claimable_request(team, "so", "s2")  # 'so' may not restore
+    with pytest.raises(PermissionDenied, match=r"'backup\.restore'"):
+        team.svc.approvals.claim(team.who("so"), approval_id)
+    assert "_sealed_secret" in _row(team, approval_id)["result"]  # still there
+
+
+def test_a_wrapped_secret_is_bound_to_its_request(team: Team) -> None:
+    """A wrapped secret copied into another request's row does not open there."""
+    from sqlalchemy import update
+
+    from keykeeper.store.schema import approvals
+
+    _restorer(team, "so-r")
+    first = _claimable_request(team, "so-r", "first")
+    second = _claimable_request(team, "so-r", "second")
+    with team.svc.deps.engine.begin() as conn:
+        conn.execute(update(approvals).where(approvals.c.id == second)
+                     .values(result=_row(team, first)["result"]))
+    with pytest.raises(Internal, match="cannot be opened"):
+        team.svc.approvals.claim(team.who("so-r"), second)
+    assert team.svc.approvals.claim(team.who("so-r"), first)["token"] == _secret("first")
+
+
+def test_claim_before_execution_and_unknown(team: Team) -> None:
+    svc = team.svc
+    approval_id = _request_delete(team)
+    with pytest.raises(FailedPrecondition, match="pending"):
+        svc.approvals.claim(team.who("so"), approval_id)
+    svc.approvals.reject(team.who("c1"), approval_id)
+    with pytest.raises(FailedPrecondition, match="rejected"):
+        svc.approvals.claim(team.who("so"), approval_id)
+    with pytest.raises(NotFound):
+        svc.approvals.claim(team.who("so"), "ap-" + "0" * 32)
+
+
+def test_policy_keeps_enough_approvers_once_root_is_gone(team: Team) -> None:
+    svc = team.svc
+    tight = {"rules": [{"operations": ["namespace.delete"], "required": 4}]}
+    with pytest.raises(ApprovalRequired):  # root still active: root could repair it
+        svc.approvals.set_policy(team.who("so"), tight)
+    assert svc.identity.tokens.revoke_root(team.who("so")) == 1
+    with pytest.raises(FailedPrecondition, match=r"'key-custodian'.*1 more missing"):
+        svc.approvals.set_policy(team.who("so"), tight)
+    with pytest.raises(ApprovalRequired):
+        svc.approvals.set_policy(team.who("so"), {"rules": [
+            {"operations": ["namespace.delete"], "required": 3}]})

@@ -143,3 +143,49 @@ def test_cli_usage_errors(server: Server) -> None:
     server.reply(NAMESPACE)
     res = run(server, "namespace", "update", "team", "--no-rate-limit")
     assert res.exit_code == 0 and json.loads(server.last.content) == {"rate_limit": None}
+
+
+CLAIMED: dict[str, Any] = {"token": "kk.claimed-secret", "accessor": "acc-" + "2" * 32,
+                           "principal": "carol", "display_name": "", "ttl": 3600,
+                           "expires_at": "2026-01-01T01:00:00Z"}
+
+
+def test_sdk_claim(client: Client, server: Server) -> None:
+    server.reply(CLAIMED)
+    made = client.claim_approval("ap-1")
+    assert (server.last.method, server.last.url.path) == ("POST", "/v1/approvals/ap-1/claim")
+    assert server.last_json() == {}
+    assert made.token == "kk.claimed-secret" and made.principal == "carol"
+    assert "kk.claimed-secret" not in repr(made)
+
+
+def test_cli_claim_prints_the_token_once(server: Server) -> None:
+    server.reply(CLAIMED)
+    res = run(server, "approval", "claim", "ap-1")
+    assert res.exit_code == 0, res.stderr
+    assert server.last.url.path == "/v1/approvals/ap-1/claim"
+    assert "kk.claimed-secret" in res.stdout and "carol" in res.stdout
+    assert "shown only now" in res.stderr
+    server.reply(CLAIMED)
+    res = run(server, "--format", "json", "approval", "claim", "ap-1")
+    assert json.loads(res.stdout)["token"] == "kk.claimed-secret"
+    server.problem("failed_precondition", 409, "already claimed")
+    res = run(server, "approval", "claim", "ap-1")
+    assert res.exit_code == 1 and "already claimed" in res.stderr
+
+
+def test_cli_show_tells_the_requester_to_claim(server: Server) -> None:
+    server.reply({**APPROVAL, "operation": "token.create", "state": "executed",
+                  "result": {"token": "[withheld]", "claim": "available",
+                             "accessor": CLAIMED["accessor"]}})
+    res = run(server, "approval", "show", "ap-1")
+    assert res.exit_code == 0, res.stderr
+    assert "keykeeper approval claim ap-1" in res.stdout
+
+
+def test_cli_token_for_another_says_how_to_claim(server: Server) -> None:
+    _pending(server)
+    res = run(server, "token", "create", "carol")
+    assert res.exit_code == 4
+    (line,) = res.stderr.strip().splitlines()
+    assert "keykeeper approval claim ap-9" in line and "approval approve ap-9" in line

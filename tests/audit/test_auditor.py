@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from keykeeper.audit.records import AuditRecord
+from keykeeper.audit.verify import line_hash, verify_files
 from keykeeper.audit.writer import Entry
-from keykeeper.errors import NotFound, Sealed, Unavailable
+from keykeeper.errors import FailedPrecondition, NotFound, Sealed, Unavailable
 from keykeeper.service.audit import Auditor, SinkConfig
 from keykeeper.service.deps import Deps, utcnow
 from tests.audit.conftest import TOKEN, Trail, ctx
@@ -231,5 +232,30 @@ def test_records_hold_only_their_fixed_fields(tmp_path: Path) -> None:
     assert set(AuditRecord.__struct_fields__) == {
         "chain", "seq", "prev", "time", "operation", "outcome", "request_id", "interface",
         "phase", "principal", "source", "token_hmac", "error_code", "namespace", "key_id",
-        "key_version", "items", "failed_items", "approval_id", "context", "detail", "reason",
-        "public_key", "hmac", "signature"}
+        "key_version", "items", "failed_items", "approval_id", "execution", "on_behalf_of",
+        "context", "detail", "reason", "public_key", "hmac", "signature"}
+
+
+def test_a_checkpoint_on_request_is_written_waited_for_and_names_the_request(
+        trail: Trail, deps: Deps) -> None:
+    a = trail.open()
+    with a.audited(ctx(), "encrypt"):
+        pass
+    asking = ctx()
+    head = a.checkpoint_now(asking)
+    again = a.checkpoint_now(ctx())                    # a checkpoint right after one: fine
+    assert (head.chain, head.seq, head.checkpoint) == ("node-a", 2, 2)
+    assert again.seq == 3 and a.head().checkpoint == 3
+    lines = trail.path.read_bytes().splitlines()      # written when it returns
+    assert line_hash(lines[head.seq - 1]) == head.hash
+    doc = json.loads(lines[head.seq - 1])
+    assert (doc["operation"], doc["reason"], doc["request_id"], doc["principal"]) == (
+        "audit.checkpoint", "requested", asking.request_id, "tester")
+    keys = a.keys()
+    assert keys is not None
+    assert verify_files([trail.path], public_key=keys.public_raw).ok   # ends signed
+    deps.custody.seal()
+    with pytest.raises(Sealed):
+        a.checkpoint_now(ctx())
+    with pytest.raises(FailedPrecondition):
+        Auditor([], utcnow).checkpoint_now(ctx())

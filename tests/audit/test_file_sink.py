@@ -1,14 +1,29 @@
 """The audit file: chains continued across restarts and rotation, slots per process, torn
-and unreadable tails, and a deleted or replaced file noticed, alerted and replaced."""
+and unreadable tails, a deleted or replaced file noticed, alerted and replaced, and a
+path that cannot be opened (a directory, FIFO, symlink) refused: fail closed, then
+recover."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
-from keykeeper.audit.file_sink import acquire_slot, node_files, rotated_files, slot_path
-from keykeeper.audit.verify import verify_files
+import pytest
+
+from keykeeper.audit import file_sink
+from keykeeper.audit.file_sink import (
+    FileAuditSink,
+    acquire_slot,
+    node_files,
+    rotated_files,
+    slot_path,
+)
+from keykeeper.audit.verify import Head, verify_files
+from keykeeper.errors import InvalidArgument, Unavailable
+from keykeeper.service.audit import Auditor
 from tests.audit.conftest import Trail, ctx
 
 
@@ -139,3 +154,185 @@ def test_a_replaced_audit_file_is_noticed(trail: Trail) -> None:
     a.close()
     assert "replaced" in trail.alerts
     assert _records(trail.path)[0]["seq"] == 3
+
+
+# -- a path that cannot be opened: fail closed, never a stale descriptor, recover ---------
+
+def _sink(a: Auditor) -> FileAuditSink:
+    sink = a._workers[0].sink
+    assert isinstance(sink, FileAuditSink)
+    return sink
+
+
+def _refused(a: Auditor, operation: str = "encrypt") -> None:
+    with pytest.raises(Unavailable), a.audited(ctx(), operation):
+        pass
+
+
+def test_a_directory_in_place_of_the_file_fails_closed_and_no_reused_descriptor_is_touched(
+        trail: Trail) -> None:
+    """Breaker: the old descriptor was closed, reopening failed, and its number was kept;
+    the process reused it for client sockets, which then got audit lines (and were
+    closed). The sink must hold no descriptor while the path cannot be opened."""
+    a = trail.open()
+    _audit(a, 3)
+    last = a.chain.seq
+    os.unlink(trail.path)
+    os.mkdir(trail.path)
+    _refused(a)                                  # fail closed: 503
+    assert _sink(a)._fd is None                  # no closed number kept
+    r, w = os.pipe()                             # takes the lowest free numbers (reuse)
+    try:
+        os.set_blocking(r, False)
+        for _ in range(3):
+            _refused(a)
+        assert {"deleted", "unwritable"} <= set(trail.alerts)
+        assert trail.alerts.count("unwritable") == 1    # once per outage
+        os.rmdir(trail.path)
+        _audit(a, 2)                             # recovers by itself
+        os.fstat(r), os.fstat(w)                 # neither was closed by the sink
+        with pytest.raises(BlockingIOError):
+            os.read(r, 65536)                    # and nothing was written into it
+    finally:
+        os.close(r)
+        os.close(w)
+    assert "reopened" in trail.alerts
+    recs = _records(trail.path)                  # a fresh file continues the chain
+    assert recs[0]["seq"] > last + 1 and recs[0]["chain"] == "node-a"
+    assert recs[0]["prev"] == a.record_hash(None, int(str(recs[0]["seq"])) - 1).hash
+    assert [r["seq"] for r in recs] == list(range(int(str(recs[0]["seq"])),
+                                                  int(str(recs[-1]["seq"])) + 1))
+    reopened = next(r for r in recs if r.get("error_code") == "reopened")
+    assert "is a directory" in str(reopened["detail"])
+
+
+def test_a_fifo_is_refused_without_blocking_and_the_sink_recovers(trail: Trail) -> None:
+    """Breaker: a FIFO at the path hung the writer thread in a blocking open() for good,
+    so every request stayed 503 after the FIFO was removed."""
+    a = trail.open(timeout=1.0)
+    _audit(a, 2)
+    os.unlink(trail.path)
+    os.mkfifo(trail.path)
+    started = time.monotonic()
+    _refused(a)                                  # no reader: refused at once
+    _refused(a)
+    assert time.monotonic() - started < 1.0
+    os.unlink(trail.path)                        # nobody ever opened it for reading
+    _audit(a, 1)                                 # the writer thread is not stuck in open()
+    assert trail.path.is_file() and not trail.path.is_symlink()
+    os.unlink(trail.path)
+    os.mkfifo(trail.path)
+    reader = os.open(trail.path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _refused(a)                              # with a reader: not a regular file
+        with contextlib.suppress(BlockingIOError):   # nothing written into it
+            assert os.read(reader, 65536) == b""
+    finally:
+        os.close(reader)
+    os.unlink(trail.path)
+    _audit(a, 1)
+    a.close()                                    # the alert record follows that batch
+    assert {"deleted", "unwritable", "reopened"} <= set(trail.alerts)
+    detail = next(r["detail"] for r in _records(trail.path)
+                  if r.get("error_code") == "reopened")
+    assert "a FIFO" in str(detail)
+
+
+def test_a_symlink_or_device_is_refused_and_nothing_is_written_through_it(
+        trail: Trail, tmp_path: Path) -> None:
+    a = trail.open()
+    _audit(a, 2)
+    elsewhere = tmp_path / "elsewhere.log"
+    elsewhere.write_bytes(b"")
+    os.unlink(trail.path)
+    os.symlink("/dev/null", trail.path)
+    _refused(a)
+    os.unlink(trail.path)
+    os.symlink(elsewhere, trail.path)             # a link to a regular file: refused too
+    _refused(a)
+    assert elsewhere.read_bytes() == b""
+    os.unlink(trail.path)
+    _audit(a, 1)
+    assert {"deleted", "unwritable", "reopened"} <= set(trail.alerts)
+    a.close()
+    os.unlink(trail.path)                         # a server does not start on one either
+    os.symlink(elsewhere, trail.path)
+    with pytest.raises(InvalidArgument, match="symbolic link"):
+        trail.open()
+
+
+def test_a_replacement_by_a_symlink_is_noticed(trail: Trail) -> None:
+    """A link to the very file the sink writes is still not the file it opened."""
+    a = trail.open()
+    _audit(a, 2)
+    moved = trail.path.with_name("moved.log")
+    os.rename(trail.path, moved)
+    os.symlink(moved, trail.path)
+    _refused(a)
+    assert "replaced" in trail.alerts and _sink(a)._fd is None
+    os.unlink(trail.path)
+    _audit(a, 1)
+
+
+def test_a_rotation_whose_new_file_cannot_be_opened_fails_closed_then_recovers(
+        trail: Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = trail.open(max_bytes=3000)
+    real = file_sink.open_audit_file
+    broken = [True]
+
+    def flaky(path: Path) -> tuple[int, os.stat_result]:
+        if broken[0]:
+            raise OSError(13, f"cannot open the audit file {path}: Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(file_sink, "open_audit_file", flaky)
+    for _ in range(40):                          # until a rotation has happened
+        try:
+            _audit(a, 1)
+        except Unavailable:
+            break
+    assert rotated_files(trail.path) and _sink(a)._fd is None
+    _refused(a)
+    assert "unwritable" in trail.alerts
+    broken[0] = False
+    _audit(a, 2)
+    assert "reopened" in trail.alerts and _records(trail.path)
+
+
+def test_pending_bytes_are_not_spliced_into_a_fresh_file(trail: Trail) -> None:
+    """What a failed write left for the old file goes to the new one as whole records,
+    never as the rest of a line begun in the old file."""
+    a = trail.open()
+    _audit(a, 1)
+    sink = _sink(a)
+    whole = b'{"chain":"x","seq":0,"prev":"","time":"","operation":"lost","outcome":"x"}\n'
+    sink._pending, sink._pending_mid_line = b'ation":"cut"}\n' + whole, True
+    os.unlink(trail.path)
+    _audit(a, 1)
+    lines = trail.path.read_bytes().splitlines(keepends=True)
+    assert lines[0] == whole and all(x.startswith(b'{"chain"') for x in lines)
+
+
+def test_server_verify_reports_its_chain_when_no_file_holds_it(trail: Trail) -> None:
+    """Breaker: with the file deleted (or replaced by a symlink to /dev/null) the
+    server's verify answered ok, "no audit records found", although it had written
+    records of its chain."""
+    a = trail.open()
+    _audit(a, 3)
+    head = a.written_head()
+    os.unlink(trail.path)
+    report = a.verify()
+    assert not report.ok
+    assert [(p.kind, p.chain, p.seq) for p in report.problems] == [
+        ("truncated", "node-a", head.seq)]
+    os.symlink("/dev/null", trail.path)
+    assert [p.kind for p in a.verify().problems] == ["truncated"]
+    os.unlink(trail.path)
+
+
+def test_a_head_without_any_record_in_the_files_is_truncated(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    report = verify_files([empty], heads={"n": Head("n", 7, "0" * 64)})
+    assert [(p.kind, p.seq) for p in report.problems] == [("truncated", 7)]
+    assert verify_files([empty], heads={"n": Head("n", 0, "0" * 64)}).ok

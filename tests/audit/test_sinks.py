@@ -203,3 +203,41 @@ def test_nodes_share_the_table_each_chain_verifiable_and_searchable(db: Deps) ->
             search.search(AuditFilter(), page_token=bad)
     with pytest.raises(InvalidArgument):
         search.search(AuditFilter(), page_size=0)
+
+
+def test_approving_calls_are_searched_by_execution_and_a_failed_one_as_an_error(
+        db: Deps) -> None:
+    """The vote that runs an approved request records how the execution ended; a failed
+    execution is found by ``outcome=error`` (and its code) though the call succeeded."""
+    node = Auditor([SinkConfig(DatabaseAuditSink(db), "database")], utcnow,
+                   custody=db.custody, chain=Chain("node-1"), checkpoint_seconds=0,
+                   search=AuditSearch(db))
+    runs = {"ap-ok_1": "executed", "ap-bad_2": "failed:not_found",
+            "ap-bad_3": "failed:failed_precondition", "ap-vote_4": None}
+    for approval_id, execution in runs.items():
+        c = ctx(principal=Principal("custodian"), approval_id=approval_id,
+                execution=execution, on_behalf_of="requester" if execution else None)
+        with node.audited(c, "approval.approve", mutating=True):
+            pass
+    node.close(timeout=2)
+    by = AuditSearch(db).search
+
+    def found(**flt: object) -> list[tuple[str, str | None]]:
+        docs = [json.loads(r.record) for r in by(AuditFilter(**flt))[0]]  # type: ignore[arg-type]
+        return sorted((d["approval_id"], d.get("execution")) for d in docs
+                      if d.get("phase") == "response")
+
+    assert found(outcome="error") == [("ap-bad_2", "failed:not_found"),
+                                      ("ap-bad_3", "failed:failed_precondition")]
+    assert found(outcome="not_found") == [("ap-bad_2", "failed:not_found")]
+    assert found(outcome="success") == [("ap-ok_1", "executed"), ("ap-vote_4", None)]
+    assert found(execution="failed") == found(outcome="error")
+    assert found(execution="failed:not_found") == [("ap-bad_2", "failed:not_found")]
+    assert found(execution="failed:not") == []               # a whole code, not a prefix
+    assert found(execution="executed") == [("ap-ok_1", "executed")]
+    assert found(approval_id="ap-bad_3") == [("ap-bad_3", "failed:failed_precondition")]
+    assert found(approval_id="ap-bad_") == []                # "_" is not a wildcard
+    docs = [json.loads(r.record) for r in by(AuditFilter(approval_id="ap-bad_2"))[0]]
+    assert {d["outcome"] for d in docs} == {"requested", "success"}  # the records as written
+    response = next(d for d in docs if d["phase"] == "response")
+    assert (response["principal"], response["on_behalf_of"]) == ("custodian", "requester")

@@ -184,3 +184,76 @@ def test_forged_checkpoints_and_unpinned_keys(trail: Trail, tmp_path: Path) -> N
     assert any(p.kind == "key" for p in _verify(forged, key).problems)
     unpinned = verify_sources([(NAME, forged)])
     assert [p.kind for p in unpinned.problems] == ["key"]  # self-consistent, but not pinned
+
+
+def _live_copy(trail: Trail, records: int = 30) -> tuple[list[bytes], bytes, int]:
+    """A copy of a live file: a checkpoint written on request, then more records (the
+    checkpoint call's own and others'), and no shutdown checkpoint at its end."""
+    a = trail.open()
+    for _ in range(records):
+        with a.audited(ctx(), "encrypt"):
+            pass
+    head = a.checkpoint_now(ctx())
+    for _ in range(3):
+        with a.audited(ctx(), "encrypt"):
+            pass
+    keys = a.keys()
+    assert keys is not None
+    return trail.path.read_bytes().splitlines(keepends=True), keys.public_raw, head.seq
+
+
+def test_a_copy_verifies_to_its_last_checkpoint_and_only_that_far(trail: Trail) -> None:
+    lines, key, checkpoint = _live_copy(trail)
+    assert json.loads(lines[checkpoint - 1])["reason"] == "requested"
+    strict = _verify(lines, key)
+    assert [p.kind for p in strict.problems] == ["uncovered"]
+    assert "keykeeper audit checkpoint" in strict.problems[0].message
+    cut = verify_sources([(NAME, lines)], public_key=key, to_checkpoint=True)
+    assert cut.ok, [str(p) for p in cut.problems]
+    assert cut.chains[0].last_seq == cut.chains[0].signed_through == checkpoint
+    assert cut.notes == [f"chain node-a: 3 records after the last checkpoint (seq "
+                         f"{checkpoint}, {NAME}:{checkpoint}) left out, not verified "
+                         f"(--to-checkpoint): seq {checkpoint + 1}..{checkpoint + 3}"]
+    # Tampering before the checkpoint is still caught; a server's head is not used.
+    rng = random.Random("keykeeper-audit-to-checkpoint")
+    for kind in ("edit", "delete", "insert", "reorder"):
+        for trial in range(40):
+            tampered, _, _ = TAMPERS[kind](lines[:checkpoint - 1], rng)
+            report = verify_sources([(NAME, tampered + lines[checkpoint - 1:])],
+                                    public_key=key, to_checkpoint=True)
+            assert not report.ok, (kind, trial)
+    far = Head("node-a", checkpoint + 50, "0" * 64)
+    assert verify_sources([(NAME, lines)], public_key=key, to_checkpoint=True,
+                          heads={"node-a": far}).ok
+    unsigned = [x for x in lines if b"audit.checkpoint" not in x][:5]
+    report = verify_sources([(NAME, unsigned)], public_key=key, to_checkpoint=True)
+    assert [p.kind for p in report.problems] == ["uncovered"]
+    assert "no checkpoint to end at" in report.problems[0].message
+
+
+def test_a_copy_older_than_the_server_head_is_named_precisely(trail: Trail) -> None:
+    """The server wrote past the end of a copy: truncated or older, it cannot be told
+    apart, and the report says exactly that; what the server confirms is not a head."""
+    lines, key, _ = _live_copy(trail)
+    last = lines[-1].rstrip(b"\n")
+    seq = _seq_of(last)
+    confirmed = {"node-a": Head("node-a", seq, line_hash(last))}
+    for beyond, words in ((1, "1 record after the end of these files (seq {a}) is not in "
+                              "them -- truncated, or a copy taken before it was written"),
+                          (3, "3 records after the end of these files (seq {a}..{b}) are "
+                              "not in them -- truncated, or a copy taken before they were "
+                              "written")):
+        head = {"node-a": Head("node-a", seq + beyond, "f" * 64)}
+        report = verify_sources([(NAME, lines)], public_key=key, heads=head,
+                                confirmed=confirmed)
+        (problem,) = report.problems
+        assert problem.kind == "truncated"
+        assert problem.message.startswith(
+            f"the files end at seq {seq}; the server had written chain node-a up to seq "
+            f"{seq + beyond} before they were read: " +
+            words.format(a=seq + 1, b=seq + beyond)), problem.message
+        (chain,) = report.chains
+        assert (chain.head_confirmed, chain.server_head) == (seq, seq + beyond)
+    same = verify_sources([(NAME, lines)], public_key=key,
+                          heads={"node-a": confirmed["node-a"]}, confirmed=confirmed)
+    assert same.ok and (same.chains[0].head_confirmed, same.chains[0].server_head) == (seq, seq)

@@ -1,18 +1,21 @@
 """The audit trail of real servers: fail closed on a stalled or failing sink, best-effort
-sinks that fail harmlessly, a deleted audit file noticed, chains continued across
-restarts, one chain per worker process, and ``keykeeper audit verify|search|tail``."""
+sinks that fail harmlessly, a deleted audit file noticed, an audit path that cannot be
+opened refused until it can, chains continued across restarts, one chain per worker
+process, and ``keykeeper audit verify|search|tail``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -53,51 +56,139 @@ def _alerts(server: ServerProcess, kind: str) -> float:
     return 0.0
 
 
-def test_a_stalled_audit_file_fails_requests_closed(tmp_path: Path,
-                                                    servers: list[ServerProcess]) -> None:
-    """The audit file is a FIFO whose reader stops reading (Vault's hang): requests are
-    refused within the timeout, the event loop stays free, and a key create does not
-    happen; once the reader drains it, service resumes."""
-    server = _server(tmp_path, KEYKEEPER_AUDIT_SINKS="file:required",
-                     KEYKEEPER_AUDIT_TIMEOUT="1")
-    fifo = server.data_dir / "audit.log"
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    servers.append(server)
-    server.start()
-    server.init_and_unseal()
-    server.create_key("before")
-    statuses = []
-    for _ in range(2000):  # fill the pipe (64 KiB) until the writer blocks
+class _TricklingHook(BaseHTTPRequestHandler):
+    """A webhook receiver that, while ``stall`` is set, answers one header byte every
+    0.25 s: the client's read timeout never fires, so the write runs until released (a
+    hung receiver that no timeout ends)."""
+
+    stall: threading.Event
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while self.stall.is_set():
+            self.wfile.write(b"a")
+            self.wfile.flush()
+            time.sleep(0.25)
+        self.wfile.write(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_stalled_required_sink_fails_requests_closed(tmp_path: Path,
+                                                       servers: list[ServerProcess]) -> None:
+    """The required sink stops answering (Vault's hang): requests are refused within the
+    timeout, the event loop stays free, and a key create does not happen; once the sink
+    answers again, service resumes."""
+    hook = type("Hook", (_TricklingHook,), {"stall": threading.Event()})
+    http = ThreadingHTTPServer(("127.0.0.1", 0), hook)
+    http.daemon_threads = True
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{http.server_address[1]}/audit"
+    try:
+        server = _server(tmp_path, KEYKEEPER_AUDIT_TIMEOUT="1",
+                         KEYKEEPER_AUDIT_SINKS=f"file:best_effort,webhook:required:{url}")
+        servers.append(server)
+        server.start()
+        server.init_and_unseal()
+        server.create_key("before")
+        hook.stall.set()
         r = server.post("/v1/keys/before/encrypt", {"plaintext": b64(b"x")})
-        statuses.append(r.status_code)
-        if r.status_code != 200:
-            break
-    assert statuses[-1] == 503 and r.json()["code"] == "unavailable"
-    started = time.monotonic()
-    assert server.get("/v1/sys/health").status_code == 200  # not audited: answers at once
-    r = server.post("/v1/keys", {"name": "during"})
-    assert (r.status_code, r.json()["code"]) == (503, "unavailable")
-    assert time.monotonic() - started < 1.5  # a known stall fails fast
-    drained = bytearray()
-
-    def drain() -> None:
-        os.set_blocking(reader, True)
-        while chunk := os.read(reader, 65536):
-            drained.extend(chunk)
-
-    threading.Thread(target=drain, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while server.get("/v1/keys/during").status_code != 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert server.post("/v1/keys/before/encrypt", {"plaintext": b64(b"y")}).status_code == 200
-    server.stop()
-    records = [json.loads(x) for x in bytes(drained).splitlines()]
+        assert (r.status_code, r.json()["code"]) == (503, "unavailable")
+        started = time.monotonic()
+        assert server.get("/v1/sys/health").status_code == 200  # not audited: at once
+        r = server.post("/v1/keys", {"name": "during"})
+        assert (r.status_code, r.json()["code"]) == (503, "unavailable")
+        assert time.monotonic() - started < 1.5  # a known stall fails fast
+        hook.stall.clear()
+        deadline = time.monotonic() + 10
+        while server.get("/v1/keys/during").status_code != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.post("/v1/keys/before/encrypt",
+                           {"plaintext": b64(b"y")}).status_code == 200
+        server.stop()
+    finally:
+        hook.stall.clear()
+        http.shutdown()
+        http.server_close()
+    records = [json.loads(x) for x in (server.data_dir / "audit.log").read_bytes().splitlines()]
     during = [x for x in records if x["operation"] == "key.create" and
               x.get("error_code") == "unavailable"]
     assert during and all(x.get("key_id") is None for x in during)
     assert "stalled" in " ".join(str(x.get("error_code")) for x in records)
+
+
+def _fresh(server: ServerProcess, method: str, path: str,
+           body: object = None) -> httpx.Response:
+    """One request on a new connection (the server takes a new descriptor for it)."""
+    with httpx.Client(base_url=server.addr, timeout=10, headers={
+            "Authorization": f"Bearer {server.root_token}"}) as c:
+        return c.request(method, path, json=body)
+
+
+def _received(spy: socket.socket) -> bytes:
+    spy.settimeout(0.3)
+    data = b""
+    with contextlib.suppress(OSError):
+        while chunk := spy.recv(65536):
+            data += chunk
+    spy.close()
+    return data
+
+
+def test_an_audit_path_that_cannot_be_opened_fails_closed_and_recovers(
+        tmp_path: Path, servers: list[ServerProcess]) -> None:
+    """Breaker: with a directory in place of the audit file, the sink kept the number of
+    the descriptor it had closed; the server reused it for client sockets, wrote audit
+    lines into them and closed them, and answered requests with no record. A FIFO hung
+    the writer for good; a symlink to /dev/null swallowed records; and the server's
+    verify answered ok once the file was gone. Now: 503 while the path cannot be opened,
+    recovery by itself, no client ever receives audit bytes."""
+    server = _server(tmp_path, KEYKEEPER_AUDIT_TIMEOUT="1")
+    servers.append(server)
+    server.start()
+    server.init_and_unseal()
+    server.create_key("k")
+    audit = server.data_dir / "audit.log"
+    audit.unlink()                       # gone: the server's own verify must say so
+    report = server.post("/v1/audit/verify", {}).json()
+    assert report["ok"] is False and [p["kind"] for p in report["problems"]] == ["truncated"]
+
+    def encrypt() -> int:
+        return _fresh(server, "POST", "/v1/keys/k/encrypt",
+                      {"plaintext": b64(b"x")}).status_code
+
+    spies: list[socket.socket] = []
+    blockers: dict[str, Callable[[], None]] = {
+        "directory": audit.mkdir, "fifo": lambda: os.mkfifo(audit),
+        "devnull": lambda: os.symlink("/dev/null", audit)}
+    for name, block in blockers.items():
+        audit.unlink()
+        block()
+        for _ in range(2):
+            spies.append(socket.create_connection(("127.0.0.1", server.port)))
+            started = time.monotonic()
+            assert encrypt() == 503, name
+            assert time.monotonic() - started < 1.0, name   # refused at once, no hang
+        r = _fresh(server, "POST", "/v1/keys", {"name": f"during-{name}"})
+        assert (r.status_code, r.json()["code"]) == (503, "unavailable")
+        audit.rmdir() if name == "directory" else audit.unlink()
+        for _ in range(3):               # new connections: new descriptors
+            spies.append(socket.create_connection(("127.0.0.1", server.port)))
+            assert encrypt() == 200, name
+        assert server.get(f"/v1/keys/during-{name}").status_code == 404
+        assert audit.is_file() and not audit.is_symlink()
+    assert _alerts(server, "unwritable") == 3 and _alerts(server, "reopened") == 3
+    for spy in spies:
+        assert b"chain" not in _received(spy)
+    records = [json.loads(x) for x in audit.read_bytes().splitlines()]
+    first = records[0]                   # a fresh file continues the chain
+    assert first["prev"] == server.get(f"/v1/audit/head?seq={first['seq'] - 1}").json()["hash"]
+    assert [r["seq"] for r in records] == list(range(first["seq"], records[-1]["seq"] + 1))
+    reopened = [r for r in records if r.get("error_code") == "reopened"]
+    assert reopened and "is a symbolic link" in str(reopened[0]["detail"])
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -307,3 +398,75 @@ def test_each_worker_process_keeps_its_own_chain(tmp_path: Path) -> None:
             *map(str, copy.iterdir()))
     assert r.returncode == 0, r.stdout + r.stderr   # each worker signed its chain's end
     assert "chain node-x:" in r.stderr and "chain node-x.1:" in r.stderr
+
+
+def test_verifying_a_copy_of_a_live_audit_file(tmp_path: Path,
+                                               servers: list[ServerProcess]) -> None:
+    """A copy checked against the server: clean if the server wrote nothing since (verify's
+    own requests come after the heads it reads), precise if it did; and checkpoint, copy,
+    verify the copy offline up to the checkpoint."""
+    server = _server(tmp_path)
+    servers.append(server)
+    server.start()
+    server.init_and_unseal()
+    server.create_key("k")
+    pem = tmp_path / "audit-key.pem"
+    pem.write_text(server.get("/v1/audit/public-key").json()["public_key"])
+    audit = server.data_dir / "audit.log"
+    copy = tmp_path / "copy.log"
+    shutil.copy(audit, copy)
+    end = json.loads(copy.read_bytes().splitlines()[-1])["seq"]
+    r = cli(server, "audit", "verify", str(copy))     # nothing written since the copy
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"server head seq {end} matches" in r.stderr
+    r = cli(server, "audit", "verify", str(copy))     # the last verify's records since
+    assert r.returncode == 1
+    (line,) = r.stdout.strip().splitlines()
+    assert f"truncated: the files end at seq {end}; the server had written chain " in line
+    assert " records after the end of these files (seq " in line
+    assert "-- truncated, or a copy taken before they were written" in line
+    assert "server head" not in r.stderr and f"seq {end} matches the server's record" in \
+        r.stderr and "(past the end of these files)" in r.stderr
+    # Checkpoint, copy (more is written meanwhile and after), verify the copy offline.
+    r = cli(server, "--format", "json", "audit", "checkpoint")
+    assert r.returncode == 0, r.stderr
+    checkpoint = json.loads(r.stdout)["seq"]
+    server.post("/v1/keys/k/encrypt", {"plaintext": b64(b"x")})
+    shutil.copy(audit, copy)
+    server.post("/v1/keys/k/encrypt", {"plaintext": b64(b"y")})
+    offline = ("audit", "verify", "--offline", "--public-key", str(pem))
+    r = cli(server, *offline, str(copy))
+    assert r.returncode == 1 and "uncovered" in r.stdout
+    assert "keykeeper audit checkpoint" in r.stdout
+    r = cli(server, *offline, "--to-checkpoint", str(copy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"signed through seq {checkpoint}" in r.stderr
+    assert f"2 records after the last checkpoint (seq {checkpoint}," in r.stderr
+    r = cli(server, "audit", "verify", "--to-checkpoint", str(copy))  # online: key only
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_tail_follow_does_not_show_its_own_searches(tmp_path: Path,
+                                                    servers: list[ServerProcess]) -> None:
+    server = _server(tmp_path)
+    servers.append(server)
+    server.start()
+    server.init_and_unseal()
+    server.create_key("k")
+    follow = subprocess.Popen([*KEYKEEPER, "--format", "json", "audit", "tail", "-n", "1",
+                               "--follow", "--interval", "0.2"],
+                              env={**os.environ, "KEYKEEPER_ADDR": server.addr,
+                                   "KEYKEEPER_TOKEN": server.root_token},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        server.post("/v1/keys/k/encrypt", {"plaintext": b64(b"x")})
+        time.sleep(2)
+    finally:
+        follow.terminate()
+        out, _ = follow.communicate(timeout=10)
+    followed = [json.loads(x) for x in out.splitlines() if x.startswith('{"chain"')]
+    assert [x["operation"] for x in followed] == ["encrypt"]
+    polls = [x for x in (json.loads(x) for x in (server.data_dir / "audit.log")
+                         .read_bytes().splitlines()) if x["operation"] == "audit.search"]
+    assert len(polls) >= 10            # each poll is still recorded in the chain

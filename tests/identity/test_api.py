@@ -139,6 +139,10 @@ def test_revoke_root_over_rest(fresh_node: Node) -> None:
     api.post("/v1/principals", {"name": "alice", "kind": "person",
                                 "roles": ["security-officer"]})
     alice = api.post("/v1/tokens", {"principal": "alice"}).json()["token"]
+    api.post("/v1/principals", {"name": "carol", "roles": ["key-custodian"]})
+    body = problem(api.post("/v1/tokens/revoke-root", token=alice), 409, "failed_precondition")
+    assert "'key-custodian'" in str(body["detail"]) and "1 more missing" in str(body["detail"])
+    api.post("/v1/principals", {"name": "dave", "roles": ["key-custodian"]})
     r = api.post("/v1/tokens/revoke-root", token=alice)
     assert r.status_code == 200 and r.json() == {"revoked": 1}
     problem(api.get("/v1/tokens/self"), 401, "unauthenticated")

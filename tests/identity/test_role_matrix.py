@@ -37,10 +37,11 @@ ROLES = sorted(BUILTIN_ROLES)
 AUTH_ROUTES = [r for r in ROUTES if r.auth]
 APP_KEYS = "mx-*"       # the application's grant covers these keys
 # Routes a principal may call on itself without any permission.
-SELF_SERVICE = {"token.lookup_self", "approval.list"}
+SELF_SERVICE = {"token.lookup_self", "approval.list", "approval.claim"}
 # Route operations (audit names) governed by another permission of the catalogue.
 PERMISSION_OF = {"audit.search": "audit.read", "audit.head": "audit.read",
-                 "audit.public_key": "audit.read", "audit.hash": "audit.read"}
+                 "audit.public_key": "audit.read", "audit.hash": "audit.read",
+                 "audit.checkpoint_now": "audit.verify"}
 
 BODIES: dict[str, dict[str, Any]] = {
     **VALID,

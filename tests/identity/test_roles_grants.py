@@ -64,8 +64,17 @@ def test_held_role_cannot_be_deleted(node: Node) -> None:
     holder = make_caller(node, (name,))
     with pytest.raises(FailedPrecondition, match=holder.name):
         r.delete(root(node), name)
-    with pytest.raises(PermissionDenied, match=r"itself|holds"):
+    with pytest.raises(PermissionDenied, match="may not change a role it holds"):
         r.update(holder.ctx(node), name, operations=["*"])
+
+
+def test_an_officer_may_not_change_its_own_role(node: Node) -> None:
+    officer = make_caller(node, ("security-officer",))
+    with pytest.raises(PermissionDenied) as refused:
+        node.services.identity.roles.update(officer.ctx(node), "security-officer",
+                                            description="mine")
+    assert "may not change a role it holds ('security-officer')" in refused.value.detail
+    assert "grant" not in refused.value.detail
 
 
 def test_grant_validation(node: Node) -> None:

@@ -48,11 +48,19 @@ def test_ttl_bounds(node: Node, ttl: int | str) -> None:
         node.services.identity.tokens.create(root(node), principal=app.name, ttl=ttl)
 
 
+@pytest.mark.parametrize("ttl", [0, "0", "0s", 1, 30, "59s", "-5", -5])
+def test_a_short_ttl_has_one_rule_and_one_message(node: Node, ttl: int | str) -> None:
+    app = make_caller(node, ("application",))
+    with pytest.raises(InvalidArgument) as refused:
+        node.services.identity.tokens.create(root(node), principal=app.name, ttl=ttl)
+    assert refused.value.detail == "ttl must be at least 60 seconds"
+
+
 def test_create_refusals(node: Node) -> None:
     t = node.services.identity.tokens
     app = make_caller(node, ("application",))
     with pytest.raises(PermissionDenied, match=r"'token\.create'"):
-        t.create(app.ctx(node), principal=app.name)
+        t.create(app.ctx(node), principal=make_caller(node, ()).name)
     with pytest.raises(InvalidArgument, match="init"):
         t.create(root(node), principal="root")
     with pytest.raises(NotFound):
@@ -97,14 +105,21 @@ def test_expired_token_stops_working_and_renew(node: Node) -> None:
 
 
 def test_renew_is_capped_at_the_maximum_lifetime(node: Node) -> None:
+    """Near the maximum lifetime a renewal extends as far as allowed (the answer shows the
+    capped expiry); only when no extension is possible is it refused."""
     t = node.services.identity.tokens
     app = make_caller(node, ("application",))
     made = t.create(root(node), principal=app.name, ttl="200d")
     node.clock.advance(days=190)
     renewed = t.renew(root(node), made.info.accessor)
-    assert renewed.expires_at == made.info.created_at + timedelta(seconds=t.max_ttl)
+    limit = made.info.created_at + timedelta(seconds=t.max_ttl)
+    assert renewed.expires_at == limit < node.clock.now + timedelta(days=200)
     with pytest.raises(FailedPrecondition, match="maximum lifetime"):
         t.renew(root(node), made.info.accessor)
+    node.clock.advance(days=1)
+    with pytest.raises(FailedPrecondition, match="maximum lifetime"):
+        t.renew(root(node), made.info.accessor)
+    assert t.list(root(node), principal=app.name)[-1].expires_at == limit
 
 
 def test_self_service_needs_no_permission(node: Node) -> None:
@@ -152,6 +167,8 @@ def test_revoke_root_needs_a_security_officer(fresh_node: Node) -> None:
         t.revoke(root(node), root_accessor)
     officer = make_caller(node, ("security-officer",))
     app = make_caller(node, ("application",))
+    for _ in range(2):  # the default approval policy needs two custodians
+        make_caller(node, ("key-custodian",))
     with pytest.raises(PermissionDenied, match=r"'token\.revoke_root'"):
         t.revoke_root(app.ctx(node))
     with pytest.raises(PermissionDenied, match=r"'token\.revoke_root'"):

@@ -47,9 +47,12 @@ class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     items: int | None = None          # batch size, for batch operations
     failed_items: int | None = None   # items that failed inside a successful batch
     approval_id: str | None = None    # dual control: the approval request created or executed
+    execution: str | None = None      # the vote that ran it: "executed" | "failed:<code>"
+    on_behalf_of: str | None = None   # ... and the requester, as whom the request ran
     context: dict[str, str] | None = None  # encryption context: name -> hmac-sha256:<hex>
     detail: str | None = None         # audit.* records: what happened
-    reason: str | None = None         # checkpoints: periodic|records|seal|shutdown|rotate
+    reason: str | None = None         # checkpoints: periodic|records|seal|rotate|shutdown|
+                                      # requested (POST /v1/audit/checkpoint)
     public_key: str | None = None     # checkpoints: the Ed25519 public key, raw, base64
     # Authenticators: always last, so the canonical bytes are the line without them.
     hmac: str | None = None           # hex HMAC-SHA256 (absent while sealed)

@@ -20,6 +20,10 @@ whose hash does not match the ``prev`` of their successor (modified); wrong HMAC
 signatures or a key other than the pinned one; a chain that does not start at seq 1;
 records after the last checkpoint (not covered by a signature: truncation cannot be ruled
 out unless a server's chain head vouches for them); a mismatch with a server's head.
+
+``to_checkpoint`` verifies each chain only up to its last checkpoint (a copy of a live
+file, taken after ``POST /v1/audit/checkpoint``): the records after it are left out and
+noted, never reported as verified.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "CHECKPOINT",
     "SEGMENT",
     "ZERO_HASH",
+    "ChainSummary",
     "Head",
     "Problem",
     "Report",
@@ -151,7 +156,8 @@ class ChainSummary:
     last_seq: int | None = None
     checkpoints: int = 0
     signed_through: int | None = None   # seq of the last valid checkpoint
-    head_confirmed: int | None = None   # highest seq a server vouched for
+    head_confirmed: int | None = None   # highest seq a server vouched for (same hash)
+    server_head: int | None = None      # seq the server had written before the files were read
 
 
 @dataclass
@@ -199,6 +205,7 @@ def verify_files(paths: Sequence[Path], **options: Any) -> Report:
 
 def verify_sources(sources: Iterable[tuple[str, Iterable[bytes]]], *,
                    public_key: bytes | None = None, from_checkpoint: bool = False,
+                   to_checkpoint: bool = False,
                    hmac_key: bytes | None = None, heads: Mapping[str, Head] | None = None,
                    confirmed: Mapping[str, Head] | None = None) -> Report:
     """Verify the records of ``sources`` -- ``(name, lines)`` pairs, lines as read from a
@@ -208,7 +215,10 @@ def verify_sources(sources: Iterable[tuple[str, Iterable[bytes]]], *,
     it they are checked against the key the checkpoints carry, which is itself a problem
     (a forger could sign with a key of their own). ``from_checkpoint``: each chain starts
     at its first checkpoint (a file rotated in without its predecessors); what precedes it
-    is skipped. ``hmac_key``: also check every record's HMAC (the server holds it).
+    is skipped. ``to_checkpoint``: each chain ends at its last checkpoint (a copy of a
+    live file); what follows it is skipped and noted, and ``heads`` and ``confirmed`` are
+    not used (the server has written past the cut by design). ``hmac_key``: also check
+    every record's HMAC (the server holds it).
     ``heads``: chain heads a server had written *before* the files were read: the files
     must hold each (else they were truncated) with the same hash, and it vouches for the
     records up to it. ``confirmed``: records (typically each chain's last in the files)
@@ -243,9 +253,18 @@ def verify_sources(sources: Iterable[tuple[str, Iterable[bytes]]], *,
         groups.sort(key=lambda g: g[0].rec.seq)
         items = [item for group in groups for item in group]
         _verify_chain(report, chain, items, public_key=public_key,
-                      from_checkpoint=from_checkpoint, hmac_key=hmac_key,
-                      head=(heads or {}).get(chain), confirmed=(confirmed or {}).get(chain),
+                      from_checkpoint=from_checkpoint, to_checkpoint=to_checkpoint,
+                      hmac_key=hmac_key,
+                      head=None if to_checkpoint else (heads or {}).get(chain),
+                      confirmed=None if to_checkpoint else (confirmed or {}).get(chain),
                       unpinned=signing)
+    for chain, head in sorted((heads or {}).items()):
+        if head.seq > 0 and chain not in per_chain and not to_checkpoint:
+            # A head the files do not hold at all: every file of the chain is gone.
+            report.problems.append(Problem(
+                "truncated", f"the server had written chain {chain} up to seq {head.seq} "
+                "before the files were read, and no file holds any record of it: its "
+                "files were deleted, emptied or replaced", chain=chain, seq=head.seq))
     if not per_chain:
         report.notes.append("no audit records found")
     if signing[0]:
@@ -260,9 +279,13 @@ def _ranges(seqs: list[int]) -> str:
     return f"{seqs[0]}" if seqs[0] == seqs[-1] else f"{seqs[0]}..{seqs[-1]}"
 
 
+def _records(count: int) -> str:
+    return f"{count} record" + ("" if count == 1 else "s")
+
+
 def _verify_chain(report: Report, chain: str, items: list[_Item], *,
-                  public_key: bytes | None, from_checkpoint: bool, hmac_key: bytes | None,
-                  head: Head | None, confirmed: Head | None,
+                  public_key: bytes | None, from_checkpoint: bool, to_checkpoint: bool,
+                  hmac_key: bytes | None, head: Head | None, confirmed: Head | None,
                   unpinned: list[bool]) -> None:
     summary = ChainSummary(chain)
     report.chains.append(summary)
@@ -284,6 +307,21 @@ def _verify_chain(report: Report, chain: str, items: list[_Item], *,
             report.notes.append(f"chain {chain}: {first} record(s) before the first "
                                 f"checkpoint ({items[first].where}) skipped")
         items = items[first:]
+    if to_checkpoint:
+        end = next((i for i in range(len(items) - 1, -1, -1)
+                    if items[i].rec.operation == CHECKPOINT), None)
+        if end is None:
+            problem("uncovered", f"chain {chain}: no checkpoint to end at "
+                    f"(--to-checkpoint): none of its {_records(len(items))} is signed")
+            return
+        after = items[end + 1:]
+        if after:
+            seqs_after = sorted(it.rec.seq for it in after)
+            report.notes.append(
+                f"chain {chain}: {_records(len(after))} after the last checkpoint "
+                f"(seq {items[end].rec.seq}, {items[end].where}) left out, not verified "
+                f"(--to-checkpoint): seq {_ranges(seqs_after)}")
+        items = items[:end + 1]
     summary.records = len(items)
     summary.first_seq, summary.last_seq = items[0].rec.seq, max(i.rec.seq for i in items)
 
@@ -378,16 +416,23 @@ def _verify_chain(report: Report, chain: str, items: list[_Item], *,
     last = genuine(seqs[-1])
     assert last is not None
     covered = signed_through or 0
+    if head is not None:
+        summary.server_head = head.seq
     for vouch, written_before in ((head, True), (confirmed, False)):
         if vouch is None:
             continue
         at = genuine(vouch.seq) if vouch.seq in by_seq else None
         if vouch.seq > seqs[-1]:
             if written_before:
-                problem("truncated", f"the server had written chain {chain} up to seq "
-                        f"{vouch.seq} before the files were read, and they end at seq "
-                        f"{seqs[-1]}: seq {seqs[-1] + 1}..{vouch.seq} removed from the end",
-                        last)
+                beyond = vouch.seq - seqs[-1]
+                is_, it, was = ("is", "it", "was") if beyond == 1 else ("are", "they", "were")
+                problem("truncated", f"the files end at seq {seqs[-1]}; the server had "
+                        f"written chain {chain} up to seq {vouch.seq} before they were read: "
+                        f"{_records(beyond)} after the end of these files "
+                        f"(seq {_ranges([seqs[-1] + 1, vouch.seq])}) {is_} not in them -- "
+                        f"truncated, or a copy taken before {it} {was} written (to verify "
+                        "a copy: keykeeper audit checkpoint before copying, then verify the "
+                        "copy --offline --to-checkpoint)", last)
             else:
                 problem("head", f"the server knows no seq {vouch.seq} of chain {chain}",
                         last)
@@ -407,7 +452,9 @@ def _verify_chain(report: Report, chain: str, items: list[_Item], *,
             "precede any checkpoint"
         problem("uncovered", f"seq {_ranges(uncovered)} ({tail_start.where} to {last.where}) "
                 f"{since}: no signature covers them, so truncation or changes there cannot "
-                "be ruled out (a server's chain head can vouch for them)", tail_start)
+                "be ruled out (a server's chain head can vouch for them; for a copy of a "
+                "live file, write a checkpoint before copying -- keykeeper audit "
+                "checkpoint -- and verify the copy --to-checkpoint)", tail_start)
 
 
 def _checkpoint_valid(item: _Item, public_key: bytes | None, unpinned: list[bool],

@@ -3,8 +3,8 @@
 A request never writes to a sink itself. Its record goes, in chain order, onto the queue
 of every sink; each writer thread takes everything queued (up to ``max_batch``), hands it
 to its sink in one ``write_batch`` call, and reports the outcome. A stalled sink (a hung
-NFS mount, a FIFO nobody reads, a webhook that never answers) blocks only its own thread;
-requests wait for their *required* sinks at most the sink timeout (see
+NFS mount, a syslog server that stops reading, a webhook that never answers) blocks only
+its own thread; requests wait for their *required* sinks at most the sink timeout (see
 keykeeper.service.audit), and a sink busy for longer than its timeout counts as failed
 for new records at once.
 

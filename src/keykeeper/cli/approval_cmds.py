@@ -1,4 +1,7 @@
-"""``keykeeper approval ...`` (dual control) and ``keykeeper policy approval ...``."""
+"""``keykeeper approval ...`` (dual control) and ``keykeeper policy approval ...``.
+
+``keykeeper approval claim ID`` prints, once, the token an approved ``token.create``
+request made for another principal (the requester only)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from keykeeper.cli._state import (
     read_input,
     stderr,
 )
+from keykeeper.cli.principal_cmds import emit_new_token
 from keykeeper.client import Approval, ApprovalPolicy, ApprovalRule
 from keykeeper.errors import KeykeeperError, error_for_code
 
@@ -53,6 +57,8 @@ def approval_rows(a: Approval) -> list[tuple[str, Any]]:
         rows.append((f"vote {v.principal}", f"{v.decision} at {_cell_time(v.at)}{note}"))
     if a.result is not None:
         rows.append(("result", json.dumps(a.result, sort_keys=True)))
+        if a.result.get("claim") == "available":
+            rows.append(("claim", f"the requester runs: keykeeper approval claim {a.id}"))
     if a.error is not None:
         rows.append(("error", f"{a.error.code}: {a.error.detail}"))
     return rows
@@ -124,6 +130,15 @@ def reject(
     """Reject a request (one rejection rejects it)."""
     with get_state(ctx).client() as kk:
         _emit(ctx, kk.reject(approval_id, comment))
+
+
+@app.command("claim")
+def claim(ctx: typer.Context, approval_id: str = ID_ARG) -> None:
+    """Claim the token an approved request made for another principal: the requester
+    only, once. The secret is shown this once."""
+    with get_state(ctx).client() as kk:
+        made = kk.claim_approval(approval_id)
+    emit_new_token(ctx, made)
 
 
 def _emit_policy(ctx: typer.Context, policy: ApprovalPolicy) -> None:

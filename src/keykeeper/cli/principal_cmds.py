@@ -1,7 +1,9 @@
 """``keykeeper principal ...`` and ``keykeeper token ...``: who may call, and with what.
 
-A change that waits for dual control (roles or metadata) prints one ``approval required``
-line and exits with status 4 (cli/main.py)."""
+A change that waits for dual control (roles, metadata, certificate subjects, a token for
+another principal) prints one ``approval required`` line and exits with status 4
+(cli/main.py). A token made after approval is fetched by its requester with
+``keykeeper approval claim ID``."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from keykeeper.cli._state import (
     stderr,
 )
 from keykeeper.client import NewToken, Principal, TokenInfo, WhoAmI
+from keykeeper.errors import ApprovalRequired
 
-__all__ = ["principal_app", "split_list", "token_app"]
+__all__ = ["emit_new_token", "principal_app", "split_list", "token_app"]
 
 principal_app = typer.Typer(no_args_is_help=True)
 token_app = typer.Typer(no_args_is_help=True)
@@ -183,6 +186,19 @@ def emit_token(ctx: typer.Context, t: TokenInfo) -> None:
         emit_fields(token_rows(t))
 
 
+def emit_new_token(ctx: typer.Context, made: NewToken) -> None:
+    """Print a token's secret, this once, with its accessor and expiry."""
+    if get_state(ctx).json:
+        emit_json({"token": made.token, "accessor": made.accessor,
+                   "principal": made.principal, "display_name": made.display_name,
+                   "expires_at": made.expires_at, "ttl": made.ttl})
+        return
+    emit_fields([("token", made.token), ("accessor", made.accessor),
+                 ("principal", made.principal), ("display name", made.display_name or None),
+                 ("expires", made.expires_at)])
+    stderr("(the token is shown only now: store it safely; the accessor names it later)")
+
+
 @token_app.command("create")
 def token_create(
     ctx: typer.Context,
@@ -192,20 +208,18 @@ def token_create(
     display_name: str | None = typer.Option(None, "--display-name",
                                             help="A label, e.g. 'ci runner'."),
 ) -> None:
-    """Create a token for a principal. The secret is shown this once."""
+    """Create a token (for yourself: no permission needed; for another principal: waits
+    for approval, then `keykeeper approval claim ID`). The secret is shown this once."""
     state = get_state(ctx)
     with state.client() as kk:
-        made: NewToken = kk.create_token(principal, ttl=int(ttl) if ttl and ttl.isdigit()
-                                         else ttl, display_name=display_name)
-    if state.json:
-        emit_json({"token": made.token, "accessor": made.accessor,
-                   "principal": made.principal, "display_name": made.display_name,
-                   "expires_at": made.expires_at, "ttl": made.ttl})
-        return
-    emit_fields([("token", made.token), ("accessor", made.accessor),
-                 ("principal", made.principal), ("display name", made.display_name or None),
-                 ("expires", made.expires_at)])
-    stderr("(the token is shown only now: store it safely; the accessor names it later)")
+        try:
+            made: NewToken = kk.create_token(principal, ttl=int(ttl) if ttl and ttl.isdigit()
+                                             else ttl, display_name=display_name)
+        except ApprovalRequired as exc:
+            raise ApprovalRequired(
+                f"{exc.detail}; once approved, claim the token with: keykeeper approval "
+                f"claim {exc.approval_id}", approval_id=exc.approval_id) from None
+    emit_new_token(ctx, made)
 
 
 @token_app.command("list")
@@ -244,7 +258,7 @@ def token_revoke_root(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Revoke every root token (the init break-glass credential). Needs an enabled
-    security officer first."""
+    security officer and, for every rule of the approval policy, enough approvers."""
     confirm(yes, "Revoke every root token? Only principals' tokens will work afterwards",
             "revoking the root token cannot be undone")
     state = get_state(ctx)

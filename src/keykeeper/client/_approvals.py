@@ -3,7 +3,9 @@
 
 A call under dual control raises :class:`keykeeper.errors.ApprovalRequired` when the
 server answers 202; its ``approval_id`` names the pending request, which other
-principals approve with :meth:`ApprovalsMixin.approve`."""
+principals approve with :meth:`ApprovalsMixin.approve`. A token requested for another
+principal is then fetched, once, by the requester with
+:meth:`ApprovalsMixin.claim_approval`."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from keykeeper.client.approval_models import (
     NamespaceDeletion,
     _Namespaces,
 )
+from keykeeper.client.identity_models import NewToken
 
 __all__ = ["ApprovalsMixin"]
 
@@ -73,6 +76,14 @@ class ApprovalsMixin:
         """``POST /v1/approvals/{id}/reject``: one rejection rejects the request."""
         path = "/v1/approvals/" + _seg(approval_id, "approval id") + "/reject"
         return self._http.call("POST", path, Approval, body={"comment": comment})
+
+    def claim_approval(self, approval_id: str) -> NewToken:
+        """``POST /v1/approvals/{id}/claim``: the token an executed ``token.create``
+        request made for another principal. Only the requester may claim it, and only
+        once (the server then erases it): keep it safely. Raises PermissionDenied for
+        anyone else, FailedPrecondition before execution or for a second claim."""
+        path = "/v1/approvals/" + _seg(approval_id, "approval id") + "/claim"
+        return self._http.call("POST", path, NewToken, body={})
 
     def get_approval_policy(self) -> ApprovalPolicy:
         """``GET /v1/policies/approval``."""

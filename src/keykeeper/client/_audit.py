@@ -1,6 +1,6 @@
 """Audit routes of the SDK (``/v1/audit``): search, chain heads, the checkpoint public key,
-value hashing and server-side verification. Offline verification of audit files needs no
-server: ``keykeeper audit verify`` (the CLI) runs it locally."""
+value hashing, checkpoints on request and server-side verification. Offline verification
+of audit files needs no server: ``keykeeper audit verify`` (the CLI) runs it locally."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ __all__ = [
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One audit record as written (docs/audit-format.md). ``token_hmac`` and the values of
-    ``context`` are ``hmac-sha256:<hex>`` (compare with :meth:`AuditMixin.audit_hash`)."""
+    ``context`` are ``hmac-sha256:<hex>`` (compare with :meth:`AuditMixin.audit_hash`).
+    ``execution`` (``executed`` or ``failed:<code>``) and ``on_behalf_of`` (the requester)
+    are on the approving call that ran an approved request."""
 
     chain: str
     seq: int
@@ -45,6 +47,8 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     items: int | None = None
     failed_items: int | None = None
     approval_id: str | None = None
+    execution: str | None = None
+    on_behalf_of: str | None = None
     context: dict[str, str] | None = None
     detail: str | None = None
     reason: str | None = None
@@ -84,6 +88,7 @@ class AuditChainSummary(msgspec.Struct, frozen=True, kw_only=True):
     checkpoints: int = 0
     signed_through: int | None = None
     head_confirmed: int | None = None
+    server_head: int | None = None
 
 
 class AuditReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,7 +120,7 @@ def _time(value: datetime | str | None) -> str | None:
 
 class AuditMixin:
     """Audit routes; mixed into :class:`Client`. Each needs the ``audit.read`` permission
-    (``audit.verify`` for :meth:`audit_verify`)."""
+    (``audit.verify`` for :meth:`audit_verify` and :meth:`audit_checkpoint`)."""
 
     _http: Http
 
@@ -128,6 +133,8 @@ class AuditMixin:
         outcome: str | None = None,
         chain: str | None = None,
         request_id: str | None = None,
+        approval_id: str | None = None,
+        execution: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         oldest_first: bool = False,
@@ -137,11 +144,15 @@ class AuditMixin:
         """``GET /v1/audit``: one page of records of every node, newest first.
 
         ``operation`` may end in ``*`` (``key.*``); ``outcome`` is ``success``, ``error``,
-        ``pending``, ``requested`` or an error code; ``since``/``until`` are datetimes, RFC
-        3339 strings or durations ago (``"1h"``); ``key`` an id, ``namespace:name`` or name.
+        ``pending``, ``requested`` or an error code (an approval whose execution failed
+        counts as that error); ``execution`` is ``executed``, ``failed`` or
+        ``failed:<code>`` (approving calls that ran a request); ``since``/``until`` are
+        datetimes, RFC 3339 strings or durations ago (``"1h"``); ``key`` an id,
+        ``namespace:name`` or name.
         """
         params = {"principal": principal, "key": key, "operation": operation,
                   "outcome": outcome, "chain": chain, "request_id": request_id,
+                  "approval_id": approval_id, "execution": execution,
                   "since": _time(since), "until": _time(until),
                   "order": "asc" if oldest_first else None, "page_size": page_size,
                   "page_token": page_token}
@@ -171,6 +182,12 @@ class AuditMixin:
     def audit_hash(self, value: str) -> str:
         """``POST /v1/audit/hash``: ``value`` as records hold it (``hmac-sha256:<hex>``)."""
         return self._http.call("POST", "/v1/audit/hash", _Hash, body={"value": value}).hmac
+
+    def audit_checkpoint(self) -> AuditHead:
+        """``POST /v1/audit/checkpoint`` (``audit.verify``): the answering process signs its
+        chain now; answers the checkpoint's chain, seq and line hash. A copy of the audit
+        file taken afterwards verifies offline up to it (``verify --to-checkpoint``)."""
+        return self._http.call("POST", "/v1/audit/checkpoint", AuditHead)
 
     def audit_verify(self, *, from_checkpoint: bool = False) -> AuditReport:
         """``POST /v1/audit/verify``: the server verifies its node's audit files, HMACs

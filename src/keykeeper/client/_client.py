@@ -48,6 +48,13 @@ class Client(KeysMixin, OpsMixin, IdentityMixin, ApprovalsMixin, AuditMixin):
         """The server's base URL, without a trailing slash."""
         return self._http.addr
 
+    @property
+    def last_request_id(self) -> str | None:
+        """The ``x-request-id`` of the last answer this client received (its request's id
+        in the audit trail); None before the first. Not meaningful for a client shared
+        between threads."""
+        return self._http.last_request_id
+
     def __repr__(self) -> str:
         return f"Client(addr={self.addr!r})"
 

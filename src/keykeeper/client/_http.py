@@ -151,6 +151,8 @@ class Http:
         transport: httpx.BaseTransport | None,
     ) -> None:
         self.addr = (addr or os.environ.get("KEYKEEPER_ADDR") or DEFAULT_ADDR).rstrip("/")
+        # The x-request-id of the last answer (the request's id in the audit trail).
+        self.last_request_id: str | None = None
         self.token = token if token is not None else os.environ.get("KEYKEEPER_TOKEN")
         try:
             self._client = httpx.Client(
@@ -198,6 +200,7 @@ class Http:
             raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
+        self.last_request_id = response.headers.get("x-request-id")
         ctype = response.headers.get("content-type", "")
         if response.status_code >= 400 or ctype.startswith("application/problem+json"):
             raise _error_from(response)

@@ -113,7 +113,10 @@ class IdentityMixin:
     def create_token(self, principal: str, *, ttl: int | str | timedelta | None = None,
                      display_name: str | None = None) -> NewToken:
         """``POST /v1/tokens``: a new token for ``principal``; ``ttl`` in seconds, a
-        timedelta or "30d" (server default 30 days). The secret is shown only here."""
+        timedelta or "30d" (server default 30 days, at least 60 s). The secret is shown
+        only here. For oneself no permission is needed; for another principal (unless the
+        caller is root) it raises ApprovalRequired: once approved, the caller gets the
+        token with :meth:`claim_approval`."""
         body = {"principal": principal, "ttl": _ttl(ttl), "display_name": display_name}
         return self._http.call("POST", "/v1/tokens", NewToken, body=body)
 

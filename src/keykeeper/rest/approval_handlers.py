@@ -13,6 +13,8 @@ import msgspec
 from keykeeper.errors import InvalidArgument
 from keykeeper.rest import approval_schemas as s
 from keykeeper.rest.convert import rfc3339
+from keykeeper.rest.identity_schemas import TokenCreated
+from keykeeper.rest.schemas import Empty
 from keykeeper.service.approval_policy import ApprovalPolicy
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
@@ -71,6 +73,10 @@ def approve(svc: Services, ctx: RequestContext, p: Params, body: s.VoteRequest) 
 
 def reject(svc: Services, ctx: RequestContext, p: Params, body: s.VoteRequest) -> s.ApprovalOut:
     return approval_out(svc.approvals.reject(ctx, p["id"], body.comment))
+
+
+def claim(svc: Services, ctx: RequestContext, p: Params, body: Empty) -> TokenCreated:
+    return msgspec.convert(svc.approvals.claim(ctx, p["id"]), TokenCreated)
 
 
 def get_policy(svc: Services, ctx: RequestContext, p: Params,

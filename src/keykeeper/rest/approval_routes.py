@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from keykeeper.rest import approval_handlers as h
 from keykeeper.rest import approval_schemas as s
+from keykeeper.rest.identity_schemas import TokenCreated
+from keykeeper.rest.schemas import Empty
 
 if TYPE_CHECKING:
     from keykeeper.rest.routes import Route
@@ -35,6 +37,9 @@ def approval_routes() -> tuple[Route, ...]:
               "requester"),
         Route("POST", A + "/reject", "approval.reject", h.reject, s.VoteRequest, s.ApprovalOut,
               "Reject; one rejection rejects the request"),
+        Route("POST", A + "/claim", "approval.claim", h.claim, Empty, TokenCreated,
+              "Claim the secret an executed request made (a token for another principal): "
+              "the requester only, once"),
         Route("GET", POLICY, "approval_policy.get", h.get_policy, None, s.ApprovalPolicyBody,
               "The dual-control policy"),
         Route("PUT", POLICY, "approval_policy.update", h.set_policy, s.ApprovalPolicyBody,

@@ -40,7 +40,8 @@ class ApprovalOut(Struct):
     created_at: str
     expires_at: str
     decided_at: str | None
-    result: dict[str, Any] | None     # executed: the operation's answer (secrets withheld)
+    result: dict[str, Any] | None     # executed: the operation's answer (secrets withheld;
+                                      # "claim": "available" until the requester claims it)
     error: ApprovalError | None       # failed: why
 
 

@@ -26,6 +26,8 @@ _OPERATION = re.compile(r"[a-z_]{1,32}(\.[a-z_]{1,32})?\*?|[a-z_]{1,32}\.\*|\*")
 _WORD = re.compile(r"[a-z_]{1,64}")
 _CHAIN = re.compile(r"[A-Za-z0-9._~@:-]{1,128}")
 _REQUEST_ID = re.compile(r"[0-9a-f]{1,64}")
+_APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_EXECUTION = re.compile(r"executed|failed(:[a-z_]{1,64})?")
 _decode_record = msgspec.json.Decoder(s.AuditRecord)
 
 
@@ -50,7 +52,10 @@ def _time(p: Params, name: str, now: datetime) -> datetime | None:
                               "'1h'") from None
     if when.tzinfo is None:
         raise InvalidArgument(f"{name} must carry a time zone (e.g. Z)")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise InvalidArgument(f"{name} must be between years 1 and 9999 in UTC") from None
 
 
 def _positive(p: Params, name: str) -> int | None:
@@ -79,6 +84,8 @@ def search(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Audit
         principal=p.get("principal") or None, key_id=_key_id(svc, ctx, p),
         operation=_param(p, "operation", _OPERATION), outcome=_param(p, "outcome", _WORD),
         chain=_param(p, "chain", _CHAIN), request_id=_param(p, "request_id", _REQUEST_ID),
+        approval_id=_param(p, "approval_id", _APPROVAL_ID),
+        execution=_param(p, "execution", _EXECUTION),
         since=_time(p, "since", now), until=_time(p, "until", now))
     rows, token = svc.audit.query(flt, _positive(p, "page_size"), p.get("page_token") or None,
                                   newest_first=order == "desc")
@@ -103,6 +110,12 @@ def hash_value(svc: Services, ctx: RequestContext, p: Params,
                body: s.AuditHashRequest) -> s.AuditHashResponse:
     svc.authz.require(ctx, "audit.read")
     return s.AuditHashResponse(hmac=svc.audit.hash_value(body.value))
+
+
+def checkpoint(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.AuditHead:
+    svc.authz.require(ctx, "audit.verify")
+    h = svc.audit.checkpoint_now(ctx)
+    return s.AuditHead(chain=h.chain, seq=h.seq, hash=h.hash, checkpoint=h.checkpoint)
 
 
 def verify(svc: Services, ctx: RequestContext, p: Params,

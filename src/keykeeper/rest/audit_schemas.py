@@ -29,6 +29,9 @@ class AuditPage(Struct, omit_defaults=True):
 
 
 class AuditHead(Struct):
+    """A chain's head (``GET /v1/audit/head``), or the checkpoint just written
+    (``POST /v1/audit/checkpoint``: ``seq`` and ``checkpoint`` are its seq)."""
+
     chain: str
     seq: int                     # 0: nothing recorded yet
     hash: str                    # hex SHA-256 of that record's line (what the next prev holds)
@@ -68,6 +71,7 @@ class AuditChain(Struct):
     checkpoints: int
     signed_through: int | None
     head_confirmed: int | None
+    server_head: int | None = None
 
 
 class AuditVerifyReport(Struct):

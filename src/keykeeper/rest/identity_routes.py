@@ -33,19 +33,22 @@ def identity_routes() -> tuple[Route, ...]:
               "Show a principal"),
         Route("PATCH", P + "/{name}", "principal.update", h.update_principal,
               s.UpdatePrincipalRequest, s.PrincipalOut,
-              "Change a principal (fields given replace; role or metadata change: dual "
-              "control; disabled: true refuses its credentials)"),
+              "Change a principal (fields given replace; a change of roles, metadata or "
+              "certificate subjects: dual control; disabled: true refuses its credentials)"),
         Route("DELETE", P + "/{name}", "principal.delete", h.delete_principal, None,
               s.PrincipalDeleted, "Delete a principal, its tokens and its grants"),
         Route("POST", T, "token.create", h.create_token, s.CreateTokenRequest, s.TokenCreated,
-              "Create a token for a principal (the secret is shown once)", status=201),
+              "Create a token: for oneself without permission; for another principal under "
+              "dual control, the requester then claims it (the secret is shown once)",
+              status=201),
         Route("GET", T, "token.list", h.list_tokens, None, s.TokenList,
               "List tokens of a principal, without secrets (default: your own)",
               query=("principal",)),
         Route("GET", T + "/self", "token.lookup_self", h.lookup_self, None, s.TokenSelf,
               "Who am I: principal, roles and the token of this call"),
         Route("POST", T + "/revoke-root", "token.revoke_root", h.revoke_root, Empty,
-              s.RootRevoked, "Revoke every root token (needs an enabled security officer)"),
+              s.RootRevoked, "Revoke every root token (needs an enabled security officer and "
+              "enough approvers for every rule of the approval policy)"),
         Route("POST", T + "/{accessor}/revoke", "token.revoke", h.revoke_token, Empty,
               s.TokenOut, "Revoke a token by accessor"),
         Route("POST", T + "/{accessor}/renew", "token.renew", h.renew_token, Empty,

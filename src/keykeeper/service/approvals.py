@@ -364,6 +364,9 @@ class Approvals:
             ctx.key_id = run.key_id or ctx.key_id
             ctx.key_version = run.key_version if run.key_version is not None \
                 else ctx.key_version
+        # The approving call's audit record: how the execution ended, and as whom it ran.
+        ctx.execution = "executed" if code is None else f"failed:{code}"
+        ctx.on_behalf_of = a.requester
         with self._d.transaction() as conn:
             self._repo.finish(conn, approval_id, state="executed" if code is None else "failed",
                               at=self._d.clock(), result=result if code is None else None,
@@ -425,7 +428,6 @@ class Approvals:
             if who.name != a.requester or who.is_root:
                 raise PermissionDenied("permission denied: only the requester of approval "
                                        f"request '{approval_id}' may claim its result")
-            self._authz.require(ctx, a.operation)
             state = self._as_seen(a).state
             if state != "executed":
                 raise FailedPrecondition(f"approval request '{approval_id}' is {state}; only "
@@ -440,6 +442,7 @@ class Approvals:
                         "once")
                 raise FailedPrecondition(f"approval request '{approval_id}' holds no secret "
                                          "to claim")
+            self._authz.require(ctx, a.operation)  # the requester still may do it
             secret = self._unwrap(a, wrapped)
             after = {**stored, _CLAIM: "claimed", "claimed_at": rfc3339(self._d.clock())}
             if not self._repo.swap_result(conn, approval_id, old=dict(a.result or {}),

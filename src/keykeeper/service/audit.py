@@ -17,7 +17,8 @@ mutating one), written to every sink before the request is answered.
   HMAC and sensitive fields are left out; the next checkpoint covers them.
 * **Checkpoints** (``audit.checkpoint``, Ed25519-signed) every ``checkpoint_seconds``
   (60), every ``checkpoint_records`` (10,000) records, at seal (a custody seal listener,
-  before the root key is dropped), before a file rotation and at shutdown (:meth:`close`).
+  before the root key is dropped), before a file rotation, at shutdown (:meth:`close`),
+  and on request (:meth:`checkpoint_now`, ``POST /v1/audit/checkpoint``).
 * **Alerts** (a sink failing or stalled, the audit file deleted or replaced, records
   dropped) are logged at ERROR, counted (``keykeeper_audit_alerts_total{kind}``) and
   recorded in the chain as ``audit.alert`` records.
@@ -37,8 +38,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from keykeeper.audit.chain import AuditKeys, Chain, encode_line
+from keykeeper.audit.chain import AuditKeys, Chain, ChainHead, encode_line
 from keykeeper.audit.records import ALERT, CHECKPOINT, SEGMENT, AuditRecord
+from keykeeper.audit.verify import line_hash
 from keykeeper.audit.writer import (
     OK,
     PENDING,
@@ -50,7 +52,7 @@ from keykeeper.audit.writer import (
     settle,
 )
 from keykeeper.custody.keyring import Custody
-from keykeeper.errors import Sealed, Unavailable
+from keykeeper.errors import FailedPrecondition, Sealed, Unavailable
 from keykeeper.service.audit_db import AuditSearch
 from keykeeper.service.audit_reads import AuditReads
 from keykeeper.service.audit_scope import AuditScope, outcome_of
@@ -186,7 +188,8 @@ class Auditor(AuditReads):
                       "principal": ctx.principal.name if ctx.principal else None,
                       "source": ctx.source, "namespace": ctx.namespace, "key_id": ctx.key_id,
                       "key_version": ctx.key_version, "items": ctx.items,
-                      "failed_items": ctx.failed_items, "approval_id": ctx.approval_id}
+                      "failed_items": ctx.failed_items, "approval_id": ctx.approval_id,
+                      "execution": ctx.execution, "on_behalf_of": ctx.on_behalf_of}
             if keys is not None:  # sealed: sensitive fields are left out, never in clear
                 if ctx.token:
                     fields["token_hmac"] = keys.field(ctx.token)
@@ -360,6 +363,20 @@ class Auditor(AuditReads):
         except Sealed:
             return False
         return True
+
+    def checkpoint_now(self, ctx: RequestContext | None = None) -> ChainHead:
+        """Sign the chain head now (``POST /v1/audit/checkpoint``, reason ``requested``; the
+        record names the request of ``ctx``) and wait until a required sink has recorded
+        it. Returns its chain, seq and line hash. FailedPrecondition when auditing is off,
+        Sealed while sealed, Unavailable if it cannot be recorded in time."""
+        if not self.enabled:
+            raise FailedPrecondition("the audit trail is off (KEYKEEPER_AUDIT_SINKS=none)")
+        if self._closed:
+            raise Unavailable("the audit trail is shutting down")
+        entry = self._append(CHECKPOINT, "success", ctx=ctx, reason="requested", sign=True)
+        self.wait(entry)
+        rec = entry.record
+        return ChainHead(rec.chain, rec.seq, line_hash(entry.line), rec.seq)
 
     def start_segment(self, detail: str) -> None:
         """Write the first record of a new chain segment, saying why there is one."""

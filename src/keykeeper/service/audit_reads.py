@@ -103,11 +103,13 @@ class AuditReads:
 
     def verify(self, *, from_checkpoint: bool = False) -> Report:
         """Verify this node's audit files (all its slots and rotated files) with the HMAC
-        key and the pinned public key, against the known chain heads."""
+        key and the pinned public key, against the known chain heads: this process's chain
+        must be in them up to its written head, so files deleted, emptied or replaced
+        (by a symbolic link to /dev/null, say) show as ``truncated``."""
         keys = self._require_keys()
         heads: dict[str, Head] = {}
         own = self.written_head()
-        if own.seq:
+        if own.seq and self._files is not None:  # None: this process writes no file
             heads[own.chain] = Head(own.chain, own.seq, own.hash)
         paths = self._files() if self._files is not None else []
         sources: list[tuple[str, list[bytes]]] = []

@@ -135,14 +135,17 @@ def build_auditor(settings: AuditSettings, deps: Deps, *, clock: Callable[[], da
     chain_id = node + (f".{number}" if number else "")
     sinks: list[SinkConfig] = []
     primary: FileAuditSink | None = None
+    primary_base = settings.file   # the first file sink's path, as configured (slot 0)
     try:
         for spec in specs:
             if spec.kind == "file":
-                path = slot_path(Path(spec.target) if spec.target else settings.file, number)
-                sink = FileAuditSink(path, max_bytes=settings.max_bytes, on_alert=relay.alert,
+                base = Path(spec.target) if spec.target else settings.file
+                sink = FileAuditSink(slot_path(base, number), max_bytes=settings.max_bytes,
+                                     on_alert=relay.alert,
                                      request_checkpoint=relay.checkpoint,
                                      slot=slot if primary is None else None)
-                primary = primary or sink
+                if primary is None:
+                    primary, primary_base = sink, base
                 sinks.append(SinkConfig(sink, spec.name, spec.required,
                                         spec.timeout or settings.timeout))
             else:
@@ -178,7 +181,8 @@ def build_auditor(settings: AuditSettings, deps: Deps, *, clock: Callable[[], da
     chain, kind, why = _start(chain_id, tail, unreadable, db_head)
     auditor = Auditor(sinks, clock, custody=deps.custody, chain=chain, timeout=settings.timeout,
                       checkpoint_seconds=settings.checkpoint_seconds, on_alert=on_alert,
-                      files=lambda: node_files(settings.file), search=search)
+                      files=(lambda: node_files(primary_base)) if primary is not None
+                      else None, search=search)
     relay.auditor = auditor
     if kind is not None and why is not None:
         auditor.start_segment(why)

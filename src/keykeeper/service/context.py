@@ -33,3 +33,7 @@ class RequestContext:
     # approved request runs with, as its requester -- the one being executed (the gate lets
     # that execution through only while the approvals service is running it):
     approval_id: str | None = None
+    # On the approving call that ran an approved request (the M-th approval): how the
+    # execution ended, "executed" or "failed:<code>", and the requester it ran as:
+    execution: str | None = None
+    on_behalf_of: str | None = None

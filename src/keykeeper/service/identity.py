@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from keykeeper.service.approval_args import Claimable
 from keykeeper.service.auth import TokenAuthenticator
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.identity_base import Executor, Gate
-from keykeeper.service.identity_views import grant_view, principal_view, role_view
+from keykeeper.service.identity_views import grant_view, principal_view, rfc3339, role_view
 from keykeeper.service.principals import PrincipalAdmin
 from keykeeper.service.roles import GrantAdmin, RoleAdmin
 from keykeeper.service.tokens import DEFAULT_TTL, MAX_TTL, TokenAdmin
@@ -27,8 +28,9 @@ from keykeeper.service.tokens import DEFAULT_TTL, MAX_TTL, TokenAdmin
 __all__ = ["GATED_OPERATIONS", "IdentityService"]
 
 # Operations that call the dual-control gate (and so have an executor).
-GATED_OPERATIONS = ("principal.create", "principal.update", "role.create", "role.update",
-                    "role.delete", "grant.create", "grant.delete", "sod_policy.update")
+GATED_OPERATIONS = ("principal.create", "principal.update", "token.create", "role.create",
+                    "role.update", "role.delete", "grant.create", "grant.delete",
+                    "sod_policy.update")
 
 
 class IdentityService:
@@ -51,13 +53,21 @@ class IdentityService:
         """How an approved request is run later, as its requester (``ctx.approval_id`` set,
         so the gate lets it through): operation -> fn(ctx, arguments) -> JSON-able result.
         ``arguments`` are exactly what the gate was given."""
-        p, r, g = self.principals, self.roles, self.grants
+        p, r, g, t = self.principals, self.roles, self.grants, self.tokens
 
         def principal_create(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
             return principal_view(p.create(ctx, **a))
 
         def principal_update(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
             return principal_view(p.update(ctx, a["name"], a["changes"]))
+
+        def token_create(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
+            # The secret is for the requester alone: stored wrapped, claimed once.
+            made = t.create(ctx, principal=a["principal"], ttl=a["ttl"],
+                            display_name=a["display_name"], approved_roles=a["roles"])
+            return {"token": Claimable(made.token), "accessor": made.info.accessor,
+                    "principal": made.info.principal, "display_name": made.info.display_name,
+                    "expires_at": rfc3339(made.info.expires_at), "ttl": made.info.ttl}
 
         def role_create(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
             return role_view(r.create(ctx, **a))
@@ -79,8 +89,9 @@ class IdentityService:
             return {"conflicts": [list(c) for c in p.set_sod(ctx, a["conflicts"])]}
 
         return {"principal.create": principal_create, "principal.update": principal_update,
-                "role.create": role_create, "role.update": role_update,
-                "role.delete": role_delete, "grant.create": grant_create,
+                "token.create": token_create, "role.create": role_create,
+                "role.update": role_update, "role.delete": role_delete,
+                "grant.create": grant_create,
                 "grant.delete": grant_delete, "sod_policy.update": sod_update}
 
     def register_executors(self, register: Callable[[str, Executor], None]) -> None:

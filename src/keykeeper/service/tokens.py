@@ -196,11 +196,13 @@ class TokenAdmin(IdentityBase):
             if current.ttl is None or current.expires_at is None:
                 raise FailedPrecondition(f"token '{accessor}' does not expire")
             limit = current.created_at + timedelta(seconds=self.max_ttl)
-            expires = min(now + timedelta(seconds=current.ttl), limit)
-            if expires <= current.expires_at:
+            if current.expires_at >= limit:  # no extension is possible any more
                 raise FailedPrecondition(
                     f"token '{accessor}' reached its maximum lifetime (until "
                     f"{rfc3339(limit)}); create a new one")
+            # Capped at the maximum lifetime; never earlier than the current expiry.
+            expires = max(current.expires_at,
+                          min(now + timedelta(seconds=current.ttl), limit))
             self._d.identity.set_token_expiry(conn, current.token_hash, expires)
             after = self._d.identity.get_token_by_accessor(conn, accessor)
         assert after is not None

@@ -2,7 +2,8 @@
 
 Each row is one record of one node's chain: ``(chain, seq)`` is the key, ``record`` the
 exact JSON line (so rows can be verified like the file), and a few columns are copied out
-of it for searching. ``outcome`` holds ``success``, ``pending``, ``requested`` or the error code.
+of it for searching. ``outcome`` holds ``success``, ``pending``, ``requested`` or the error code
+(for an approving call whose execution failed, the execution's code: service/audit_db.py).
 Rows are only ever inserted; a row already present (the same chain and seq) is skipped.
 """
 
@@ -59,6 +60,8 @@ class AuditFilter:
     outcome: str | None = None       # "success", "pending", "error" (any error) or a code
     chain: str | None = None
     request_id: str | None = None
+    approval_id: str | None = None
+    execution: str | None = None     # "executed", "failed" (any failure) or "failed:<code>"
     since: datetime | None = None    # inclusive
     until: datetime | None = None    # exclusive
 
@@ -86,6 +89,12 @@ def _conditions(flt: AuditFilter) -> list[ColumnElement[bool]]:
     if flt.request_id is not None:
         # Not a column: the id is inside the line, as "request_id":"<id>".
         found.append(c.record.contains(f'"request_id":"{flt.request_id}"'))
+    if flt.approval_id is not None:
+        found.append(c.record.contains(f'"approval_id":"{flt.approval_id}"', autoescape=True))
+    if flt.execution is not None:
+        # "failed" matches every failure: the prefix "failed:" of the value.
+        value = '"execution":"' + flt.execution + (":" if flt.execution == "failed" else '"')
+        found.append(c.record.contains(value, autoescape=True))
     if flt.since is not None:
         found.append(c.time >= flt.since)
     if flt.until is not None:
