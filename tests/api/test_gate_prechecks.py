@@ -20,3 +20,17 @@ def test_destroy_version_prechecked_before_approval(live_server: ServerProcess) 
     r = live_server.post(f"/v1/keys/{name}/versions/1/destroy", {}, token=token)
     assert (r.status_code, r.json()["code"]) == (202, "approval_required"), r.text
     assert r.json()["approval_id"]
+
+
+def test_policy_refuses_operations_that_never_wait(live_server: ServerProcess) -> None:
+    current = live_server.get("/v1/policies/approval").json()
+    for ops in (["key.disable"], ["token.create", "principal.delete"], ["namespace.create"],
+                ["key.rotate"]):
+        rule = {"operations": ops, "required": 1, "approver_roles": ["key-custodian"]}
+        r = live_server.request("PUT", "/v1/policies/approval", {"rules": [rule]})
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_argument"), (ops, r.text)
+        assert "cannot be put under dual control" in r.json()["detail"]
+    assert live_server.get("/v1/policies/approval").json() == current
+    # Putting back what GET answered is always accepted.
+    r = live_server.request("PUT", "/v1/policies/approval", current)
+    assert r.status_code == 200, r.text

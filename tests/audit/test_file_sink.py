@@ -238,17 +238,22 @@ def test_a_fifo_is_refused_without_blocking_and_the_sink_recovers(trail: Trail) 
     assert "a FIFO" in str(detail)
 
 
+def _swap_in_symlink(target: Path, path: Path) -> None:
+    tmp = path.with_name(path.name + ".link")
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
 def test_a_symlink_or_device_is_refused_and_nothing_is_written_through_it(
         trail: Trail, tmp_path: Path) -> None:
     a = trail.open()
     _audit(a, 2)
     elsewhere = tmp_path / "elsewhere.log"
     elsewhere.write_bytes(b"")
-    os.unlink(trail.path)
-    os.symlink("/dev/null", trail.path)
+    # Swapped in atomically: the sink may be re-creating the path at any moment.
+    _swap_in_symlink(Path("/dev/null"), trail.path)
     _refused(a)
-    os.unlink(trail.path)
-    os.symlink(elsewhere, trail.path)             # a link to a regular file: refused too
+    _swap_in_symlink(elsewhere, trail.path)       # a link to a regular file: refused too
     _refused(a)
     assert elsewhere.read_bytes() == b""
     os.unlink(trail.path)

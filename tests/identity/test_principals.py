@@ -187,3 +187,28 @@ def test_last_security_officer_is_kept_once_root_is_gone(fresh_node: Node) -> No
             attempt()
     p.update(officer.ctx(node), second.name, {"disabled": False})
     assert p.delete(admin.ctx(node), second.name)["name"] == second.name
+
+
+def test_role_change_runs_only_on_the_principal_approvers_saw(node: Node) -> None:
+    """A role change approved for one principal does not run if its metadata (read by
+    grant conditions) was swapped meanwhile, or it was deleted and created again."""
+    officer = make_caller(node, ("security-officer",))
+    c1 = make_caller(node, ("key-custodian",))
+    c2 = make_caller(node, ("key-custodian",))
+    p, approvals = node.services.identity.principals, node.services.approvals
+    for swap in ("recreate", "metadata"):
+        name = unique("mallory")
+        p.create(officer.ctx(node), name=name, metadata={"tenant": "evil"})
+        with pytest.raises(ApprovalRequired) as waiting:
+            p.update(officer.ctx(node), name, {"roles": ["application"]})
+        request = approvals.get(c1.ctx(node), waiting.value.approval_id or "")
+        assert "tenant=evil" in request.summary
+        if swap == "recreate":
+            p.delete(officer.ctx(node), name)
+            p.create(officer.ctx(node), name=name, metadata={"tenant": "acme"})
+        else:  # metadata changes wait for approval too; root makes one at once
+            p.update(root(node), name, {"metadata": {"tenant": "acme"}})
+        approvals.approve(c1.ctx(node), waiting.value.approval_id or "")
+        done = approvals.approve(c2.ctx(node), waiting.value.approval_id or "")
+        assert done.state == "failed" and done.error_code == "failed_precondition", done
+        assert p.get(officer.ctx(node), name).roles == ()

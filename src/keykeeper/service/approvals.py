@@ -52,6 +52,7 @@ from datetime import timedelta
 from typing import Any
 
 from keykeeper.authz.model import Principal
+from keykeeper.authz.operations import matches
 from keykeeper.crypto.aead import aead_open, aead_seal
 from keykeeper.errors import (
     AlreadyExists,
@@ -73,6 +74,7 @@ from keykeeper.service.approval_args import (
     withhold,
 )
 from keykeeper.service.approval_policy import (
+    DEFAULT_OPERATIONS,
     DEFAULT_POLICY,
     POLICY_CONFIG,
     ApprovalPolicy,
@@ -150,6 +152,19 @@ class Approvals:
     def registered(self) -> frozenset[str]:
         return frozenset(self._executors)
 
+    def _check_gateable(self, operations: tuple[str, ...]) -> None:
+        """Refuse a rule naming an operation that never waits for approval (a rule that
+        would be silently ignored): each name must be an operation that can be held for
+        approval, each pattern must cover at least one. The default policy's operations
+        count too: those of features still to come (export, restore, audit configuration)
+        wait for approval the day they exist."""
+        gateable = self.registered() | frozenset(DEFAULT_OPERATIONS)
+        for op in operations:
+            if not any(matches(op, g) for g in gateable):
+                raise InvalidArgument(
+                    f"operation '{op}' cannot be put under dual control; operations that "
+                    f"can: {', '.join(sorted(gateable))}")
+
     @contextmanager
     def _running_as(self, approval_id: str, operation: str) -> Iterator[None]:
         with self._lock:
@@ -192,6 +207,7 @@ class Approvals:
             missing = [r for r in rule.approver_roles if r not in known]
             if missing:
                 raise InvalidArgument(f"approver role '{missing[0]}' does not exist")
+            self._check_gateable(rule.operations)
         with self._d.reading() as conn:
             self._check_satisfiable(conn, policy)  # before filing an approval
         self.gate(ctx, "approval_policy.update", {"policy": policy.to_json()},

@@ -59,7 +59,8 @@ class IdentityService:
             return principal_view(p.create(ctx, **a))
 
         def principal_update(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
-            return principal_view(p.update(ctx, a["name"], a["changes"]))
+            return principal_view(p.update(ctx, a["name"], a["changes"],
+                                           expect=a.get("expect")))
 
         def token_create(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
             # The secret is for the requester alone: stored wrapped, claimed once.

@@ -92,6 +92,13 @@ def _canonical_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fingerprint(p: Principal) -> dict[str, Any]:
+    """What approvers of a change to ``p`` relied on (JSON: kept in the request)."""
+    return {"roles": list(p.roles), "metadata": dict(sorted(p.metadata.items())),
+            "certificate_subjects": list(p.certificate_subjects),
+            "created_at": p.created_at.isoformat() if p.created_at else None}
+
+
 def _apply(p: Principal, changes: Mapping[str, Any], now: Any) -> Principal:
     fields: dict[str, Any] = dict(changes)
     if "roles" in fields:
@@ -173,9 +180,12 @@ class PrincipalAdmin(IdentityBase):
             raise _not_found(name)
         return p
 
-    def update(self, ctx: RequestContext, name: str, changes: Mapping[str, Any]) -> Principal:
+    def update(self, ctx: RequestContext, name: str, changes: Mapping[str, Any], *,
+               expect: Mapping[str, Any] | None = None) -> Principal:
         """PATCH semantics: each field in ``changes`` (kind, roles, metadata,
-        certificate_subjects, rate_limit, disabled) replaces the stored one."""
+        certificate_subjects, rate_limit, disabled) replaces the stored one. ``expect`` (set
+        by an approved request) is the principal as the approvers saw it: FailedPrecondition
+        if it has changed since (metadata swapped, or deleted and created again)."""
         actor = self._require(ctx, "principal.update")
         self._not_self(actor, name)
         canonical = _canonical_changes(changes)
@@ -207,16 +217,25 @@ class PrincipalAdmin(IdentityBase):
             context: list[str] = []
             if not roles_change:
                 context.append(f"it holds roles {', '.join(preview.roles) or '(none)'}")
+            if "metadata" not in canonical and preview.metadata:
+                context.append("its metadata is " + ", ".join(
+                    f"{k}={v}" for k, v in sorted(preview.metadata.items())))
             if not subjects_change and preview.certificate_subjects:
                 context.append("it answers to certificate subjects "
                                + "; ".join(preview.certificate_subjects))
-            self._gate(ctx, "principal.update", {"name": name, "changes": canonical},
+            self._gate(ctx, "principal.update", {"name": name, "changes": canonical,
+                                                 "expect": _fingerprint(before)},
                        summary=f"set the {' and '.join(what)} of principal '{name}'"
                        + (f" ({'; '.join(context)})" if context else ""))
         with self._d.transaction() as conn:
             current = self._d.identity.get_principal(conn, name, for_update=True)
             if current is None:
                 raise _not_found(name)
+            if expect is not None and _fingerprint(current) != dict(expect):
+                raise FailedPrecondition(
+                    f"principal '{name}' has changed since this request was filed (its "
+                    "roles, metadata or certificate subjects, or it was created again); "
+                    "file the change again")
             after = _apply(current, canonical, self._d.clock())
             self._check_assignable(conn, after)
             self._keep_administrable(conn, name=name, after=after,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from keykeeper.authz.model import ROOT, Principal
+from keykeeper.authz.model import ROOT, Principal, check_principal_name
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 from keykeeper.service.auth import TokenAuthenticator, hash_token, new_token
 from keykeeper.service.authorizer import Authorizer
@@ -113,6 +113,7 @@ class TokenAdmin(IdentityBase):
         principal must still hold."""
         if ctx.principal is None:
             raise Unauthenticated("missing or invalid token")
+        check_principal_name(principal, "principal")
         own = not ctx.principal.is_root and ctx.principal.name == principal
         actor = ctx.principal if own else self._require(ctx, "token.create")
         seconds = check_ttl(ttl, self.default_ttl, self.max_ttl)
