@@ -57,6 +57,12 @@ class Team:
             deps.identity.insert_principal(conn, Principal(
                 name=name, kind="person", roles=roles, created_by="test", created_at=now,
                 updated_at=now))
+            # A live token, as a real principal has: only principals someone can act as
+            # count as approvers in the lock-out guards.
+            deps.identity.insert_token(
+                conn, token_hash=secrets.token_hex(32), accessor="acc-" + secrets.token_hex(16),
+                principal=name, display_name="test", created_by="test", created_at=now,
+                expires_at=None, ttl=None)
             for ops in grants:
                 deps.identity.insert_grant(conn, Grant(
                     id="g-" + secrets.token_hex(16), grantee_kind="principal", grantee=name,

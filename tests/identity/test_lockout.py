@@ -72,7 +72,9 @@ def test_approvers_are_kept_once_root_is_gone(fresh_node: Node) -> None:
     assert not p.get(officer.ctx(node), c1.name).disabled
     # A third custodian (through dual control), then one may go.
     with pytest.raises(ApprovalRequired) as waiting:
-        p.create(officer.ctx(node), name="c3", roles=["key-custodian"])
+        # With a certificate subject, someone can act as c3 (no token yet): it counts.
+        p.create(officer.ctx(node), name="c3", roles=["key-custodian"],
+                 certificate_subjects=["CN=c3"])
     approval_id = str(waiting.value.approval_id)
     approvals.approve(c1.ctx(node), approval_id)
     assert approvals.approve(c2.ctx(node), approval_id).state == "executed"
@@ -133,3 +135,16 @@ def test_last_officer_and_approvers_are_kept_only_without_root(fresh_node: Node)
     # While the root token exists, root can repair anything: no guard.
     assert p.disable(root(node), c1.name).disabled
     assert p.disable(root(node), officer.name).disabled
+
+
+def test_revoking_the_last_approvers_tokens_is_refused(fresh_node: Node) -> None:
+    """Only principals someone can act as count: revoking a custodian's last token is a
+    lock-out too, and a custodian without any token never counted."""
+    node = fresh_node
+    tokens = node.services.identity.tokens
+    officer, _, (c1, _c2) = _retired(node)
+    with pytest.raises(FailedPrecondition, match=r"too few approvers.*1 more missing"):
+        tokens.revoke(officer.ctx(node), c1.accessor)
+    assert node.services.auth.authenticate(c1.token).name == c1.name
+    # Its own token a principal may always revoke (it is leaving on purpose).
+    assert tokens.revoke(c1.ctx(node), c1.accessor).revoked_at is not None

@@ -88,8 +88,10 @@ def test_officer_token_for_a_custodian_waits_and_is_claimed_once(node: Node) -> 
     assert (pending.operation, pending.requester) == ("token.create", officer.name)
     assert f"principal '{target.name}'" in pending.summary
     assert "key-custodian" in pending.summary and "1 day" in pending.summary
-    assert pending.arguments == {"principal": target.name, "ttl": 86400,
-                                 "display_name": "handover", "roles": ["key-custodian"]}
+    assert {k: v for k, v in pending.arguments.items() if k != "expect"} == {
+        "principal": target.name, "ttl": 86400, "display_name": "handover",
+        "roles": ["key-custodian"]}
+    assert pending.arguments["expect"]["roles"] == ["key-custodian"]
     assert {x.accessor for x in ident.tokens.list(root(node),
                                                   principal=target.name)} == before
     with pytest.raises(FailedPrecondition, match="pending"):
@@ -237,3 +239,34 @@ def test_rest_ttl_errors_are_one_rule(api: Api, ttl: int | str) -> None:
     app = api.caller(("application",))
     r = api.post("/v1/tokens", {"principal": app.name, "ttl": ttl}, token=app.token)
     assert (r.status_code, r.json()["detail"]) == (400, "ttl must be at least 60 seconds")
+
+
+def test_an_approved_token_follows_only_the_principal_approvers_saw(node: Node) -> None:
+    """Metadata swapped before it runs: it fails. Roles changed after it ran: the claim is
+    refused and the token revoked, never handed over."""
+    ident, approvals, auth = node.services.identity, node.services.approvals, node.services.auth
+    officer = make_caller(node, ("security-officer",))
+    c1, c2 = custodians(node, 2)
+    target = make_caller(node, ("application",))
+    p = ident.principals
+
+    with pytest.raises(ApprovalRequired) as waiting:
+        ident.tokens.create(officer.ctx(node), principal=target.name, ttl="1h")
+    first = str(waiting.value.approval_id)
+    p.update(root(node), target.name, {"metadata": {"tenant": "victim"}})
+    approvals.approve(c1.ctx(node), first)
+    done = approvals.approve(c2.ctx(node), first)
+    assert (done.state, done.error_code) == ("failed", "failed_precondition"), done
+
+    with pytest.raises(ApprovalRequired) as waiting:
+        ident.tokens.create(officer.ctx(node), principal=target.name, ttl="1h")
+    second = str(waiting.value.approval_id)
+    approvals.approve(c1.ctx(node), second)
+    assert approvals.approve(c2.ctx(node), second).state == "executed"
+    accessor = str(stored_result(node, second)["accessor"])
+    p.update(root(node), target.name, {"roles": ["application", "key-custodian"]})
+    with pytest.raises(FailedPrecondition, match="revoked"):
+        approvals.claim(officer.ctx(node), second)
+    info = [t for t in ident.tokens.list(root(node), principal=target.name)
+            if t.accessor == accessor]
+    assert info and info[0].revoked_at is not None

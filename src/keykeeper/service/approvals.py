@@ -89,6 +89,8 @@ from keykeeper.service.identity_base import role_operations, root_token_active
 from keykeeper.service.identity_views import rfc3339
 from keykeeper.store.approvals import Approval, ApprovalRepository, Vote
 
+ClaimCheck = Callable[[RequestContext, Mapping[str, Any], Mapping[str, Any]], None]
+
 __all__ = ["STATES", "Approvals", "Executor"]
 
 log = logging.getLogger("keykeeper.approvals")
@@ -137,6 +139,7 @@ class Approvals:
         self._authz = authz
         self._repo = ApprovalRepository()
         self._executors: dict[str, Executor] = {}
+        self._claim_checks: dict[str, ClaimCheck] = {}
         self._running: dict[str, str] = {}  # approval id -> operation, while it runs here
         self._lock = threading.Lock()
 
@@ -148,6 +151,12 @@ class Approvals:
         if operation in self._executors:
             raise ValueError(f"an executor for '{operation}' is already registered")
         self._executors[operation] = fn
+
+    def register_claim_check(self, operation: str, fn: ClaimCheck) -> None:
+        """``fn(ctx, arguments, result)`` runs before the secret of an executed
+        ``operation`` is handed over; it raises (FailedPrecondition) when what the
+        approvers approved no longer holds."""
+        self._claim_checks[operation] = fn
 
     def registered(self) -> frozenset[str]:
         return frozenset(self._executors)
@@ -436,6 +445,13 @@ class Approvals:
         who = _who(ctx)
         _check_id(approval_id)
         ctx.approval_id = approval_id
+        with self._d.reading() as conn:
+            seen = self._repo.get(conn, approval_id)
+        check = self._claim_checks.get(seen.operation) if seen is not None else None
+        if (seen is not None and check is not None and who.name == seen.requester
+                and _SEALED in (seen.result or {})):
+            # Outside the transaction: the check may revoke what it finds stale.
+            check(ctx, dict(seen.arguments), dict(seen.result or {}))
         with self._d.transaction() as conn:
             a = self._repo.get(conn, approval_id, for_update=True)
             if a is None:

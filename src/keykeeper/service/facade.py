@@ -51,6 +51,7 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
     identity = IdentityService(deps, authz, auth, gate=approvals.gate,
                                max_token_ttl=max_token_ttl)
     identity.register_executors(approvals.register)
+    approvals.register_claim_check("token.create", identity.tokens.check_claimable)
     keys = KeyAdmin(deps, lookup, authz, limits)
     keys.gate = approvals.gate
     keys.register_executors(approvals.register)

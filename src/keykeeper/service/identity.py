@@ -65,7 +65,8 @@ class IdentityService:
         def token_create(ctx: RequestContext, a: dict[str, Any]) -> dict[str, Any]:
             # The secret is for the requester alone: stored wrapped, claimed once.
             made = t.create(ctx, principal=a["principal"], ttl=a["ttl"],
-                            display_name=a["display_name"], approved_roles=a["roles"])
+                            display_name=a["display_name"], approved_roles=a["roles"],
+                            expect=a.get("expect"))
             return {"token": Claimable(made.token), "accessor": made.info.accessor,
                     "principal": made.info.principal, "display_name": made.info.display_name,
                     "expires_at": rfc3339(made.info.expires_at), "ttl": made.info.ttl}

@@ -104,26 +104,43 @@ class IdentityBase:
     def _root_token_active(self, conn: Connection) -> bool:
         return root_token_active(self._d, conn)
 
+    def _reachable(self, conn: Connection, people: list[Principal],
+                   revoking: str | None = None) -> list[Principal]:
+        """The principals among ``people`` that can still make a call: an unexpired,
+        unrevoked token (other than the one being revoked, ``revoking`` = its hash), or a
+        client-certificate subject. A custodian nobody can act as cannot approve."""
+        now = self._d.clock()
+        with_token = {t.principal for t in self._d.identity.list_tokens(conn)
+                      if t.revoked_at is None and t.token_hash != revoking
+                      and (t.expires_at is None or t.expires_at > now)}
+        return [p for p in people if p.name in with_token or p.certificate_subjects]
+
     def _keep_administrable(self, conn: Connection, *, name: str | None = None,
                             after: Principal | None = None,
                             roles: Mapping[str, Sequence[str]] | None = None,
+                            revoking: str | None = None,
                             what: str = "this change") -> None:
         """Once every root token is revoked, refuse a change that would leave nobody able
         to administer access (FailedPrecondition, naming why):
 
         * principal ``name`` becomes ``after`` (None: deleted), or roles get the operations
           in ``roles``;
+        * or the token with hash ``revoking`` is revoked;
         * refused when it leaves no enabled security officer, or when a rule of the
           approval policy would have fewer eligible approvers than it requires (and fewer
-          than before): nothing under that rule could ever run again."""
+          than before): nothing under that rule could ever run again. Only principals
+          someone can act as (a live token or a certificate subject) count."""
         if self._root_token_active(conn):
             return
-        principals = self._d.identity.list_principals(conn)
-        changed = principals
+        everyone = self._d.identity.list_principals(conn)
+        changed = everyone
         if name is not None:
-            changed = [p for p in principals if p.name != name]
+            changed = [p for p in everyone if p.name != name]
             if after is not None:
                 changed.append(after)
+        # Only principals someone can act as count (a token, or a certificate subject).
+        principals = self._reachable(conn, everyone)
+        changed = self._reachable(conn, changed, revoking)
 
         def officers(people: list[Principal]) -> int:
             return sum(1 for p in people if not p.disabled and OFFICER in p.roles)
@@ -146,7 +163,7 @@ class IdentityBase:
     def _check_approvers_suffice(self, conn: Connection, why: str) -> None:
         """Every rule of the approval policy has at least M eligible approvers, else
         FailedPrecondition saying how many of which role are missing."""
-        principals = self._d.identity.list_principals(conn)
+        principals = self._reachable(conn, self._d.identity.list_principals(conn))
         ops = role_operations(self._d, conn)
         for rule in policy_in_force(self._d, conn).rules:
             have = len(eligible_approvers(rule, principals, ops))

@@ -84,7 +84,14 @@ def check_new_principal_name(name: str) -> str:
     check_principal_name(name)
     if name.lower() == ROOT:
         raise InvalidArgument("principal name 'root' is reserved for the init token")
+    if name.lower().rstrip(".") in _RESERVED:
+        raise InvalidArgument(f"principal name '{name}' is reserved: the server records "
+                              "its own actions under it")
     return name
+
+
+# Names lifecycle events and audit records use for the server's own actions.
+_RESERVED = frozenset({"root", "system", "scheduler", "init", "generate-root"})
 
 
 def check_kind(kind: str) -> str:

@@ -58,3 +58,11 @@ def token_view(t: TokenInfo, now: datetime) -> dict[str, Any]:
             "created_by": t.created_by, "created_at": rfc3339(t.created_at),
             "expires_at": rfc3339(t.expires_at), "revoked_at": rfc3339(t.revoked_at),
             "ttl": t.ttl, "state": token_state(t, now)}
+
+
+def principal_fingerprint(p: Principal) -> dict[str, Any]:
+    """What approvers of a request about ``p`` relied on (JSON, kept in the request): a
+    request runs, and its secret is handed over, only while this still holds."""
+    return {"roles": list(p.roles), "metadata": dict(sorted(p.metadata.items())),
+            "certificate_subjects": list(p.certificate_subjects),
+            "created_at": p.created_at.isoformat() if p.created_at else None}

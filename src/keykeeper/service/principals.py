@@ -55,6 +55,7 @@ from keykeeper.service.identity_rules import (
     check_role_names,
     check_subjects,
 )
+from keykeeper.service.identity_views import principal_fingerprint
 
 __all__ = ["PATCH_FIELDS", "PrincipalAdmin"]
 
@@ -90,13 +91,6 @@ def _canonical_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[field] = value
     return out
-
-
-def _fingerprint(p: Principal) -> dict[str, Any]:
-    """What approvers of a change to ``p`` relied on (JSON: kept in the request)."""
-    return {"roles": list(p.roles), "metadata": dict(sorted(p.metadata.items())),
-            "certificate_subjects": list(p.certificate_subjects),
-            "created_at": p.created_at.isoformat() if p.created_at else None}
 
 
 def _apply(p: Principal, changes: Mapping[str, Any], now: Any) -> Principal:
@@ -224,14 +218,14 @@ class PrincipalAdmin(IdentityBase):
                 context.append("it answers to certificate subjects "
                                + "; ".join(preview.certificate_subjects))
             self._gate(ctx, "principal.update", {"name": name, "changes": canonical,
-                                                 "expect": _fingerprint(before)},
+                                                 "expect": principal_fingerprint(before)},
                        summary=f"set the {' and '.join(what)} of principal '{name}'"
                        + (f" ({'; '.join(context)})" if context else ""))
         with self._d.transaction() as conn:
             current = self._d.identity.get_principal(conn, name, for_update=True)
             if current is None:
                 raise _not_found(name)
-            if expect is not None and _fingerprint(current) != dict(expect):
+            if expect is not None and principal_fingerprint(current) != dict(expect):
                 raise FailedPrecondition(
                     f"principal '{name}' has changed since this request was filed (its "
                     "roles, metadata or certificate subjects, or it was created again); "

@@ -29,7 +29,7 @@ ApprovalRequired.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.identity_base import OFFICER, IdentityBase
 from keykeeper.service.identity_rules import MIN_TOKEN_TTL, check_display_name, check_ttl
-from keykeeper.service.identity_views import rfc3339, token_state
+from keykeeper.service.identity_views import principal_fingerprint, rfc3339, token_state
 from keykeeper.store.identity import TokenInfo
 
 __all__ = ["DEFAULT_TTL", "MAX_TTL", "NewToken", "TokenAdmin", "new_accessor"]
@@ -104,7 +104,8 @@ class TokenAdmin(IdentityBase):
     # -- operations -----------------------------------------------------------------------
     def create(self, ctx: RequestContext, *, principal: str, ttl: int | str | None = None,
                display_name: str | None = None,
-               approved_roles: Iterable[str] | None = None) -> NewToken:
+               approved_roles: Iterable[str] | None = None,
+               expect: Mapping[str, Any] | None = None) -> NewToken:
         """A new token for ``principal`` (enabled, stored). ``ttl`` in seconds or "30d".
 
         For oneself: no permission needed. For another principal: ``token.create`` and the
@@ -128,7 +129,7 @@ class TokenAdmin(IdentityBase):
             roles = ", ".join(who.roles) or "(none)"
             self._gate(ctx, "token.create", {
                 "principal": principal, "ttl": seconds, "display_name": label,
-                "roles": list(who.roles)},
+                "roles": list(who.roles), "expect": principal_fingerprint(who)},
                 summary=f"create a token for principal '{principal}', acting with its roles "
                 f"{roles}, valid for {_duration(seconds)}"
                 + (f" ('{label}')" if label else ""))
@@ -143,11 +144,39 @@ class TokenAdmin(IdentityBase):
                 raise FailedPrecondition(
                     f"the roles of principal '{principal}' changed since the request (now "
                     f"{', '.join(who.roles) or '(none)'}); request a new token")
+            if expect is not None and principal_fingerprint(who) != dict(expect):
+                raise FailedPrecondition(
+                    f"principal '{principal}' changed since the request (its metadata or "
+                    "certificate subjects, or it was created again); request a new token")
             self._d.identity.insert_token(
                 conn, token_hash=info.token_hash, accessor=info.accessor,
                 principal=principal, display_name=label, created_by=actor.name,
                 created_at=now, expires_at=info.expires_at, ttl=seconds)
         return NewToken(token=token, info=info)
+
+    def check_claimable(self, ctx: RequestContext, arguments: Mapping[str, Any],
+                        result: Mapping[str, Any]) -> None:
+        """Before an approved token is handed over: its principal must still be the one the
+        approvers saw. Otherwise the token is revoked at once and FailedPrecondition
+        raised (the secret is never handed over)."""
+        expect = arguments.get("expect")
+        with self._d.reading() as conn:
+            who = self._d.identity.get_principal(conn, str(arguments["principal"]))
+        if (who is not None and not who.disabled
+                and set(arguments.get("roles", ())) == set(who.roles)
+                and (expect is None or principal_fingerprint(who) == dict(expect))):
+            return
+        info = None
+        with self._d.reading() as conn:
+            info = self._d.identity.get_token_by_accessor(conn, str(result.get("accessor")))
+        if info is not None:
+            with self._d.transaction() as conn:
+                self._d.identity.revoke_token(conn, info.token_hash, self._d.clock())
+            self._auth.forget()
+        raise FailedPrecondition(
+            f"principal '{arguments['principal']}' changed since the token was approved "
+            "(roles, metadata, certificate subjects, or it was disabled or created again): "
+            "the token is revoked; request a new one")
 
     def _enabled(self, conn: Any, principal: str) -> Principal:
         who = self._d.identity.get_principal(conn, principal)
@@ -176,6 +205,10 @@ class TokenAdmin(IdentityBase):
         with self._d.transaction() as conn:
             if t.principal == ROOT:
                 self._check_root_can_go(conn)
+            elif ctx.principal is None or ctx.principal.name != t.principal:
+                # Revoking another's token must not strand administration either.
+                self._keep_administrable(conn, revoking=t.token_hash,
+                                         what=f"revoking this token of '{t.principal}'")
             self._d.identity.revoke_token(conn, t.token_hash, now)
             after = self._d.identity.get_token_by_accessor(conn, accessor)
         self._changed()
@@ -232,13 +265,13 @@ class TokenAdmin(IdentityBase):
         """Without the root token, someone must be able to administer access (an enabled
         security officer) and every dual-controlled operation must be able to run (each
         rule of the approval policy has at least M principals able to approve)."""
-        officers = [p for p in self._d.identity.list_principals(conn, role=OFFICER)
-                    if not p.disabled]
+        officers = self._reachable(conn, [
+            p for p in self._d.identity.list_principals(conn, role=OFFICER) if not p.disabled])
         if not officers:
             raise FailedPrecondition(
-                "no enabled principal holds the security-officer role: create one (and a "
-                "token for it) before revoking the root token, or nobody could administer "
-                "access")
+                "no enabled principal with a live token (or a certificate subject) holds the "
+                "security-officer role: create one and a token for it before revoking the "
+                "root token, or nobody could administer access")
         self._check_approvers_suffice(
             conn, "appoint them (and tokens for them) before revoking the root token, or "
             "nothing under that rule could run again")
