@@ -244,7 +244,7 @@ def test_rest_ttl_errors_are_one_rule(api: Api, ttl: int | str) -> None:
 def test_an_approved_token_follows_only_the_principal_approvers_saw(node: Node) -> None:
     """Metadata swapped before it runs: it fails. Roles changed after it ran: the claim is
     refused and the token revoked, never handed over."""
-    ident, approvals, auth = node.services.identity, node.services.approvals, node.services.auth
+    ident, approvals = node.services.identity, node.services.approvals
     officer = make_caller(node, ("security-officer",))
     c1, c2 = custodians(node, 2)
     target = make_caller(node, ("application",))
