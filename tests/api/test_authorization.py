@@ -196,3 +196,19 @@ def test_refused_callers_do_not_drain_a_namespace_limit(live_server: ServerProce
     codes = [live_server.post(f"/v1/keys/{ns}:k/encrypt", body, token=good).status_code
              for _ in range(4)]
     assert 429 in codes
+
+
+def test_conditional_grant_does_not_allow_create_when_its_condition_fails(
+        live_server: ServerProcess) -> None:
+    role = _name("maker")
+    add_role(live_server.database_url, role, ("key.create", "key.get"))
+    grant = {"operations": ["key.create", "key.get"], "namespace": "default",
+             "condition": 'principal.metadata.team == "pay"'}
+    other = add_principal(live_server.database_url, _name("mk"), (role,),
+                          metadata={"team": "other"}, grants=(grant,), wait=False)
+    pay = add_principal(live_server.database_url, _name("mk"), (role,),
+                        metadata={"team": "pay"}, grants=(grant,))
+    r = live_server.post("/v1/keys", {"name": _name("c"), "purpose": "encrypt"}, token=other)
+    assert (r.status_code, r.json()["code"]) == (403, "permission_denied"), r.text
+    r = live_server.post("/v1/keys", {"name": _name("c"), "purpose": "encrypt"}, token=pay)
+    assert r.status_code == 201, r.text

@@ -130,7 +130,9 @@ class Authorizer:
         who = _who(ctx)
         access = self.snapshot().key_access(who, operation,
                                             KeyAttributes(namespace, name, labels))
-        if not access.allowed:
+        # These operations take no encryption context: a conditional grant allows them only
+        # if its condition holds without one (it reads principal.* alone).
+        if not access.permits(None, who):
             what = "with these labels" if operation != "key.create" else ""
             raise PermissionDenied(f"permission denied: '{who.name}' lacks '{operation}' for "
                                    f"'{namespace}:{name}' {what}".rstrip())

@@ -114,7 +114,8 @@ class KeyAdmin:
         return NewVersion(version=number, state=str(VersionState.ACTIVE), wrapped_material=wrapped,
                           public_key_pem=public, created_at=self._d.clock())
 
-    def _locked(self, conn: Connection, ctx: RequestContext, ref: str) -> Key:
+    def _locked(self, conn: Connection, ctx: RequestContext, ref: str,
+                operation: str) -> Key:
         """The key named by ``ref``, read and row-locked on the transaction's own connection
         (never a second pooled connection while this one is held: no pool deadlock)."""
         parsed = parse_key_ref(ref)
@@ -127,6 +128,9 @@ class KeyAdmin:
         if locked is None:
             raise NotFound(f"key '{ref}' not found")
         ctx.namespace, ctx.key_id = locked.namespace, locked.id
+        # Authorized again on the locked row: the check before the transaction may have
+        # read metadata up to a second old (labels scope grants and may have changed).
+        self._authz.require_key(ctx, operation, locked, ref)
         return locked
 
     def _reload(self, conn: Connection, key: Key) -> Key:
@@ -141,7 +145,7 @@ class KeyAdmin:
         The caller has authorized it (and passed dual control where that applies)."""
         self._lookup.require_unsealed()
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref)
+            key = self._locked(conn, ctx, ref, "key." + action.replace("-", "_"))
             check_transition(action, key.state)
             if callable(to):
                 to = to(key)
@@ -239,7 +243,7 @@ class KeyAdmin:
             self._authz.require_attributes(ctx, "key.update", current.namespace,
                                            current.name, checked)
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref)
+            key = self._locked(conn, ctx, ref, "key.update")
             check_transition("update", key.state)
             self._d.keys.update(conn, key.id, updated_at=self._d.clock(), **values)
             if checked is not None:
@@ -258,7 +262,7 @@ class KeyAdmin:
         generated = self._generate(spec)
         wrapped_kek = self._lookup.wrapped_kek(current.namespace)
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref)
+            key = self._locked(conn, ctx, ref, "key.rotate")
             check_transition("rotate", key.state)
             number = max(v.version for v in key.versions) + 1
             self._d.keys.insert_version(conn, key.id, self._new_version(
@@ -320,7 +324,7 @@ class KeyAdmin:
         self._dual_control(ctx, "key.compromise", current,
                            f"mark key {current.ref} compromised: {reason}", reason=reason)
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref)
+            key = self._locked(conn, ctx, ref, "key.compromise")
             check_transition("compromise", key.state)
             now = self._d.clock()
             # A key already pending destruction stays pending: compromise never delays a
@@ -354,7 +358,7 @@ class KeyAdmin:
         self._dual_control(ctx, "key.destroy_version", current,
                            f"destroy version {version} of key {current.ref}", version=version)
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref)
+            key = self._locked(conn, ctx, ref, "key.destroy_version")
             check_transition("destroy-version", key.state)
             target = self._check_destroyable(key, ref, version)
             now = self._d.clock()

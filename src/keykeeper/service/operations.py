@@ -112,7 +112,10 @@ class Crypto:
         False when the key is asymmetric, or cannot be resolved (the operation itself
         then reports why)."""
         try:
-            return not get_spec(self._lookup.get(ctx, ref).algorithm).asymmetric
+            key = self._lookup.get(ctx, ref)
+            # A key outside the caller's grants is treated as a missing one, so where the
+            # request runs says nothing about it.
+            return self._authz.can_see(ctx, key) and not get_spec(key.algorithm).asymmetric
         except KeykeeperError:
             return False
 

@@ -230,6 +230,12 @@ class PrincipalAdmin(IdentityBase):
                     f"principal '{name}' has changed since this request was filed (its "
                     "roles, metadata or certificate subjects, or it was created again); "
                     "file the change again")
+            if expect is None and principal_fingerprint(current) != principal_fingerprint(
+                    before):
+                # Decided against ``before`` (read outside this transaction): a change in
+                # between (an approved one, say) must not be undone without approval.
+                raise FailedPrecondition(f"principal '{name}' changed while this update was "
+                                         "being made; retry it")
             after = _apply(current, canonical, self._d.clock())
             self._check_assignable(conn, after)
             self._keep_administrable(conn, name=name, after=after,
