@@ -12,12 +12,12 @@ import msgspec
 
 from keykeeper.errors import InvalidArgument
 from keykeeper.rest import approval_schemas as s
-from keykeeper.rest.convert import rfc3339
 from keykeeper.rest.identity_schemas import TokenCreated
 from keykeeper.rest.schemas import Empty
 from keykeeper.service.approval_policy import ApprovalPolicy
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
+from keykeeper.service.identity_views import rfc3339
 from keykeeper.store.approvals import Approval
 
 Params = Mapping[str, str]

@@ -6,12 +6,7 @@ from datetime import datetime
 
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.rest import schemas as s
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+from keykeeper.service.identity_views import rfc3339
 
 
 def _ts(value: datetime) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 
 from keykeeper.rest import namespace_schemas as s
-from keykeeper.rest.convert import rfc3339
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
+from keykeeper.service.identity_views import rfc3339
 from keykeeper.service.namespaces import UNSET, Namespace
 
 Params = Mapping[str, str]

@@ -6,6 +6,7 @@ leave the store without enough approvers."""
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,16 +31,19 @@ __all__ = ["ApprovalPolicyAdmin"]
 log = logging.getLogger("keykeeper.approvals")
 
 
-class ApprovalPolicyAdmin:
+class ApprovalPolicyAdmin(ABC):
+    """Needs, from the approvals service it is mixed into: the store, the authorizer, the
+    operations that have an executor, and the dual-control gate."""
+
     _d: Deps
     _authz: Authorizer
 
-    def registered(self) -> frozenset[str]:
-        raise NotImplementedError  # the approvals service: operations with an executor
+    @abstractmethod
+    def registered(self) -> frozenset[str]: ...
 
+    @abstractmethod
     def gate(self, ctx: RequestContext, operation: str, arguments: dict[str, Any], *,
-             summary: str, namespace: str | None = None, key_id: str | None = None) -> None:
-        raise NotImplementedError  # the approvals service's dual-control gate
+             summary: str, namespace: str | None = None, key_id: str | None = None) -> None: ...
 
     def _check_gateable(self, operations: tuple[str, ...]) -> None:
         """Refuse a rule naming an operation that never waits for approval (a rule that

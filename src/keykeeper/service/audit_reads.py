@@ -8,6 +8,7 @@ small; it reads the Auditor's chain state and never writes records.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from keykeeper.store.audit_records import AuditFilter, AuditRow
 __all__ = ["AuditReads"]
 
 
-class AuditReads:
+class AuditReads(ABC):
     """Heads, hashes, keys, search and verification (mixed into the Auditor)."""
 
     chain: Chain
@@ -33,8 +34,9 @@ class AuditReads:
     _lock: threading.Lock
     _files: Callable[[], list[Path]] | None
 
+    @abstractmethod
     def keys(self) -> AuditKeys | None:
-        raise NotImplementedError
+        """The audit keys of the unsealed root key (None while sealed): the Auditor's."""
 
     def _require_keys(self) -> AuditKeys:
         keys = self.keys()

@@ -12,6 +12,7 @@ from keykeeper.domain.keys import Key
 from keykeeper.domain.names import DEFAULT_NAMESPACE, validate_name
 from keykeeper.errors import InvalidArgument
 from keykeeper.service.context import RequestContext
+from keykeeper.service.identity_views import rfc3339
 
 __all__ = ["MAX_DESCRIPTION", "MAX_LABELS", "MIN_ROTATION_PERIOD", "PENDING_DAYS_DEFAULT",
            "PENDING_DAYS_MAX", "PENDING_DAYS_MIN", "CreateKey", "Gate", "check_description",
@@ -86,8 +87,7 @@ def key_summary(key: Key) -> dict[str, Any]:
     """A key as the JSON result of an approved request (no material, ever)."""
     return {"id": key.id, "namespace": key.namespace, "name": key.name,
             "state": str(key.state), "primary_version": key.primary_version,
-            "destruction_time": key.destruction_time.isoformat()
-            if key.destruction_time else None,
+            "destruction_time": rfc3339(key.destruction_time),
             "versions": [{"version": v.version, "state": str(v.state)} for v in key.versions]}
 
 
