@@ -21,11 +21,12 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "security-officer": (
         "Principals, tokens, roles, grants, namespaces and policies; uses no key",
         ("principal.*", "token.*", "role.*", "grant.*", "namespace.*", "approval_policy.*",
-         "sod_policy.*", "audit.config", "inventory.read", "sys.seal", *_APPROVAL_VIEW)),
+         "sod_policy.*", "audit.config", "inventory.read", "sys.seal", "alert.*",
+         "scheduler.read", *_APPROVAL_VIEW)),
     "crypto-officer": (
         "Creates, rotates, disables, destroys and marks keys compromised; no key use",
         (*KEY_READ, *KEY_ADMIN, "namespace.list", "namespace.get", "inventory.read",
-         *_APPROVAL_VIEW)),
+         "key.bulk_revoke", "alert.list", "scheduler.*", *_APPROVAL_VIEW)),
     "key-custodian": (
         "Approves sensitive operations; holds backup and unseal shares",
         ("approval.*", "approval_policy.get", "backup.create", "backup.restore",
@@ -33,7 +34,8 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "auditor": (
         "Reads the audit trail, the inventory and reports; nothing else",
         ("audit.read", "audit.verify", "inventory.read", "report.read", "key.get",
-         "key.list", "key.versions", *_DIRECTORY_READ, *_APPROVAL_VIEW)),
+         "key.list", "key.versions", "key.usage", "key.receipt", "key.compromise_report",
+         "alert.list", "scheduler.read", *_DIRECTORY_READ, *_APPROVAL_VIEW)),
     "application": (
         "Data-plane operations on the keys it is granted",
         (*DATA_PLANE, "key.get", "public_key", "random")),
@@ -42,7 +44,8 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 # (grantee role, operations, namespace): installed at init, changeable like any grant.
 DEFAULT_GRANTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("crypto-officer", (*KEY_READ, *KEY_ADMIN), "*"),
-    ("auditor", ("key.get", "key.list", "key.versions"), "*"),
+    ("auditor", ("key.get", "key.list", "key.versions", "key.usage", "key.receipt",
+                 "key.compromise_report"), "*"),
 )
 
 DEFAULT_SOD_CONFLICTS: tuple[tuple[str, str], ...] = (

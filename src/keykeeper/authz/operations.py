@@ -25,11 +25,13 @@ __all__ = [
     "matches",
 ]
 
-KEY_READ = ("key.get", "key.list", "key.versions", "public_key")
+KEY_READ = ("key.get", "key.list", "key.versions", "public_key", "key.usage",
+            "key.receipt", "key.compromise_report")
 KEY_ADMIN = (
     "key.create", "key.update", "key.rotate", "key.disable", "key.enable",
     "key.schedule_destruction", "key.cancel_destruction", "key.compromise",
-    "key.destroy_version", "key.export",
+    "key.destroy_version", "key.export", "key.activate", "key.trim",
+    "key.compromise_version",
 )
 DATA_PLANE = (
     "encrypt", "decrypt", "rewrap", "data_key", "sign", "verify", "mac", "verify_mac",
@@ -52,6 +54,9 @@ SYSTEM_OPERATIONS: frozenset[str] = frozenset((
     "audit.read", "audit.verify", "audit.config",
     "inventory.read", "report.read",
     "backup.create", "backup.restore",
+    "key.bulk_revoke",
+    "alert.list", "alert.acknowledge",
+    "scheduler.read", "scheduler.run",
 ))
 
 ALL_OPERATIONS: frozenset[str] = KEY_OPERATIONS | SYSTEM_OPERATIONS

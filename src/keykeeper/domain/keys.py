@@ -34,6 +34,12 @@ class KeyVersion:
     created_at: datetime
     destroyed_at: datetime | None = None
     public_key_pem: str | None = None
+    # Protect operations reserved on this version by every node (an upper bound of those
+    # done; exact once idle nodes have returned unused reservations).
+    protect_count: int = 0
+    deactivated_at: datetime | None = None   # end of its originator usage period, or by hand
+    compromised_at: datetime | None = None   # when the compromise happened (may be earlier)
+    compromise_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,20 @@ class Key:
     compromise_reason: str | None = None
     created_by: str = ""
     versions: tuple[KeyVersion, ...] = ()
+    # Lifecycle (domain/lifecycle.py): KMIP Activation and Deactivation Date; Vault's
+    # minimum versions (0: every version decrypts / only the primary encrypts); the usage
+    # limit per version (None: the algorithm's default) and the fraction of it at which a
+    # rotation is started (None: 0.9); crypto-period overrides in seconds (None: the
+    # namespace's, then SP 800-57's); why a rotation is due early ("usage"), if it is.
+    activation_date: datetime | None = None
+    deactivation_date: datetime | None = None
+    min_encryption_version: int = 0
+    min_decryption_version: int = 0
+    usage_limit: int | None = None
+    usage_rotate_fraction: float | None = None
+    originator_usage_period: int | None = None
+    recipient_usage_period: int | None = None
+    rotation_reason: str | None = None
 
     @property
     def ref(self) -> str:

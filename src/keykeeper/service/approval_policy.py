@@ -50,6 +50,7 @@ _ROLE = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 
 DEFAULT_OPERATIONS: tuple[str, ...] = (
     "key.destroy_version", "key.schedule_destruction", "key.compromise", "key.export",
+    "key.compromise_version", "key.trim", "key.bulk_revoke",
     "grant.create", "grant.delete", "role.create", "role.update", "role.delete",
     "principal.create", "principal.update", "token.create", "audit.config",
     "backup.restore", "namespace.delete", "approval_policy.update", "sod_policy.update",

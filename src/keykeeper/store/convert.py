@@ -28,7 +28,9 @@ def version_from_row(row: Any) -> KeyVersion:
     return KeyVersion(
         key_id=row.key_id, version=row.version, state=VersionState(row.state),
         created_at=_utc(row.created_at), destroyed_at=utc(row.destroyed_at),
-        public_key_pem=row.public_key,
+        public_key_pem=row.public_key, protect_count=int(row.protect_count or 0),
+        deactivated_at=utc(row.deactivated_at), compromised_at=utc(row.compromised_at),
+        compromise_reason=row.compromise_reason,
     )
 
 
@@ -42,4 +44,13 @@ def key_from_row(row: Any, labels: dict[str, str], versions: tuple[KeyVersion, .
         rotation_period=row.rotation_period, next_rotation_time=utc(row.next_rotation_time),
         destruction_time=utc(row.destruction_time), compromised_at=utc(row.compromised_at),
         compromise_reason=row.compromise_reason, created_by=row.created_by, versions=versions,
+        activation_date=utc(row.activation_date), deactivation_date=utc(row.deactivation_date),
+        min_encryption_version=int(row.min_encryption_version or 0),
+        min_decryption_version=int(row.min_decryption_version or 0),
+        usage_limit=None if row.usage_limit is None else int(row.usage_limit),
+        usage_rotate_fraction=(None if row.usage_rotate_fraction is None
+                               else float(row.usage_rotate_fraction)),
+        originator_usage_period=row.originator_usage_period,
+        recipient_usage_period=row.recipient_usage_period,
+        rotation_reason=row.rotation_reason,
     )

@@ -88,7 +88,9 @@ class KeyRepository:
         versions: dict[str, list[KeyVersion]] = {i: [] for i in ids}
         vq = (select(key_versions.c.key_id, key_versions.c.version, key_versions.c.state,
                      key_versions.c.public_key, key_versions.c.created_at,
-                     key_versions.c.destroyed_at)
+                     key_versions.c.destroyed_at, key_versions.c.protect_count,
+                     key_versions.c.deactivated_at, key_versions.c.compromised_at,
+                     key_versions.c.compromise_reason)
               .where(key_versions.c.key_id.in_(ids)).order_by(key_versions.c.version))
         for vr in conn.execute(vq):
             versions[vr.key_id].append(version_from_row(vr))
@@ -171,7 +173,13 @@ class KeyRepository:
                 exportable=key.exportable, protection=key.protection,
                 rotation_period=key.rotation_period, next_rotation_time=key.next_rotation_time,
                 created_by=key.created_by, created_at=key.created_at,
-                updated_at=key.updated_at))
+                updated_at=key.updated_at, activation_date=key.activation_date,
+                deactivation_date=key.deactivation_date,
+                min_encryption_version=key.min_encryption_version,
+                min_decryption_version=key.min_decryption_version,
+                usage_limit=key.usage_limit, usage_rotate_fraction=key.usage_rotate_fraction,
+                originator_usage_period=key.originator_usage_period,
+                recipient_usage_period=key.recipient_usage_period))
         except IntegrityError:
             raise AlreadyExists(f"key '{key.ref}' already exists") from None
         self.set_labels(conn, key.id, key.labels)

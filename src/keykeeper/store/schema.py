@@ -40,6 +40,11 @@ namespaces = Table(
     Column("rate_limit", Float, nullable=True),           # requests per second, all callers
     Column("created_by", String(128), nullable=False, default="", server_default=""),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # Added by 0003: lifecycle defaults for keys created here (seconds; NULL: none / the
+    # SP 800-57 default).
+    Column("rotation_period", Integer, nullable=True),
+    Column("originator_usage_period", Integer, nullable=True),
+    Column("recipient_usage_period", Integer, nullable=True),
 )
 
 keys = Table(
@@ -62,8 +67,24 @@ keys = Table(
     Column("created_by", String(256), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Added by 0003 (lifecycle): KMIP Activation / Deactivation Date; Vault's minimum
+    # versions (0: see domain/lifecycle.py); usage limit of protect operations per version
+    # (NULL: the algorithm's default) and the fraction at which rotation starts (NULL: 0.9);
+    # crypto-period overrides in seconds (NULL: the namespace's, then SP 800-57's default);
+    # why a rotation is due before its time ("usage").
+    Column("activation_date", DateTime(timezone=True), nullable=True),
+    Column("deactivation_date", DateTime(timezone=True), nullable=True),
+    Column("min_encryption_version", Integer, nullable=False, default=0, server_default="0"),
+    Column("min_decryption_version", Integer, nullable=False, default=0, server_default="0"),
+    Column("usage_limit", BigInteger, nullable=True),
+    Column("usage_rotate_fraction", Float, nullable=True),
+    Column("originator_usage_period", Integer, nullable=True),
+    Column("recipient_usage_period", Integer, nullable=True),
+    Column("rotation_reason", String(32), nullable=True),
     UniqueConstraint("namespace", "name", name="uq_keys_namespace_name"),
     Index("ix_keys_state", "state"),
+    Index("ix_keys_next_rotation_time", "next_rotation_time"),
+    Index("ix_keys_destruction_time", "destruction_time"),
 )
 
 key_labels = Table(
@@ -83,6 +104,13 @@ key_versions = Table(
     Column("public_key", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("destroyed_at", DateTime(timezone=True), nullable=True),
+    # Added by 0003: protect operations reserved on this version across every node (an
+    # upper bound of those done, exact once nodes return unused reservations); when the
+    # version was deactivated (crypto-period) or marked compromised, and why.
+    Column("protect_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("deactivated_at", DateTime(timezone=True), nullable=True),
+    Column("compromised_at", DateTime(timezone=True), nullable=True),
+    Column("compromise_reason", Text, nullable=True),
 )
 
 key_events = Table(
@@ -205,4 +233,56 @@ audit_records = Table(
     Index("ix_audit_principal", "principal"),
     Index("ix_audit_key", "key_id"),
     Index("ix_audit_operation", "operation"),
+)
+
+# -- lifecycle and monitoring (0003) ---------------------------------------------------------
+
+key_usage = Table(
+    "key_usage", metadata,                                # per-key usage statistics
+    Column("key_id", String(34), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("operation", String(32), primary_key=True),
+    Column("principal", String(128), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_used", DateTime(timezone=True), nullable=False),
+    Column("last_used", DateTime(timezone=True), nullable=False),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("rule", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),       # info | warning | critical
+    Column("dedup_key", String(256), nullable=False),     # same key within the window: one
+    Column("summary", Text, nullable=False),
+    Column("evidence", Text, nullable=False),             # JSON object; never secrets
+    Column("count", Integer, nullable=False),
+    Column("node", String(128), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),          # open | acknowledged
+    Column("acknowledged_by", String(128), nullable=True),
+    Index("ix_alerts_dedup", "dedup_key", "last_seen"),
+    Index("ix_alerts_last_seen", "last_seen"),
+)
+
+destruction_receipts = Table(
+    "destruction_receipts", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(34), nullable=False),
+    Column("receipt", Text, nullable=False),              # signed JSON (service/receipts.py)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_destruction_receipts_key", "key_id"),
+)
+
+scheduler_jobs = Table(
+    "scheduler_jobs", metadata,                           # last run of each job, any node
+    Column("name", String(64), primary_key=True),
+    Column("node", String(128), nullable=False),
+    Column("last_started_at", DateTime(timezone=True), nullable=True),
+    Column("last_finished_at", DateTime(timezone=True), nullable=True),
+    Column("last_outcome", String(16), nullable=True),
+    Column("items_done", Integer, nullable=False, default=0, server_default="0"),
+    Column("items_failed", Integer, nullable=False, default=0, server_default="0"),
+    Column("detail", Text, nullable=True),
 )

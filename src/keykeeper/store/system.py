@@ -27,6 +27,10 @@ class NamespaceRow:
     rate_limit: float | None = None  # requests per second for all callers together
     created_by: str = ""
     deleted_at: datetime | None = None
+    # Lifecycle defaults for keys created here, seconds (0003); None: none / SP 800-57's.
+    rotation_period: int | None = None
+    originator_usage_period: int | None = None
+    recipient_usage_period: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,10 @@ def namespace_row(r: Any) -> NamespaceRow:
                         allow_legacy_rsa_2048=bool(r.allow_legacy_rsa_2048),
                         created_at=created, description=r.description,
                         rate_limit=None if r.rate_limit is None else float(r.rate_limit),
-                        created_by=r.created_by, deleted_at=utc(r.deleted_at))
+                        created_by=r.created_by, deleted_at=utc(r.deleted_at),
+                        rotation_period=r.rotation_period,
+                        originator_usage_period=r.originator_usage_period,
+                        recipient_usage_period=r.recipient_usage_period)
 
 
 class SystemRepository:
