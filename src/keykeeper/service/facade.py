@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from keykeeper.service.approvals import Approvals
 from keykeeper.service.audit import Auditor
@@ -18,7 +19,15 @@ from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.service.system import SystemService
 from keykeeper.service.tokens import MAX_TTL as MAX_TOKEN_TTL
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Background", "Services", "build_services"]
+
+
+class Background(Protocol):
+    """A per-node background task (usage counter flush, monitoring, ...), started when the
+    server starts and stopped, flushing what it holds, when it stops."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,17 @@ class Services:
     approvals: Approvals
     namespaces: NamespaceAdmin
     identity: IdentityService
+    # Per-node background tasks; the server starts them after start-up and stops them, in
+    # reverse order, before the audit trail closes (config.py).
+    background: list[Background] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        for task in self.background:
+            task.start()
+
+    def stop_background(self) -> None:
+        for task in reversed(self.background):
+            task.stop()
 
 
 def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
