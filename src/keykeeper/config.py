@@ -18,6 +18,15 @@ processes receive them):
 ``KEYKEEPER_METADATA_TTL``         seconds key metadata is cached (default 1)
 ``KEYKEEPER_RATE_LIMIT``           requests per second per principal (default 0: no limit)
 ``KEYKEEPER_MAX_TOKEN_TTL``        longest token lifetime, seconds or e.g. ``90d`` (``365d``)
+``KEYKEEPER_SCHEDULER``            ``on`` (default) or ``off``: run the lifecycle scheduler
+                                   (one leader per cluster; docs/scheduler.md)
+``KEYKEEPER_SCHEDULER_INTERVAL``   seconds between runs of each lifecycle job (10)
+``KEYKEEPER_EXPIRY_NOTICE``        crypto-period expiry notice window, e.g. ``30d`` (30 days)
+``KEYKEEPER_ALERT_RULES``          JSON file tuning the anomaly rules (docs/monitoring.md)
+``KEYKEEPER_ALERT_WEBHOOK``        http(s) URL that receives each new alert as JSON
+``KEYKEEPER_ALERT_DEDUP``          seconds an alert absorbs repeats of itself (600)
+``KEYKEEPER_METRICS_MAX_KEYS``     distinct keys labelled in operation metrics (1000)
+``KEYKEEPER_USAGE_FLUSH_SECONDS``  seconds between writes of key usage statistics (5)
 =================================  ==========================================================
 """
 
@@ -51,13 +60,15 @@ from keykeeper.rest.app import create_app
 from keykeeper.service.audit_setup import AuditSettings, build_auditor
 from keykeeper.service.deps import Deps, utcnow
 from keykeeper.service.facade import Services, build_services
+from keykeeper.service.lifecycle_jobs import build_scheduler
+from keykeeper.service.monitoring import MonitorSettings
 from keykeeper.store.engine import make_engine, sqlite_url
 from keykeeper.store.migrate import upgrade
+from keykeeper.store.usage import UsageRepository
 
 __all__ = ["Settings", "app_factory", "build", "run_server"]
 
 log = logging.getLogger("keykeeper")
-DESTRUCTION_SWEEP_SECONDS = 60.0
 NAMESPACE_SWEEP_SECONDS = 1.0
 
 
@@ -75,6 +86,9 @@ class Settings:
     audit_max_bytes: int = 100 * 1024 * 1024
     audit_checkpoint_seconds: float = 60.0
     node_id: str = ""
+    scheduler: bool = True
+    scheduler_interval: float = 10.0
+    expiry_notice: int = 30 * 86400
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,6 +110,12 @@ class Settings:
             audit_checkpoint_seconds=float(
                 os.environ.get("KEYKEEPER_AUDIT_CHECKPOINT_SECONDS", "60") or 60),
             node_id=os.environ.get("KEYKEEPER_NODE_ID", ""),
+            scheduler=_on_off(os.environ.get("KEYKEEPER_SCHEDULER") or "on",
+                              "KEYKEEPER_SCHEDULER"),
+            scheduler_interval=_seconds(os.environ.get("KEYKEEPER_SCHEDULER_INTERVAL") or "10",
+                                        "KEYKEEPER_SCHEDULER_INTERVAL"),
+            expiry_notice=parse_duration(os.environ.get("KEYKEEPER_EXPIRY_NOTICE") or "30d",
+                                         what="KEYKEEPER_EXPIRY_NOTICE"),
         )
 
     @property
@@ -106,25 +126,56 @@ class Settings:
                              checkpoint_seconds=self.audit_checkpoint_seconds)
 
 
+def _seconds(value: str, what: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86400:
+        raise InvalidArgument(f"{what} must be a number of seconds above 0, got '{value}'")
+    return seconds
+
+
+def _on_off(value: str, what: str) -> bool:
+    if value.lower() not in ("on", "off"):
+        raise InvalidArgument(f"{what} must be 'on' or 'off', got '{value}'")
+    return value.lower() == "on"
+
+
 def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Services]:
     """Build every object of one server process from ``settings``.
 
-    ``sweeper`` runs scheduled destructions that fell due once a minute while the app
-    runs (single node; the leader-elected scheduler of the lifecycle issue replaces it).
+    ``sweeper`` is set for a server process (its lifespan starts the background tasks):
+    with ``settings.scheduler`` it adds the leader-elected lifecycle scheduler (rotation,
+    crypto-periods, scheduled destruction, approval expiry; docs/scheduler.md).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
 
-    def keys_by_state() -> dict[str, int]:
-        with deps.reading() as conn:
-            return deps.keys.count_by_state(conn)
+    def key_counts() -> dict[tuple[str, str, str], int]:
+        with deps.reading() as conn:  # keykeeper_keys{state, algorithm, namespace}
+            return UsageRepository().key_counts(conn)
 
-    metrics = Metrics(keys_by_state, lambda: deps.custody.sealed)
+    monitor = MonitorSettings.from_env()  # KEYKEEPER_ALERT_* (docs/monitoring.md)
+    metrics = Metrics(key_counts, lambda: deps.custody.sealed,
+                      max_keys=monitor.metrics_max_keys)
     auditor = build_auditor(settings.audit, deps, clock=utcnow, on_alert=metrics.audit_alert)
     services = build_services(deps, auditor, metadata_ttl=settings.metadata_ttl,
                               rate_limit=settings.rate_limit,
-                              max_token_ttl=settings.max_token_ttl)
+                              max_token_ttl=settings.max_token_ttl,
+                              metrics=metrics, monitor=monitor)
+    services.scheduling.node_id = settings.node_id or services.scheduling.node_id
+    if sweeper and settings.scheduler:
+        scheduler = build_scheduler(
+            deps, services.lookup, services.keys, services.approvals, auditor,
+            data_dir=settings.data_dir, node_id=services.scheduling.node_id,
+            interval_seconds=settings.scheduler_interval,
+            destroy_due=services.destruction.destroy_due,
+            notify=services.alerts.raise_alert, notice_seconds=settings.expiry_notice,
+            on_run=metrics.scheduler_run, on_leader=metrics.set_leader)
+        services.scheduling.scheduler = scheduler
+        services.background.append(scheduler)
     app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None)
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
@@ -135,18 +186,6 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
 def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        async def sweep() -> None:
-            while True:
-                try:
-                    await run_in_threadpool(services.keys.destroy_due)
-                except Exception:
-                    log.exception("destruction sweep failed")
-                try:
-                    await run_in_threadpool(services.approvals.expire_due)
-                except Exception:
-                    log.exception("approval expiry sweep failed")
-                await asyncio.sleep(DESTRUCTION_SWEEP_SECONDS)
-
         async def forget_deleted_namespaces() -> None:
             # Another node deleted a namespace: drop its KEK and key handles here too.
             while True:
@@ -156,13 +195,14 @@ def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager
                     log.exception("namespace cache sweep failed")
                 await asyncio.sleep(NAMESPACE_SWEEP_SECONDS)
 
-        task = asyncio.create_task(sweep())
         namespace_task = asyncio.create_task(forget_deleted_namespaces())
+        # Per-node background tasks, the lifecycle scheduler among them (service/facade.py).
+        await run_in_threadpool(services.start_background)
         try:
             yield
         finally:
-            task.cancel()
             namespace_task.cancel()
+            await run_in_threadpool(services.stop_background)
             # Sign the audit chain head and flush the sinks, then drop the root key.
             await run_in_threadpool(services.audit.close)
             services.deps.custody.seal()
@@ -233,6 +273,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     if database_url:
         os.environ["KEYKEEPER_DATABASE_URL"] = database_url
     settings = Settings.from_env()
+    MonitorSettings.from_env()  # a bad rules file or webhook: one clear line, before workers
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:

@@ -32,6 +32,8 @@ VALID: dict[str, dict[str, Any]] = {
     "encapsulate": {},
     "decapsulate": {"ciphertext": b64(b"c")},
     "key.compromise": {"reason": "test"},
+    "key.compromise_version": {"reason": "test"},
+    "key.trim": {"min_available_version": 1},
     "key.create": {"name": "x"},
     "random": {"length": 16},
     # access control (tests/identity has the rest)

@@ -66,7 +66,13 @@ def test_rotate_versions_and_old_ciphertext(live_server: ServerProcess) -> None:
     assert (old["key_version"], new["key_version"]) == (1, 2)
     versions = live_server.get(f"/v1/keys/{n}/versions").json()["versions"]
     assert [(v["version"], v["state"]) for v in versions] == [(1, "active"), (2, "active")]
-    # Encrypt under an explicit older version is honoured, never ignored.
+    # Encrypt under an explicit older version is honoured, never ignored: refused while
+    # min_encryption_version is 0 (only the primary version protects), done once it allows.
+    pinned = live_server.post(f"/v1/keys/{n}/encrypt", {"plaintext": b64(b"z"), "key_version": 1})
+    assert (pinned.status_code, pinned.json()["code"]) == (409, "failed_precondition")
+    assert "only the primary version" in pinned.json()["detail"]
+    r = live_server.request("PATCH", f"/v1/keys/{n}", {"min_encryption_version": 1})
+    assert r.status_code == 200, r.text
     pinned = live_server.post(f"/v1/keys/{n}/encrypt", {"plaintext": b64(b"z"), "key_version": 1})
     assert pinned.json()["key_version"] == 1
     missing = live_server.post(f"/v1/keys/{n}/encrypt", {"plaintext": b64(b"z"), "key_version": 7})
@@ -120,7 +126,10 @@ def test_compromise_allows_only_processing(live_server: ServerProcess) -> None:
     assert k["compromised_at"]
     r = live_server.post(f"/v1/keys/{n}/encrypt", {"plaintext": b64(b"x")})
     assert r.json()["code"] == "failed_precondition"
-    assert live_server.post(f"/v1/keys/{n}/decrypt", {"ciphertext": ct}).status_code == 200
+    # Processing with a compromised key needs the audited recovery flag (issue 4).
+    assert live_server.post(f"/v1/keys/{n}/decrypt", {"ciphertext": ct}).status_code == 409
+    assert live_server.post(f"/v1/keys/{n}/decrypt",
+                            {"ciphertext": ct, "allow_compromised": True}).status_code == 200
     versions = live_server.get(f"/v1/keys/{n}/versions").json()["versions"]
     assert {v["state"] for v in versions} == {"compromised"}
 

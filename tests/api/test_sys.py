@@ -22,8 +22,10 @@ def fresh(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def test_init_seal_unseal_cycle(fresh: ServerProcess) -> None:
-    assert fresh.http.get("/v1/sys/health").json() == {
-        "initialized": False, "sealed": True, "version": __version__}
+    health = fresh.http.get("/v1/sys/health").json()
+    assert {k: health[k] for k in ("initialized", "sealed", "version", "status")} == {
+        "initialized": False, "sealed": True, "version": __version__,
+        "status": "uninitialized"}
     # Before init: key routes are sealed, unseal is a failed precondition.
     assert fresh.post("/v1/keys", {"name": "x"}, token="nothing").json()["code"] == "sealed"
     r = fresh.http.post("/v1/sys/unseal", json={"passphrase": "whatever-long-enough"})

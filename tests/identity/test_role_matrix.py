@@ -63,6 +63,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "namespace.update": {"description": "matrix"},
     "audit.hash": {"value": "x"},
     "audit.verify": {},
+    # lifecycle (tests/scheduler, tests/compromise have the rest)
+    "scheduler.run": {"job": "approval_expiry"},
+    "key.bulk_revoke": {"namespace": "mx-nothing", "reason": "matrix", "dry_run": True},
 }
 
 

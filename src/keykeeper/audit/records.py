@@ -54,6 +54,8 @@ class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str | None = None         # checkpoints: periodic|records|seal|rotate|shutdown|
                                       # requested (POST /v1/audit/checkpoint)
     public_key: str | None = None     # checkpoints: the Ed25519 public key, raw, base64
+    allow_compromised: bool | None = None  # true: a compromised key or version was used
+                                           # for recovery (decrypt/verify), by request
     # Authenticators: always last, so the canonical bytes are the line without them.
     hmac: str | None = None           # hex HMAC-SHA256 (absent while sealed)
     signature: str | None = None      # checkpoints: base64 Ed25519 signature

@@ -22,6 +22,7 @@ __all__ = [
     "emit_fields",
     "emit_json",
     "get_state",
+    "option_value",
     "parse_pairs",
     "read_input",
     "stdout_bytes",
@@ -107,13 +108,42 @@ def key_rows(key: Key) -> list[tuple[str, Any]]:
         ("next rotation", key.next_rotation_time),
         ("created", key.created_at),
         ("updated", key.updated_at),
+        ("activation date", key.activation_date),
+        ("deactivation date", key.deactivation_date),
+        ("min encryption version",
+         key.min_encryption_version or "0 (only the primary version)"),
+        ("min decryption version", key.min_decryption_version or "0 (every version)"),
+        ("usage limit", key.usage_limit),
+        ("usage rotate fraction", key.usage_rotate_fraction),
+        ("rotation threshold", key.rotation_threshold),
+        ("originator usage period", _duration(key.originator_usage_period)),
+        ("recipient usage period", _duration(key.recipient_usage_period)),
     ]
+    if key.rotation_reason:
+        rows.append(("rotation reason", key.rotation_reason))
     if key.destruction_time is not None:
         rows.append(("destruction time", key.destruction_time))
     if key.compromised_at is not None:
         rows.append(("compromised at", key.compromised_at))
         rows.append(("compromise reason", key.compromise_reason))
     return rows
+
+
+def option_value(raw: str | None, kind: str, flag: str) -> Any:
+    """A lifecycle option's value: ``none`` clears the setting (None); ``kind`` is
+    ``int``, ``float``, ``period`` (seconds or "90d", sent as given) or ``time``
+    (RFC 3339, sent as given). Raises BadParameter for a malformed number."""
+    if raw is None:
+        return None
+    if raw.strip().lower() == "none":
+        return None
+    if kind in ("period", "time"):
+        return int(raw) if kind == "period" and raw.isdigit() else raw
+    try:
+        return int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'none', got {raw!r}",
+                                 param_hint=flag) from None
 
 
 def emit_key(state: State, key: Key) -> None:

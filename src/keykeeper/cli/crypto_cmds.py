@@ -32,6 +32,9 @@ IN_OPT = typer.Option(None, "--in", help="Read input from FILE (- for stdin).")
 OUT_OPT = typer.Option(None, "--out", dir_okay=False, help="Write raw bytes to FILE.")
 CONTEXT_OPT = typer.Option(None, "--context", help="k=v bound as associated data; repeatable.")
 VERSION_OPT = typer.Option(None, "--key-version", min=1, help="Use this key version.")
+ALLOW_COMPROMISED_OPT = typer.Option(
+    False, "--allow-compromised",
+    help="Recovery: use a compromised key or version (refused without it; audited).")
 
 
 def _b64(text: str, what: str) -> bytes:
@@ -84,12 +87,14 @@ def decrypt(
     in_file: Path | None = IN_OPT,
     out: Path | None = OUT_OPT,
     context: list[str] | None = CONTEXT_OPT,
+    allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
     """Decrypt; raw plaintext bytes to stdout or --out (json: base64)."""
     state = get_state(ctx)
     text = read_text_arg(ciphertext, in_file, "CIPHERTEXT")
     with state.client() as kk:
-        res = kk.decrypt(key, text, context=parse_pairs(context))
+        res = kk.decrypt(key, text, context=parse_pairs(context),
+                         allow_compromised=allow_compromised)
     if state.json and out is None:
         emit_json(res)
     else:
@@ -102,12 +107,14 @@ def rewrap(
     ciphertext: str | None = typer.Argument(None, help="Ciphertext; else --in FILE or stdin."),
     in_file: Path | None = IN_OPT,
     context: list[str] | None = CONTEXT_OPT,
+    allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
     """Re-encrypt a ciphertext under the key's primary version; prints the new ciphertext."""
     state = get_state(ctx)
     text = read_text_arg(ciphertext, in_file, "CIPHERTEXT")
     with state.client() as kk:
-        res = kk.rewrap(key, text, context=parse_pairs(context))
+        res = kk.rewrap(key, text, context=parse_pairs(context),
+                        allow_compromised=allow_compromised)
     if state.json:
         emit_json(res)
     else:
@@ -187,6 +194,7 @@ def verify(
     digest_hex: str | None = typer.Option(None, "--digest-hex"),
     signature_format: str | None = typer.Option(None, "--signature-format", help="der | p1363"),
     key_version: int | None = VERSION_OPT,
+    allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
     """Verify a signature; exit 0 if valid, 1 if not."""
     if (signature is None) == (signature_file is None):
@@ -201,6 +209,7 @@ def verify(
             digest=digest,
             signature_format=signature_format,
             key_version=key_version,
+            allow_compromised=allow_compromised,
         )
     _report_validity(ctx, res.valid, res.key_version, "signature")
 
@@ -236,6 +245,7 @@ def verify_mac(
     message: str | None = typer.Option(None, "--message"),
     in_file: Path | None = IN_OPT,
     key_version: int | None = VERSION_OPT,
+    allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
     """Verify a MAC tag; exit 0 if valid, 1 if not."""
     if (tag is None) == (mac_file is None):
@@ -243,7 +253,8 @@ def verify_mac(
     raw = mac_file.read_bytes() if mac_file else _b64(tag or "", "MAC")
     data = read_input(message, in_file, text_flag="--message")
     with get_state(ctx).client() as kk:
-        res = kk.verify_mac(key, data, raw, key_version=key_version)
+        res = kk.verify_mac(key, data, raw, key_version=key_version,
+                            allow_compromised=allow_compromised)
     _report_validity(ctx, res.valid, res.key_version, "MAC")
 
 
@@ -292,12 +303,14 @@ def decapsulate(
     ),
     in_file: Path | None = IN_OPT,
     key_version: int | None = VERSION_OPT,
+    allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
     """Recover a KEM shared secret; prints it in base64."""
     state = get_state(ctx)
     ct = _b64(read_text_arg(ciphertext, in_file, "CIPHERTEXT"), "CIPHERTEXT")
     with state.client() as kk:
-        res = kk.decapsulate(key, ct, key_version=key_version)
+        res = kk.decapsulate(key, ct, key_version=key_version,
+                             allow_compromised=allow_compromised)
     if state.json:
         emit_json(res)
     else:

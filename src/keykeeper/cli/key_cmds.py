@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -12,6 +13,7 @@ from keykeeper.cli._state import (
     emit_key,
     emit_table,
     get_state,
+    option_value,
     parse_pairs,
     stderr,
 )
@@ -22,6 +24,10 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True)
 
 KEY_ARG = typer.Argument(..., help="Key id, namespace:name, or name (namespace default).")
+
+
+def _life(flag: str, rule: str) -> Any:
+    return typer.Option(None, flag, help=f"{rule}; 'none' clears it.")
 
 
 def _period(value: str | None) -> int | str | None:
@@ -47,12 +53,26 @@ def create(
         "ML_KEM_768 (default for kem), ML_KEM_1024; see docs/algorithms.md"),
     rotation_period: str | None = typer.Option(
         None, "--rotation-period",
-        help="Seconds, or e.g. 90d, 12h (at least 1h). Recorded with next_rotation_time; "
-        "this release does not rotate automatically yet."
+        help="Seconds, or e.g. 90d, 12h (at least 1h) [default: the namespace's]."
     ),
     label: list[str] | None = typer.Option(None, "--label", help="k=v, repeatable."),
     description: str | None = typer.Option(None, "--description"),
     exportable: bool | None = typer.Option(None, "--exportable/--not-exportable"),
+    activation_date: str | None = typer.Option(
+        None, "--activation-date",
+        help="RFC 3339, e.g. 2027-01-31T00:00:00Z; in the future: pre-active until then."),
+    deactivation_date: str | None = typer.Option(
+        None, "--deactivation-date", help="RFC 3339; after the activation date."),
+    usage_limit: int | None = typer.Option(
+        None, "--usage-limit", min=1,
+        help="Protect operations per version (AES-GCM, ChaCha20: at most 2^32, the default)."),
+    usage_rotate_fraction: float | None = typer.Option(
+        None, "--usage-rotate-fraction", help="Rotate at this fraction of the limit (0.9)."),
+    originator_usage_period: str | None = typer.Option(
+        None, "--originator-usage-period",
+        help="May protect for this long, e.g. 730d [default: namespace's, SP 800-57's]."),
+    recipient_usage_period: str | None = typer.Option(
+        None, "--recipient-usage-period", help="May process for this long, e.g. 1825d."),
 ) -> None:
     """Create a key."""
     if namespace is None and ":" in name:
@@ -67,6 +87,12 @@ def create(
             labels=parse_pairs(label, "--label"),
             description=description,
             exportable=exportable,
+            activation_date=activation_date,
+            deactivation_date=deactivation_date,
+            usage_limit=usage_limit,
+            usage_rotate_fraction=usage_rotate_fraction,
+            originator_usage_period=_period(originator_usage_period),
+            recipient_usage_period=_period(recipient_usage_period),
         )
     emit_key(get_state(ctx), key)
 
@@ -147,17 +173,71 @@ def update(
         None, "--label", help="k=v, repeatable; replaces all labels."
     ),
     clear_labels: bool = typer.Option(False, "--clear-labels", help="Remove every label."),
+    rotation_period: str | None = _life("--rotation-period", "e.g. 90d; none stops rotation"),
+    next_rotation_time: str | None = _life("--next-rotation-time", "RFC 3339, in the future"),
+    min_encryption_version: str | None = _life(
+        "--min-encryption-version", "0: only the primary version encrypts"),
+    min_decryption_version: str | None = _life(
+        "--min-decryption-version", "0: every version decrypts"),
+    usage_limit: str | None = _life("--usage-limit", "none: the algorithm's default"),
+    usage_rotate_fraction: str | None = _life("--usage-rotate-fraction", "0 < f <= 1"),
+    originator_usage_period: str | None = _life("--originator-usage-period", "e.g. 730d"),
+    recipient_usage_period: str | None = _life("--recipient-usage-period", "e.g. 1825d"),
+    activation_date: str | None = _life("--activation-date", "only while pre-active"),
+    deactivation_date: str | None = _life("--deactivation-date", "RFC 3339"),
 ) -> None:
-    """Change a key's description and/or labels."""
+    """Change a key's description, labels and lifecycle settings (a lifecycle option
+    given as 'none' clears it: back to the namespace's or the default)."""
     labels = parse_pairs(label, "--label")
     if clear_labels:
         if labels:
             raise typer.BadParameter("--clear-labels with --label", param_hint="--clear-labels")
         labels = {}
-    if description is None and labels is None:
+    raw = {"rotation_period": (rotation_period, "period"),
+           "next_rotation_time": (next_rotation_time, "time"),
+           "min_encryption_version": (min_encryption_version, "int"),
+           "min_decryption_version": (min_decryption_version, "int"),
+           "usage_limit": (usage_limit, "int"),
+           "usage_rotate_fraction": (usage_rotate_fraction, "float"),
+           "originator_usage_period": (originator_usage_period, "period"),
+           "recipient_usage_period": (recipient_usage_period, "period"),
+           "activation_date": (activation_date, "time"),
+           "deactivation_date": (deactivation_date, "time")}
+    lifecycle: dict[str, Any] = {
+        name: option_value(value, kind, "--" + name.replace("_", "-"))
+        for name, (value, kind) in raw.items() if value is not None}
+    if description is None and labels is None and not lifecycle:
         raise typer.BadParameter("nothing to change", param_hint="--description/--label")
     with get_state(ctx).client() as kk:
-        emit_key(get_state(ctx), kk.update_key(key, description=description, labels=labels))
+        emit_key(get_state(ctx), kk.update_key(key, description=description, labels=labels,
+                                               **lifecycle))
+
+
+@app.command("activate")
+def activate(ctx: typer.Context, key: str = KEY_ARG) -> None:
+    """Activate a pre-active key now."""
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.activate_key(key))
+
+
+@app.command("trim")
+def trim(
+    ctx: typer.Context,
+    key: str = KEY_ARG,
+    min_available_version: int = typer.Option(
+        ..., "--min-available-version", min=1,
+        help="Crypto-erase every version below this one (at most min_decryption_version)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Crypto-erase a key's old versions (cannot be undone; dual control by default)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            stderr("error: usage: trimming versions cannot be undone; add --yes to confirm")
+            raise typer.Exit(2)
+        typer.confirm(f"Destroy every version of {key} below {min_available_version}? Data "
+                      "they encrypted becomes unrecoverable", abort=True, err=True)
+    with get_state(ctx).client() as kk:
+        emit_key(get_state(ctx), kk.trim_key(key, min_available_version))
 
 
 @app.command("versions")
@@ -170,8 +250,10 @@ def versions(ctx: typer.Context, key: str = KEY_ARG) -> None:
         emit_json({"versions": found})
     else:
         emit_table(
-            ["version", "state", "created", "destroyed"],
-            ((v.version, v.state, v.created_at, v.destroyed_at) for v in found),
+            ["version", "state", "created", "protects", "protect until", "process until",
+             "destroyed"],
+            ((v.version, v.state, v.created_at, v.protect_count, v.originator_usage_end,
+              v.recipient_usage_end, v.destroyed_at) for v in found),
         )
 
 

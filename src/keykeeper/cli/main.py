@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from keykeeper import __version__
 from keykeeper.cli import (
+    alert_cmds,
     approval_cmds,
     audit_cmds,
     crypto_cmds,
@@ -23,7 +24,11 @@ from keykeeper.cli import (
     key_cmds,
     namespace_cmds,
     principal_cmds,
+    receipt_cmds,
+    revoke_cmds,
+    rewrap_cmds,
     role_cmds,
+    scheduler_cmds,
     sys_cmds,
 )
 from keykeeper.cli._state import State
@@ -117,8 +122,20 @@ app.add_typer(role_cmds.grant_app, name="grant",
               help="Grant key operations on a scope of keys.")
 approval_cmds.policy_app.add_typer(role_cmds.sod_app, name="sod",
                                    help="Separation of duties: role pairs nobody holds together.")
+app.add_typer(alert_cmds.app, name="alerts",
+              help="List and acknowledge alerts; key usage statistics.")
+app.add_typer(scheduler_cmds.app, name="scheduler",
+              help="The lifecycle scheduler: this node's role, last runs, run a job now.")
 crypto_cmds.register(app)
 file_cmds.register(app)
+key_cmds.app.add_typer(receipt_cmds.app, name="receipt",
+                       help="Fetch and verify signed destruction receipts.")
+key_cmds.app.command("revoke")(revoke_cmds.revoke)
+key_cmds.app.command("compromise-version")(revoke_cmds.compromise_version)
+key_cmds.app.command("compromise-report")(revoke_cmds.compromise_report)
+# Replaces crypto_cmds' one-ciphertext ``rewrap`` (it delegates to it) with the form that
+# also takes a JSON Lines file: registered after crypto_cmds.register on purpose.
+app.command("rewrap")(rewrap_cmds.rewrap)
 
 
 _GLOBAL_OPTIONS = ("--format", "--addr", "--token")

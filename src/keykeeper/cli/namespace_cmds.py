@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from keykeeper.cli._state import emit_fields, emit_json, emit_table, get_state, stderr
+from keykeeper.cli._state import (
+    emit_fields,
+    emit_json,
+    emit_table,
+    get_state,
+    option_value,
+    stderr,
+)
 from keykeeper.client import Namespace
 
 __all__ = ["app"]
@@ -21,6 +28,20 @@ def _rate(value: float | None) -> str | None:
     return None if value is None else f"{value:g}/s"
 
 
+def _seconds(value: int | None) -> str | None:
+    if value is None:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}s"
+
+
+_ROTATION_HELP = "Default rotation period of keys created here, e.g. 90d (at least 1h)."
+_OUP_HELP = "Default originator usage period of its keys (may protect), e.g. 730d."
+_RUP_HELP = "Default recipient usage period of its keys (may process), e.g. 1825d."
+
+
 def _emit(ctx: typer.Context, n: Namespace) -> None:
     if get_state(ctx).json:
         emit_json(n)
@@ -30,6 +51,9 @@ def _emit(ctx: typer.Context, n: Namespace) -> None:
         ("description", n.description or None),
         ("allow legacy RSA-2048", n.allow_legacy_rsa_2048),
         ("rate limit", _rate(n.rate_limit)),
+        ("rotation period", _seconds(n.rotation_period)),
+        ("originator usage period", _seconds(n.originator_usage_period)),
+        ("recipient usage period", _seconds(n.recipient_usage_period)),
         ("keys", n.keys),
         ("created by", n.created_by or None),
         ("created", n.created_at),
@@ -46,12 +70,22 @@ def create(
         False, "--allow-legacy-rsa-2048", help="Allow RSA-2048 keys here (legacy clients)."),
     rate_limit: float | None = typer.Option(
         None, "--rate-limit", min=0.001, help="Requests per second, all callers together."),
+    rotation_period: str | None = typer.Option(None, "--rotation-period", help=_ROTATION_HELP),
+    originator_usage_period: str | None = typer.Option(
+        None, "--originator-usage-period", help=_OUP_HELP),
+    recipient_usage_period: str | None = typer.Option(
+        None, "--recipient-usage-period", help=_RUP_HELP),
 ) -> None:
     """Create a namespace with its own key-encryption key."""
     with get_state(ctx).client() as kk:
-        _emit(ctx, kk.create_namespace(name, description=description,
-                                       allow_legacy_rsa_2048=allow_legacy_rsa_2048 or None,
-                                       rate_limit=rate_limit))
+        _emit(ctx, kk.create_namespace(
+            name, description=description,
+            allow_legacy_rsa_2048=allow_legacy_rsa_2048 or None, rate_limit=rate_limit,
+            rotation_period=option_value(rotation_period, "period", "--rotation-period"),
+            originator_usage_period=option_value(originator_usage_period, "period",
+                                                 "--originator-usage-period"),
+            recipient_usage_period=option_value(recipient_usage_period, "period",
+                                                "--recipient-usage-period")))
 
 
 @app.command("list")
@@ -85,16 +119,27 @@ def update(
     rate_limit: float | None = typer.Option(None, "--rate-limit", min=0.001,
                                             help="Requests per second."),
     no_rate_limit: bool = typer.Option(False, "--no-rate-limit", help="Remove the limit."),
+    rotation_period: str | None = typer.Option(
+        None, "--rotation-period", help=_ROTATION_HELP + " 'none' removes it."),
+    originator_usage_period: str | None = typer.Option(
+        None, "--originator-usage-period", help=_OUP_HELP + " 'none' removes it."),
+    recipient_usage_period: str | None = typer.Option(
+        None, "--recipient-usage-period", help=_RUP_HELP + " 'none' removes it."),
 ) -> None:
-    """Change a namespace's description, legacy RSA-2048 policy or rate limit."""
+    """Change a namespace's description, legacy RSA-2048 policy, rate limit or lifecycle
+    defaults."""
     if rate_limit is not None and no_rate_limit:
         raise typer.BadParameter("--rate-limit with --no-rate-limit", param_hint="--rate-limit")
-    if description is None and allow_legacy_rsa_2048 is None and rate_limit is None \
-            and not no_rate_limit:
-        raise typer.BadParameter("nothing to change", param_hint="--description/--rate-limit")
     kwargs: dict[str, Any] = {}
     if rate_limit is not None or no_rate_limit:
         kwargs["rate_limit"] = rate_limit
+    for field, value in (("rotation_period", rotation_period),
+                         ("originator_usage_period", originator_usage_period),
+                         ("recipient_usage_period", recipient_usage_period)):
+        if value is not None:
+            kwargs[field] = option_value(value, "period", "--" + field.replace("_", "-"))
+    if description is None and allow_legacy_rsa_2048 is None and not kwargs:
+        raise typer.BadParameter("nothing to change", param_hint="--description/--rate-limit")
     with get_state(ctx).client() as kk:
         _emit(ctx, kk.update_namespace(name, description=description,
                                        allow_legacy_rsa_2048=allow_legacy_rsa_2048, **kwargs))

@@ -45,6 +45,9 @@ def _emit_health(ctx: typer.Context, health: Health, addr: str) -> None:
                 ("initialized", health.initialized),
                 ("sealed", health.sealed),
                 ("version", health.version),
+                ("status", health.status),
+                ("scheduler", health.scheduler),
+                ("node id", health.node_id),
             ]
         )
 

@@ -98,11 +98,19 @@ class ApprovalsMixin:
     # -- namespaces -----------------------------------------------------------------------
     def create_namespace(self, name: str, *, description: str | None = None,
                          allow_legacy_rsa_2048: bool | None = None,
-                         rate_limit: float | None = None) -> Namespace:
+                         rate_limit: float | None = None,
+                         rotation_period: int | str | None = None,
+                         originator_usage_period: int | str | None = None,
+                         recipient_usage_period: int | str | None = None) -> Namespace:
         """``POST /v1/namespaces``: a namespace with its own KEK. AlreadyExists if the name
-        is taken, or was ever used (names of deleted namespaces are never reused)."""
+        is taken, or was ever used (names of deleted namespaces are never reused).
+        ``rotation_period`` (default of keys created here) and the usage periods (defaults
+        of its keys' crypto-periods) are seconds or strings such as "90d"."""
         body = {"name": name, "description": description,
-                "allow_legacy_rsa_2048": allow_legacy_rsa_2048, "rate_limit": rate_limit}
+                "allow_legacy_rsa_2048": allow_legacy_rsa_2048, "rate_limit": rate_limit,
+                "rotation_period": rotation_period,
+                "originator_usage_period": originator_usage_period,
+                "recipient_usage_period": recipient_usage_period}
         return self._http.call("POST", "/v1/namespaces", Namespace, body=body)
 
     def list_namespaces(self) -> list[Namespace]:
@@ -115,13 +123,19 @@ class ApprovalsMixin:
 
     def update_namespace(self, name: str, *, description: str | None = None,
                          allow_legacy_rsa_2048: bool | None = None,
-                         rate_limit: float | None = _KEEP) -> Namespace:
+                         rate_limit: float | None = _KEEP,
+                         rotation_period: int | str | None = _KEEP,
+                         originator_usage_period: int | str | None = _KEEP,
+                         recipient_usage_period: int | str | None = _KEEP) -> Namespace:
         """``PATCH /v1/namespaces/{name}``; ``rate_limit=None`` removes the limit, leaving
-        it out keeps it."""
+        it out keeps it; so too the lifecycle defaults (seconds or "90d")."""
         body: dict[str, Any] = {"description": description,
                                 "allow_legacy_rsa_2048": allow_legacy_rsa_2048}
-        if rate_limit is not _KEEP:
-            body["rate_limit"] = _NULL if rate_limit is None else rate_limit
+        for field, value in (("rate_limit", rate_limit), ("rotation_period", rotation_period),
+                             ("originator_usage_period", originator_usage_period),
+                             ("recipient_usage_period", recipient_usage_period)):
+            if value is not _KEEP:
+                body[field] = _NULL if value is None else value
         return self._http.call("PATCH", "/v1/namespaces/" + _seg(name, "namespace"),
                                Namespace, body=body)
 

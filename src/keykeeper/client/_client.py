@@ -6,17 +6,21 @@ from types import TracebackType
 
 import httpx
 
+from keykeeper.client._alerts import AlertsMixin
 from keykeeper.client._approvals import ApprovalsMixin
 from keykeeper.client._audit import AuditMixin
 from keykeeper.client._http import Http
 from keykeeper.client._identity import IdentityMixin
 from keykeeper.client._keys import KeysMixin
+from keykeeper.client._lifecycle import LifecycleMixin
 from keykeeper.client._ops import OpsMixin
+from keykeeper.client._scheduler import SchedulerMixin
 
 __all__ = ["Client"]
 
 
-class Client(KeysMixin, OpsMixin, IdentityMixin, ApprovalsMixin, AuditMixin):
+class Client(KeysMixin, OpsMixin, IdentityMixin, ApprovalsMixin, AuditMixin, LifecycleMixin,
+             AlertsMixin, SchedulerMixin):
     """A keykeeper REST API client: one method per route.
 
     ``addr`` defaults to ``$KEYKEEPER_ADDR``, then ``http://127.0.0.1:8200``;

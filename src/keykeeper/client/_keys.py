@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from keykeeper.client._http import Http, key_path
+from keykeeper.client._http import KEEP, NULL, Http, key_path
 from keykeeper.client.models import (
     GeneratedRoot,
     Health,
@@ -24,6 +24,16 @@ def _period(value: int | str | timedelta | None) -> int | str | None:
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     return value
+
+
+_Period = int | str | timedelta
+_Time = datetime | str
+
+# Lifecycle fields of update_key: None clears one, KEEP (leaving it out) keeps it.
+_LIFECYCLE = ("rotation_period", "next_rotation_time", "min_encryption_version",
+              "min_decryption_version", "usage_limit", "usage_rotate_fraction",
+              "originator_usage_period", "recipient_usage_period", "activation_date",
+              "deactivation_date")
 
 
 def _label_params(labels: Mapping[str, str] | None) -> list[str] | None:
@@ -82,13 +92,25 @@ class KeysMixin:
         labels: Mapping[str, str] | None = None,
         description: str | None = None,
         exportable: bool | None = None,
+        activation_date: _Time | None = None,
+        deactivation_date: _Time | None = None,
+        usage_limit: int | None = None,
+        usage_rotate_fraction: float | None = None,
+        originator_usage_period: _Period | None = None,
+        recipient_usage_period: _Period | None = None,
     ) -> Key:
-        """``POST /v1/keys``. ``rotation_period`` is seconds, a timedelta, or "90d"/"12h".
-        ``name`` may be ``namespace:name`` (as the CLI and key references accept), unless
-        ``namespace`` is given too.
+        """``POST /v1/keys``. ``rotation_period`` is seconds, a timedelta, or "90d"/"12h"
+        (default: the namespace's). ``name`` may be ``namespace:name`` (as the CLI and key
+        references accept), unless ``namespace`` is given too.
+
+        Lifecycle: an ``activation_date`` (aware datetime or RFC 3339 text) in the future
+        makes the key pre-active until then; ``deactivation_date`` must come after it;
+        ``usage_limit`` caps protect operations per version (at most 2^32 for AES-GCM and
+        ChaCha20-Poly1305); ``usage_rotate_fraction`` (0 < f <= 1) of it starts a rotation;
+        the usage periods (durations as ``rotation_period``) override the SP 800-57 ones.
 
         Raises AlreadyExists if the name is taken in the namespace, InvalidArgument
-        for a bad name, purpose or algorithm.
+        for a bad name, purpose, algorithm or lifecycle value.
         """
         if namespace is None and ":" in name:
             namespace, _, name = name.partition(":")
@@ -101,6 +123,12 @@ class KeysMixin:
             "labels": dict(labels) if labels is not None else None,
             "description": description,
             "exportable": exportable,
+            "activation_date": activation_date,
+            "deactivation_date": deactivation_date,
+            "usage_limit": usage_limit,
+            "usage_rotate_fraction": usage_rotate_fraction,
+            "originator_usage_period": _period(originator_usage_period),
+            "recipient_usage_period": _period(recipient_usage_period),
         }
         return self._http.call("POST", "/v1/keys", Key, body=body)
 
@@ -162,10 +190,58 @@ class KeysMixin:
         *,
         description: str | None = None,
         labels: Mapping[str, str] | None = None,
+        rotation_period: _Period | None = KEEP,
+        next_rotation_time: _Time | None = KEEP,
+        min_encryption_version: int | None = KEEP,
+        min_decryption_version: int | None = KEEP,
+        usage_limit: int | None = KEEP,
+        usage_rotate_fraction: float | None = KEEP,
+        originator_usage_period: _Period | None = KEEP,
+        recipient_usage_period: _Period | None = KEEP,
+        activation_date: _Time | None = KEEP,
+        deactivation_date: _Time | None = KEEP,
     ) -> Key:
-        """``PATCH /v1/keys/{key}``: set the description and/or replace the labels."""
-        body = {"description": description, "labels": dict(labels) if labels is not None else None}
+        """``PATCH /v1/keys/{key}``: set the description, replace the labels, and change
+        lifecycle settings. A lifecycle argument left out keeps its value; ``None`` clears
+        it (``rotation_period=None`` stops scheduled rotation; ``usage_limit=None`` returns
+        to the algorithm's limit; a usage period to the namespace's or SP 800-57's).
+        ``min_decryption_version``: 0 (every version) or 1..primary;
+        ``min_encryption_version``: 0 (only the primary) or min_decryption_version..primary.
+        ``activation_date`` only while the key is pre-active. Raises InvalidArgument
+        naming the field and the rule, FailedPrecondition for a date that may not change."""
+        body: dict[str, Any] = {
+            "description": description,
+            "labels": dict(labels) if labels is not None else None,
+        }
+        given = {"rotation_period": _period(rotation_period)
+                 if rotation_period is not KEEP else KEEP,
+                 "next_rotation_time": next_rotation_time,
+                 "min_encryption_version": min_encryption_version,
+                 "min_decryption_version": min_decryption_version,
+                 "usage_limit": usage_limit, "usage_rotate_fraction": usage_rotate_fraction,
+                 "originator_usage_period": _period(originator_usage_period)
+                 if originator_usage_period is not KEEP else KEEP,
+                 "recipient_usage_period": _period(recipient_usage_period)
+                 if recipient_usage_period is not KEEP else KEEP,
+                 "activation_date": activation_date, "deactivation_date": deactivation_date}
+        for name in _LIFECYCLE:
+            value = given[name]
+            if value is not KEEP:
+                body[name] = NULL if value is None else value
         return self._http.call("PATCH", key_path(key), Key, body=body)
+
+    def activate_key(self, key: str) -> Key:
+        """``POST /v1/keys/{key}/activate``: a pre-active key becomes active now (KMIP
+        Activate). Raises FailedPrecondition in any other state."""
+        return self._http.call("POST", key_path(key, "activate"), Key, body={})
+
+    def trim_key(self, key: str, min_available_version: int) -> Key:
+        """``POST /v1/keys/{key}/trim``: crypto-erase every version below
+        ``min_available_version`` (at least 1, at most the primary version and the
+        ``min_decryption_version`` when set). Dual control by default: raises
+        ApprovalRequired (with the approval id) unless the caller is root."""
+        body = {"min_available_version": min_available_version}
+        return self._http.call("POST", key_path(key, "trim"), Key, body=body)
 
     def list_versions(self, key: str) -> list[KeyVersion]:
         """``GET /v1/keys/{key}/versions``, oldest first as the server orders them."""

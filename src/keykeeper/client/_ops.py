@@ -67,10 +67,14 @@ class OpsMixin:
         body = {"plaintext": b64(plaintext), "context": _ctx(context), "key_version": key_version}
         return self._http.call("POST", key_path(key, "encrypt"), EncryptResult, body=body)
 
-    def decrypt(self, key: str, ciphertext: str, *, context: Context = None) -> DecryptResult:
+    def decrypt(self, key: str, ciphertext: str, *, context: Context = None,
+                allow_compromised: bool = False) -> DecryptResult:
         """``POST /v1/keys/{key}/decrypt``. Raises DecryptionFailed (one uniform error)
-        for a wrong key, version or context, or a tampered ciphertext."""
-        body = {"ciphertext": ciphertext, "context": _ctx(context)}
+        for a wrong key, version or context, or a tampered ciphertext.
+        ``allow_compromised``: recovery with a compromised key or version
+        (refused without it; audited when used)."""
+        body = {"ciphertext": ciphertext, "context": _ctx(context),
+                "allow_compromised": allow_compromised or None}
         return self._http.call("POST", key_path(key, "decrypt"), DecryptResult, body=body)
 
     def encrypt_batch(
@@ -113,8 +117,10 @@ class OpsMixin:
         items: Sequence[str | DecryptItem],
         *,
         context: Context = None,
+        allow_compromised: bool = False,
     ) -> list[DecryptResult | ItemError]:
-        """Decrypt up to 1000 ciphertexts in one request; see :meth:`encrypt_batch`."""
+        """Decrypt up to 1000 ciphertexts in one request; see :meth:`encrypt_batch`.
+        ``allow_compromised`` applies to every item (see :meth:`decrypt`)."""
         wire: list[dict[str, Any]] = []
         for item in items:
             if isinstance(item, DecryptItem):
@@ -123,7 +129,8 @@ class OpsMixin:
                 entry = {"ciphertext": item, "context": _ctx(context)}
             wire.append({k: v for k, v in entry.items() if v is not None})
         answer = self._http.call(
-            "POST", key_path(key, "decrypt"), _BatchItems, body={"items": wire}
+            "POST", key_path(key, "decrypt"), _BatchItems,
+            body={"items": wire, "allow_compromised": allow_compromised or None},
         )
         out: list[DecryptResult | ItemError] = []
         for got in answer.items:
@@ -132,10 +139,14 @@ class OpsMixin:
             out.append(result)
         return out
 
-    def rewrap(self, key: str, ciphertext: str, *, context: Context = None) -> EncryptResult:
+    def rewrap(self, key: str, ciphertext: str, *, context: Context = None,
+               allow_compromised: bool = False) -> EncryptResult:
         """``POST /v1/keys/{key}/rewrap``: re-encrypt under the primary version without
-        revealing the plaintext. Raises DecryptionFailed like :meth:`decrypt`."""
-        body = {"ciphertext": ciphertext, "context": _ctx(context)}
+        revealing the plaintext. Raises DecryptionFailed like :meth:`decrypt`.
+        ``allow_compromised``: recovery with a compromised key or version
+        (refused without it; audited when used)."""
+        body = {"ciphertext": ciphertext, "context": _ctx(context),
+                "allow_compromised": allow_compromised or None}
         return self._http.call("POST", key_path(key, "rewrap"), EncryptResult, body=body)
 
     def generate_data_key(
@@ -183,13 +194,17 @@ class OpsMixin:
         digest: bytes | None = None,
         signature_format: str | None = None,
         key_version: int | None = None,
+        allow_compromised: bool = False,
     ) -> VerifyResult:
-        """``POST /v1/keys/{key}/verify``; the result is truthy iff the signature is valid."""
+        """``POST /v1/keys/{key}/verify``; the result is truthy iff the signature is valid.
+        ``allow_compromised``: recovery with a compromised key or version
+        (refused without it; audited when used)."""
         body: dict[str, Any] = {
             **_message_or_digest(message, digest),
             "signature": b64(signature),
             "signature_format": signature_format,
             "key_version": key_version,
+            "allow_compromised": allow_compromised or None,
         }
         return self._http.call("POST", key_path(key, "verify"), VerifyResult, body=body)
 
@@ -199,10 +214,14 @@ class OpsMixin:
         return self._http.call("POST", key_path(key, "mac"), MacResult, body=body)
 
     def verify_mac(
-        self, key: str, message: bytes, mac: bytes, *, key_version: int | None = None
+        self, key: str, message: bytes, mac: bytes, *, key_version: int | None = None,
+        allow_compromised: bool = False,
     ) -> VerifyResult:
-        """``POST /v1/keys/{key}/verify-mac``; the result is truthy iff the tag is valid."""
-        body = {"message": b64(message), "mac": b64(mac), "key_version": key_version}
+        """``POST /v1/keys/{key}/verify-mac``; the result is truthy iff the tag is valid.
+        ``allow_compromised``: recovery with a compromised key or version
+        (refused without it; audited when used)."""
+        body = {"message": b64(message), "mac": b64(mac), "key_version": key_version,
+                "allow_compromised": allow_compromised or None}
         return self._http.call("POST", key_path(key, "verify-mac"), VerifyResult, body=body)
 
     def get_public_key(self, key: str, *, version: int | None = None) -> PublicKey:
@@ -217,10 +236,14 @@ class OpsMixin:
         return self._http.call("POST", key_path(key, "encapsulate"), Encapsulation, body=body)
 
     def decapsulate(
-        self, key: str, ciphertext: bytes, *, key_version: int | None = None
+        self, key: str, ciphertext: bytes, *, key_version: int | None = None,
+        allow_compromised: bool = False,
     ) -> Decapsulation:
-        """``POST /v1/keys/{key}/decapsulate``: recover the shared secret."""
-        body = {"ciphertext": b64(ciphertext), "key_version": key_version}
+        """``POST /v1/keys/{key}/decapsulate``: recover the shared secret.
+        ``allow_compromised``: recovery with a compromised key or version
+        (refused without it; audited when used)."""
+        body = {"ciphertext": b64(ciphertext), "key_version": key_version,
+                "allow_compromised": allow_compromised or None}
         return self._http.call("POST", key_path(key, "decapsulate"), Decapsulation, body=body)
 
     def random(self, length: int) -> bytes:

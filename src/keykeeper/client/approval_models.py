@@ -92,6 +92,9 @@ class Namespace(msgspec.Struct, frozen=True, kw_only=True):
     created_by: str = ""
     created_at: datetime
     keys: int | None = None
+    rotation_period: int | None = None          # seconds: default of keys created here
+    originator_usage_period: int | None = None  # seconds: crypto-period defaults
+    recipient_usage_period: int | None = None
 
 
 class NamespaceDeletion(msgspec.Struct, frozen=True, kw_only=True):

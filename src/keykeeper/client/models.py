@@ -41,11 +41,16 @@ def _hidden(value: bytes | str | None) -> str:
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /v1/sys/health``: whether the server is initialized and sealed."""
+    """``GET /v1/sys/health``: whether the server is initialized and sealed; ``status`` is
+    "active", "sealed" or "uninitialized"; ``scheduler`` is this node's part in the
+    lifecycle scheduler: "leader", "standby" or "disabled"."""
 
     initialized: bool
     sealed: bool
     version: str = ""
+    status: str = ""
+    scheduler: str = ""
+    node_id: str = ""
 
 
 class InitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +76,13 @@ class GeneratedRoot(msgspec.Struct, frozen=True, kw_only=True):
 class Key(msgspec.Struct, frozen=True, kw_only=True):
     """A managed key. ``rotation_period`` is in seconds; ``state`` is one of
     pre-active, active, suspended, deactivated, compromised, destroyed,
-    destroyed-compromised or pending-destruction."""
+    destroyed-compromised or pending-destruction.
+
+    Lifecycle: ``min_decryption_version`` 0 lets every version decrypt;
+    ``min_encryption_version`` 0 lets only the primary version encrypt (Vault's rules).
+    ``usage_limit`` (protect operations per version), ``usage_rotate_fraction``,
+    ``rotation_threshold`` and the usage periods (seconds, SP 800-57) are the effective
+    values: the key's own, else its namespace's, else the defaults."""
 
     id: str
     name: str
@@ -91,6 +102,16 @@ class Key(msgspec.Struct, frozen=True, kw_only=True):
     destruction_time: datetime | None = None
     compromised_at: datetime | None = None
     compromise_reason: str | None = None
+    activation_date: datetime | None = None
+    deactivation_date: datetime | None = None
+    min_encryption_version: int = 0
+    min_decryption_version: int = 0
+    usage_limit: int | None = None
+    usage_rotate_fraction: float | None = None
+    rotation_threshold: int | None = None
+    originator_usage_period: int | None = None
+    recipient_usage_period: int | None = None
+    rotation_reason: str | None = None
 
 
 class KeyPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,12 +122,20 @@ class KeyPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KeyVersion(msgspec.Struct, frozen=True, kw_only=True):
-    """One generation of a key's material."""
+    """One generation of a key's material: ``protect_count`` protect operations so far,
+    and the ends of its originator (may protect) and recipient (may process) usage
+    periods."""
 
     version: int
     state: str
     created_at: datetime
     destroyed_at: datetime | None = None
+    protect_count: int = 0
+    originator_usage_end: datetime | None = None
+    recipient_usage_end: datetime | None = None
+    deactivated_at: datetime | None = None
+    compromised_at: datetime | None = None
+    compromise_reason: str | None = None
 
 
 class _Versions(msgspec.Struct, frozen=True):

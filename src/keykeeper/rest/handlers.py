@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import msgspec
 from pybase64 import b64decode
 
+from keykeeper.domain.keys import Key
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.rest import schemas as s
 from keykeeper.rest.convert import key_out, version_out
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
+from keykeeper.service.key_lifecycle import LIFECYCLE_FIELDS
 from keykeeper.service.keys import CreateKey
 from keykeeper.service.operations import Encrypted
 from keykeeper.service.system import GENERATED_ROOT_TTL
@@ -62,7 +65,10 @@ def _item_error(exc: Exception) -> s.ItemError:
 # -- sys -------------------------------------------------------------------------------------
 def health(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:
     h = svc.system.health()
-    return s.Health(initialized=h.initialized, sealed=h.sealed, version=h.version)
+    status = ("uninitialized" if not h.initialized else "sealed" if h.sealed else "active")
+    return s.Health(initialized=h.initialized, sealed=h.sealed, version=h.version,
+                    status=status, scheduler=svc.scheduling.role,
+                    node_id=svc.scheduling.node_id)
 
 
 def init(svc: Services, ctx: RequestContext, p: Params, body: s.InitRequest) -> s.InitResponse:
@@ -89,13 +95,23 @@ def seal(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:
 
 
 # -- keys ------------------------------------------------------------------------------------
+def _key_out(svc: Services, key: Key) -> s.KeyOut:
+    """A key with its effective crypto-period (the namespace's defaults need a read)."""
+    return key_out(key, svc.keys.periods_of([key])[key.id])
+
+
 def create_key(svc: Services, ctx: RequestContext, p: Params,
                body: s.CreateKeyRequest) -> s.KeyOut:
     args = CreateKey(name=body.name, namespace=body.namespace, purpose=body.purpose,
                      algorithm=body.algorithm, rotation_period=body.rotation_period,
                      labels=body.labels, description=body.description,
-                     exportable=body.exportable, protection=body.protection)
-    return key_out(svc.keys.create(ctx, args))
+                     exportable=body.exportable, protection=body.protection,
+                     activation_date=body.activation_date,
+                     deactivation_date=body.deactivation_date, usage_limit=body.usage_limit,
+                     usage_rotate_fraction=body.usage_rotate_fraction,
+                     originator_usage_period=body.originator_usage_period,
+                     recipient_usage_period=body.recipient_usage_period)
+    return _key_out(svc, svc.keys.create(ctx, args))
 
 
 def list_keys(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.KeyList:
@@ -109,48 +125,53 @@ def list_keys(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Ke
                     purpose=p.get("purpose") or None, labels=labels or None)
     keys, token = svc.keys.list_keys(ctx, flt, _int_param(p, "page_size"),
                                 p.get("page_token") or None)
-    return s.KeyList(keys=[key_out(k) for k in keys], next_page_token=token)
+    periods = svc.keys.periods_of(keys)
+    return s.KeyList(keys=[key_out(k, periods[k.id]) for k in keys], next_page_token=token)
 
 
 def get_key(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.KeyOut:
-    return key_out(svc.keys.get(ctx, p["key"]))
+    return _key_out(svc, svc.keys.get(ctx, p["key"]))
 
 
 def update_key(svc: Services, ctx: RequestContext, p: Params,
                body: s.UpdateKeyRequest) -> s.KeyOut:
-    return key_out(svc.keys.update(ctx, p["key"], description=body.description,
-                                   labels=body.labels))
+    lifecycle: dict[str, Any] = {f: getattr(body, f) for f in LIFECYCLE_FIELDS
+                                 if getattr(body, f) is not msgspec.UNSET}
+    return _key_out(svc, svc.keys.update(ctx, p["key"], description=body.description,
+                                         labels=body.labels, lifecycle=lifecycle))
 
 
 def list_versions(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.VersionList:
     key = svc.keys.get(ctx, p["key"], "key.versions")
-    return s.VersionList(versions=[version_out(v) for v in key.versions])
+    periods = svc.keys.periods_of([key])[key.id]
+    return s.VersionList(versions=[version_out(v, key, periods) for v in key.versions])
 
 
 def rotate(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:
-    return key_out(svc.keys.rotate(ctx, p["key"]))
+    return _key_out(svc, svc.keys.rotate(ctx, p["key"]))
 
 
 def disable(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:
-    return key_out(svc.keys.disable(ctx, p["key"]))
+    return _key_out(svc, svc.keys.disable(ctx, p["key"]))
 
 
 def enable(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:
-    return key_out(svc.keys.enable(ctx, p["key"]))
+    return _key_out(svc, svc.keys.enable(ctx, p["key"]))
 
 
 def schedule_destruction(svc: Services, ctx: RequestContext, p: Params,
                          body: s.ScheduleDestructionRequest) -> s.KeyOut:
-    return key_out(svc.keys.schedule_destruction(ctx, p["key"], body.pending_days))
+    return _key_out(svc, svc.keys.schedule_destruction(ctx, p["key"], body.pending_days))
 
 
 def cancel_destruction(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:
-    return key_out(svc.keys.cancel_destruction(ctx, p["key"]))
+    return _key_out(svc, svc.keys.cancel_destruction(ctx, p["key"]))
 
 
 def compromise(svc: Services, ctx: RequestContext, p: Params,
                body: s.CompromiseRequest) -> s.KeyOut:
-    return key_out(svc.keys.compromise(ctx, p["key"], body.reason))
+    return _key_out(svc, svc.keys.compromise(ctx, p["key"], body.reason,
+                                             compromise_time=body.compromise_time))
 
 
 def destroy_version(svc: Services, ctx: RequestContext, p: Params,
@@ -159,6 +180,14 @@ def destroy_version(svc: Services, ctx: RequestContext, p: Params,
     if version is None or version < 1:
         raise InvalidArgument("version must be a positive integer")
     return version_out(svc.keys.destroy_version(ctx, p["key"], version))
+
+
+def activate(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:
+    return _key_out(svc, svc.keys.activate(ctx, p["key"]))
+
+
+def trim(svc: Services, ctx: RequestContext, p: Params, body: s.TrimRequest) -> s.KeyOut:
+    return _key_out(svc, svc.keys.trim(ctx, p["key"], body.min_available_version))
 
 
 # -- data plane ------------------------------------------------------------------------------
@@ -190,20 +219,24 @@ def decrypt(svc: Services, ctx: RequestContext, p: Params,
         if not 1 <= len(body.items) <= 1000:
             raise InvalidArgument("items holds 1 to 1000 entries")
         ctx.items = len(body.items)
-        results = svc.crypto.decrypt_batch(ctx, p["key"],
-                                           [(i.ciphertext, i.context) for i in body.items])
+        results = svc.crypto.decrypt_batch(
+            ctx, p["key"], [(i.ciphertext, i.context) for i in body.items],
+            allow_compromised=[body.allow_compromised or i.allow_compromised
+                               for i in body.items])
         out = [s.DecryptResult(error=_item_error(r)) if isinstance(r, Exception)
                else s.DecryptResult(plaintext=r[0], key_version=r[1]) for r in results]
         ctx.failed_items = sum(1 for r in results if isinstance(r, Exception))
         return s.DecryptBatchResponse(items=out)
     if body.ciphertext is None:
         raise InvalidArgument("ciphertext or items is required")
-    plaintext, version = svc.crypto.decrypt(ctx, p["key"], body.ciphertext, body.context)
+    plaintext, version = svc.crypto.decrypt(ctx, p["key"], body.ciphertext, body.context,
+                                            allow_compromised=body.allow_compromised)
     return s.DecryptResult(plaintext=plaintext, key_version=version)
 
 
 def rewrap(svc: Services, ctx: RequestContext, p: Params, body: s.RewrapRequest) -> s.Ciphertext:
-    r = svc.crypto.rewrap(ctx, p["key"], body.ciphertext, body.context)
+    r = svc.crypto.rewrap(ctx, p["key"], body.ciphertext, body.context,
+                          allow_compromised=body.allow_compromised)
     return s.Ciphertext(ciphertext=r.ciphertext, key_version=r.key_version)
 
 
@@ -232,7 +265,8 @@ def verify(svc: Services, ctx: RequestContext, p: Params, body: s.VerifyRequest)
     data, prehashed = _message_or_digest(body.message, body.digest)
     ok, version = svc.crypto.verify(ctx, p["key"], data, body.signature, prehashed=prehashed,
                                     signature_format=body.signature_format,
-                                    key_version=body.key_version)
+                                    key_version=body.key_version,
+                                    allow_compromised=body.allow_compromised)
     return s.Valid(valid=ok, key_version=version)
 
 
@@ -242,7 +276,8 @@ def mac(svc: Services, ctx: RequestContext, p: Params, body: s.MacRequest) -> s.
 
 
 def verify_mac(svc: Services, ctx: RequestContext, p: Params, body: s.VerifyMacRequest) -> s.Valid:
-    ok, version = svc.crypto.verify_mac(ctx, p["key"], body.message, body.mac, body.key_version)
+    ok, version = svc.crypto.verify_mac(ctx, p["key"], body.message, body.mac, body.key_version,
+                                        allow_compromised=body.allow_compromised)
     return s.Valid(valid=ok, key_version=version)
 
 
@@ -260,7 +295,8 @@ def encapsulate(svc: Services, ctx: RequestContext, p: Params,
 
 def decapsulate(svc: Services, ctx: RequestContext, p: Params,
                 body: s.DecapsulateRequest) -> s.DecapsulateResponse:
-    secret, version = svc.crypto.decapsulate(ctx, p["key"], body.ciphertext, body.key_version)
+    secret, version = svc.crypto.decapsulate(ctx, p["key"], body.ciphertext, body.key_version,
+                                             allow_compromised=body.allow_compromised)
     return s.DecapsulateResponse(shared_secret=secret, key_version=version)
 
 

@@ -23,14 +23,20 @@ def namespace_out(n: Namespace) -> s.NamespaceOut:
     return s.NamespaceOut(name=n.name, description=n.description,
                           allow_legacy_rsa_2048=n.allow_legacy_rsa_2048,
                           rate_limit=n.rate_limit, created_by=n.created_by,
-                          created_at=rfc3339(n.created_at) or "", keys=n.keys)
+                          created_at=rfc3339(n.created_at) or "", keys=n.keys,
+                          rotation_period=n.rotation_period,
+                          originator_usage_period=n.originator_usage_period,
+                          recipient_usage_period=n.recipient_usage_period)
 
 
 def create_namespace(svc: Services, ctx: RequestContext, p: Params,
                      body: s.CreateNamespaceRequest) -> s.NamespaceOut:
     return namespace_out(svc.namespaces.create(
         ctx, body.name, description=body.description,
-        allow_legacy_rsa_2048=body.allow_legacy_rsa_2048, rate_limit=body.rate_limit))
+        allow_legacy_rsa_2048=body.allow_legacy_rsa_2048, rate_limit=body.rate_limit,
+        rotation_period=body.rotation_period,
+        originator_usage_period=body.originator_usage_period,
+        recipient_usage_period=body.recipient_usage_period))
 
 
 def list_namespaces(svc: Services, ctx: RequestContext, p: Params,
@@ -45,10 +51,15 @@ def get_namespace(svc: Services, ctx: RequestContext, p: Params, body: None) -> 
 
 def update_namespace(svc: Services, ctx: RequestContext, p: Params,
                      body: s.UpdateNamespaceRequest) -> s.NamespaceOut:
-    rate: Any = UNSET if body.rate_limit is msgspec.UNSET else body.rate_limit
+    def kept(value: Any) -> Any:
+        return UNSET if value is msgspec.UNSET else value
+
     return namespace_out(svc.namespaces.update(
         ctx, p["name"], description=body.description,
-        allow_legacy_rsa_2048=body.allow_legacy_rsa_2048, rate_limit=rate))
+        allow_legacy_rsa_2048=body.allow_legacy_rsa_2048, rate_limit=kept(body.rate_limit),
+        rotation_period=kept(body.rotation_period),
+        originator_usage_period=kept(body.originator_usage_period),
+        recipient_usage_period=kept(body.recipient_usage_period)))
 
 
 def delete_namespace(svc: Services, ctx: RequestContext, p: Params,

@@ -8,10 +8,13 @@ from typing import Any
 
 from keykeeper.rest import handlers as h
 from keykeeper.rest import schemas as s
+from keykeeper.rest.alert_routes import alert_routes
 from keykeeper.rest.approval_routes import approval_routes
 from keykeeper.rest.audit_routes import audit_routes
+from keykeeper.rest.compromise_routes import compromise_routes
 from keykeeper.rest.identity_routes import identity_routes
 from keykeeper.rest.namespace_routes import namespace_routes
+from keykeeper.rest.scheduler_routes import scheduler_routes
 
 # The data plane: one audit record each, after the operation, and the answer is withheld
 # (503) unless it is recorded. Every other non-GET route mutates: its audit ``request``
@@ -68,7 +71,7 @@ ROUTES: tuple[Route, ...] = (
           query=("namespace", "state", "purpose", "label", "page_size", "page_token")),
     Route("GET", K, "key.get", h.get_key, None, s.KeyOut, "Show a key"),
     Route("PATCH", K, "key.update", h.update_key, s.UpdateKeyRequest, s.KeyOut,
-          "Update description and labels"),
+          "Update description, labels and lifecycle settings (null clears a setting)"),
     Route("GET", K + "/versions", "key.versions", h.list_versions, None, s.VersionList,
           "List key versions"),
     Route("POST", K + "/rotate", "key.rotate", h.rotate, s.Empty, s.KeyOut,
@@ -84,6 +87,10 @@ ROUTES: tuple[Route, ...] = (
           s.KeyOut, "Mark a key compromised"),
     Route("POST", K + "/versions/{version}/destroy", "key.destroy_version", h.destroy_version,
           s.Empty, s.VersionOut, "Crypto-erase one version now"),
+    Route("POST", K + "/activate", "key.activate", h.activate, s.Empty, s.KeyOut,
+          "Activate a pre-active key now (KMIP Activate)"),
+    Route("POST", K + "/trim", "key.trim", h.trim, s.TrimRequest, s.KeyOut,
+          "Crypto-erase every version below min_available_version (dual control)"),
     Route("POST", K + "/encrypt", "encrypt", h.encrypt, s.EncryptRequest,
           (s.EncryptResult, s.EncryptBatchResponse), "Encrypt one plaintext or a batch",
           offload=False),
@@ -116,3 +123,6 @@ ROUTES += identity_routes()
 ROUTES += approval_routes()
 ROUTES += namespace_routes()
 ROUTES += audit_routes()
+ROUTES += alert_routes()
+ROUTES += compromise_routes()
+ROUTES += scheduler_routes()

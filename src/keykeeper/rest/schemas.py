@@ -5,9 +5,10 @@ Binary fields are ``bytes``: msgspec reads and writes them as standard base64.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
 Context = dict[str, str]
@@ -29,6 +30,9 @@ class Health(Struct):
     initialized: bool
     sealed: bool
     version: str
+    status: str = "active"          # active | sealed | uninitialized
+    scheduler: str = "disabled"     # leader | standby | disabled (docs/scheduler.md)
+    node_id: str = ""
 
 
 class InitRequest(Struct, forbid_unknown_fields=True):
@@ -59,11 +63,36 @@ class CreateKeyRequest(Struct, forbid_unknown_fields=True):
     description: str | None = None
     exportable: bool = False
     protection: str | None = None
+    # Lifecycle (service/key_lifecycle.py): an activation date in the future makes the key
+    # pre-active (KMIP 2.1 §4.1); durations are seconds or strings such as "730d".
+    activation_date: datetime | None = None
+    deactivation_date: datetime | None = None
+    usage_limit: int | None = None            # protect operations per version
+    usage_rotate_fraction: float | None = None
+    originator_usage_period: int | str | None = None
+    recipient_usage_period: int | str | None = None
 
 
 class UpdateKeyRequest(Struct, forbid_unknown_fields=True):
+    """A field left out keeps its value; ``null`` clears a lifecycle field (back to the
+    namespace's or the algorithm's default)."""
+
     description: str | None = None
     labels: dict[str, str] | None = None
+    rotation_period: int | str | UnsetType | None = UNSET
+    next_rotation_time: datetime | UnsetType | None = UNSET
+    min_encryption_version: int | UnsetType | None = UNSET
+    min_decryption_version: int | UnsetType | None = UNSET
+    usage_limit: int | UnsetType | None = UNSET
+    usage_rotate_fraction: float | UnsetType | None = UNSET
+    originator_usage_period: int | str | UnsetType | None = UNSET
+    recipient_usage_period: int | str | UnsetType | None = UNSET
+    activation_date: datetime | UnsetType | None = UNSET
+    deactivation_date: datetime | UnsetType | None = UNSET
+
+
+class TrimRequest(Struct, forbid_unknown_fields=True):
+    min_available_version: Version    # versions below it are crypto-erased
 
 
 class KeyOut(Struct):
@@ -85,6 +114,16 @@ class KeyOut(Struct):
     destruction_time: str | None
     compromised_at: str | None
     compromise_reason: str | None
+    activation_date: str | None
+    deactivation_date: str | None
+    min_encryption_version: int           # 0: only the primary version protects
+    min_decryption_version: int           # 0: every version processes
+    usage_limit: int | None               # effective: the key's, else the algorithm's
+    usage_rotate_fraction: float          # effective (default 0.9)
+    rotation_threshold: int | None        # protect operations that start a rotation
+    originator_usage_period: int          # seconds, effective (key, namespace, SP 800-57)
+    recipient_usage_period: int           # seconds, effective
+    rotation_reason: str | None           # why a rotation is due early ("usage")
 
 
 class KeyList(Struct, omit_defaults=True):
@@ -97,6 +136,12 @@ class VersionOut(Struct):
     state: str
     created_at: str
     destroyed_at: str | None
+    protect_count: int = 0                     # protect operations reserved on it
+    originator_usage_end: str | None = None    # may protect until then
+    recipient_usage_end: str | None = None     # may process until then
+    deactivated_at: str | None = None
+    compromised_at: str | None = None
+    compromise_reason: str | None = None
 
 
 class VersionList(Struct):
@@ -113,6 +158,9 @@ class ScheduleDestructionRequest(Struct, forbid_unknown_fields=True):
 
 class CompromiseRequest(Struct, forbid_unknown_fields=True):
     reason: str
+    # When the compromise happened (RFC 3339, not in the future; KMIP Compromise
+    # Occurrence Date); default: now.
+    compromise_time: datetime | None = None
 
 
 # Batch structs are created by the thousand per request: ``gc=False`` keeps them out of
@@ -154,12 +202,14 @@ class EncryptBatchResponse(Struct):
 class DecryptItem(Struct, forbid_unknown_fields=True, gc=False):
     ciphertext: str
     context: Context | None = None
+    allow_compromised: bool = False  # recovery: process with a compromised key (audited)
 
 
 class DecryptRequest(Struct, forbid_unknown_fields=True):
     ciphertext: str | None = None
     context: Context | None = None
     items: list[DecryptItem] | None = None
+    allow_compromised: bool = False  # for every item: recovery with a compromised key
 
 
 class DecryptResult(Struct, omit_defaults=True, gc=False):
@@ -175,6 +225,7 @@ class DecryptBatchResponse(Struct):
 class RewrapRequest(Struct, forbid_unknown_fields=True):
     ciphertext: str
     context: Context | None = None
+    allow_compromised: bool = False  # recovery: process with a compromised key (audited)
 
 
 class Ciphertext(Struct):
@@ -212,6 +263,7 @@ class VerifyRequest(Struct, forbid_unknown_fields=True):
     digest: bytes | None = None
     signature_format: str | None = None
     key_version: Version | None = None
+    allow_compromised: bool = False  # recovery: process with a compromised key (audited)
 
 
 class Valid(Struct):
@@ -233,6 +285,7 @@ class VerifyMacRequest(Struct, forbid_unknown_fields=True):
     message: bytes
     mac: bytes
     key_version: Version | None = None
+    allow_compromised: bool = False  # recovery: process with a compromised key (audited)
 
 
 class PublicKeyResponse(Struct):
@@ -254,6 +307,7 @@ class EncapsulateResponse(Struct):
 class DecapsulateRequest(Struct, forbid_unknown_fields=True):
     ciphertext: bytes
     key_version: Version | None = None
+    allow_compromised: bool = False  # recovery: process with a compromised key (audited)
 
 
 class DecapsulateResponse(Struct):

@@ -149,6 +149,11 @@ class Auditor(AuditReads):
         self._outstanding: deque[Ticket] = deque()  # tickets waited for on an event loop
         self._recent: deque[str] = deque(maxlen=RECENT_HASHES)  # line hashes, up to chain.seq
         self._stop = threading.Event()
+        # Called with each record after it is appended, outside the lock, in the appending
+        # thread (the monitor: metrics, usage statistics, anomaly rules). A listener must
+        # be quick and must not append records itself; its errors are logged and counted.
+        self.listeners: list[Callable[[AuditRecord, RequestContext | None], None]] = []
+        self.listener_errors = 0
         if self.enabled:
             if custody is not None:
                 custody.on_seal(self._on_seal)
@@ -189,7 +194,8 @@ class Auditor(AuditReads):
                       "source": ctx.source, "namespace": ctx.namespace, "key_id": ctx.key_id,
                       "key_version": ctx.key_version, "items": ctx.items,
                       "failed_items": ctx.failed_items, "approval_id": ctx.approval_id,
-                      "execution": ctx.execution, "on_behalf_of": ctx.on_behalf_of}
+                      "execution": ctx.execution, "on_behalf_of": ctx.on_behalf_of,
+                      "allow_compromised": ctx.allow_compromised}
             if keys is not None:  # sealed: sensitive fields are left out, never in clear
                 if ctx.token:
                     fields["token_hmac"] = keys.field(ctx.token)
@@ -235,6 +241,13 @@ class Auditor(AuditReads):
             self._flush_deferred()
         if checkpoint_due:
             self.checkpoint("records")
+        for listener in self.listeners:
+            try:
+                listener(record, ctx)
+            except Exception:
+                self.listener_errors += 1
+                if self.listener_errors & (self.listener_errors - 1) == 0:  # 1, 2, 4, ...
+                    log.exception("audit listener failed (%d failures)", self.listener_errors)
         return entry
 
     def _flush(self) -> None:
@@ -377,6 +390,12 @@ class Auditor(AuditReads):
         self.wait(entry)
         rec = entry.record
         return ChainHead(rec.chain, rec.seq, line_hash(entry.line), rec.seq)
+
+    def note(self, operation: str, *, detail: str, reason: str | None = None) -> None:
+        """Record an event that answers no request (``operation`` e.g. ``alert``; no
+        principal), not waited for. Nothing while auditing is off or closed."""
+        if self.enabled and not self._closed:
+            self._append(operation, "success", detail=detail, reason=reason, track=False)
 
     def start_segment(self, detail: str) -> None:
         """Write the first record of a new chain segment, saying why there is one."""

@@ -37,3 +37,6 @@ class RequestContext:
     # execution ended, "executed" or "failed:<code>", and the requester it ran as:
     execution: str | None = None
     on_behalf_of: str | None = None
+    # True when the caller's allow_compromised flag let a compromised key or version process
+    # (decrypt, verify, ...): audited; None otherwise (the flag unused or not needed).
+    allow_compromised: bool | None = None

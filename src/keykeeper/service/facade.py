@@ -5,19 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from keykeeper.monitor.metrics import Metrics
+from keykeeper.service.alerts import AlertService, AlertSettings
 from keykeeper.service.approvals import Approvals
 from keykeeper.service.audit import Auditor
 from keykeeper.service.auth import TokenAuthenticator
 from keykeeper.service.authorizer import Authorizer
+from keykeeper.service.bulk_revoke import BulkRevoke
+from keykeeper.service.compromise import CompromiseService
 from keykeeper.service.deps import Deps
+from keykeeper.service.destruction import Destruction
 from keykeeper.service.identity import IdentityService
 from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.lifecycle_jobs import SchedulerControl
 from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.monitoring import Monitoring, MonitorSettings
 from keykeeper.service.namespaces import NamespaceAdmin
 from keykeeper.service.operations import Crypto
 from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.service.system import SystemService
 from keykeeper.service.tokens import MAX_TTL as MAX_TOKEN_TTL
+from keykeeper.service.usage import UsageCounter
 
 __all__ = ["Background", "Services", "build_services"]
 
@@ -44,9 +52,21 @@ class Services:
     approvals: Approvals
     namespaces: NamespaceAdmin
     identity: IdentityService
+    # Compromise response and destruction (service/compromise.py, bulk_revoke.py,
+    # destruction.py); ``destruction`` is ``keys.destruction``.
+    compromise: CompromiseService
+    bulk_revoke: BulkRevoke
+    destruction: Destruction
+    # Alerts and monitoring (service/alerts.py, service/monitoring.py): both are also in
+    # ``background`` (the webhook sender; the anomaly rules and the usage flush).
+    alerts: AlertService
+    monitoring: Monitoring
     # Per-node background tasks; the server starts them after start-up and stops them, in
     # reverse order, before the audit trail closes (config.py).
     background: list[Background] = field(default_factory=list)
+    # This node's lifecycle scheduler (service/lifecycle_jobs.py): its node id and role;
+    # config.py attaches the scheduler when it runs one.
+    scheduling: SchedulerControl = field(default_factory=SchedulerControl)
 
     def start_background(self) -> None:
         for task in self.background:
@@ -59,7 +79,8 @@ class Services:
 
 def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
                    rate_limit: float | None = None,
-                   max_token_ttl: int = MAX_TOKEN_TTL) -> Services:
+                   max_token_ttl: int = MAX_TOKEN_TTL, metrics: Metrics | None = None,
+                   monitor: MonitorSettings | None = None) -> Services:
     lookup = KeyLookup(deps, ttl=metadata_ttl)
     authz = Authorizer(deps, ttl=metadata_ttl)
     limits = RateLimiter(deps, rate_limit, settings_ttl=metadata_ttl)
@@ -75,10 +96,26 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
     keys = KeyAdmin(deps, lookup, authz, limits)
     keys.gate = approvals.gate
     keys.register_executors(approvals.register)
-    return Services(
+    compromise = CompromiseService(deps, lookup, authz, gate=approvals.gate)
+    compromise.register_executors(approvals.register)
+    bulk_revoke = BulkRevoke(deps, keys, authz, gate=approvals.gate)
+    bulk_revoke.register_executors(approvals.register)
+    usage = UsageCounter(deps, lookup)  # per-version protect counts (service/usage.py)
+    monitor = monitor or MonitorSettings()
+    alerts = AlertService(deps, authz, auditor, AlertSettings(
+        dedup_seconds=monitor.dedup_seconds, webhook=monitor.webhook,
+        node=auditor.chain.id), metrics)
+    monitoring = Monitoring(deps, lookup, authz, limits, alerts, monitor, metrics)
+    auditor.listeners.append(monitoring.listen)
+    services = Services(
         deps=deps, system=SystemService(deps),
         auth=auth,
-        keys=keys, crypto=Crypto(lookup, authz, limits),
+        keys=keys, crypto=Crypto(lookup, authz, limits, clock=deps.clock, usage=usage),
         audit=auditor, lookup=lookup, authz=authz, limits=limits,
         approvals=approvals, namespaces=namespaces, identity=identity,
+        compromise=compromise, bulk_revoke=bulk_revoke, destruction=keys.destruction,
+        alerts=alerts, monitoring=monitoring,
     )
+    services.background.extend((alerts, monitoring))  # stopped in reverse: monitoring first
+    services.background.append(usage)
+    return services

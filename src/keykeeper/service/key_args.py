@@ -4,7 +4,9 @@ answers with (never material)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from keykeeper.domain.durations import parse_duration
@@ -16,7 +18,8 @@ from keykeeper.service.identity_views import rfc3339
 
 __all__ = ["MAX_DESCRIPTION", "MAX_LABELS", "MIN_ROTATION_PERIOD", "PENDING_DAYS_DEFAULT",
            "PENDING_DAYS_MAX", "PENDING_DAYS_MIN", "CreateKey", "Gate", "check_description",
-           "check_labels", "check_text", "key_summary"]
+           "check_fraction", "check_labels", "check_period", "check_rotation_period",
+           "check_text", "check_time", "check_usage_limit", "key_summary"]
 
 
 class Gate(Protocol):
@@ -58,23 +61,94 @@ def check_description(text: str) -> str:
     return text
 
 
+def check_rotation_period(value: int | str) -> int:
+    """Seconds (or "90d"); InvalidArgument under 1 hour (the floor Cloud KMS also sets)."""
+    seconds = parse_duration(value, what="rotation_period")
+    if seconds < MIN_ROTATION_PERIOD:
+        raise InvalidArgument("rotation_period must be at least 1 hour")
+    return seconds
+
+
+def check_period(value: int | str, what: str) -> int:
+    """A crypto-period override in seconds (or "730d"): at least 1 hour (the rule that
+    RUP >= OUP is domain.lifecycle.validate_periods, checked on the pair)."""
+    seconds = parse_duration(value, what=what)
+    if seconds < MIN_ROTATION_PERIOD:
+        raise InvalidArgument(f"{what} must be at least 1 hour")
+    return seconds
+
+
+def check_time(value: datetime | str, what: str) -> datetime:
+    """An RFC 3339 time with a zone (``Z`` or an offset), returned in UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise InvalidArgument(f"{what} must be an RFC 3339 time such as "
+                                  "'2027-01-31T12:00:00Z'") from None
+    if not isinstance(value, datetime):
+        raise InvalidArgument(f"{what} must be an RFC 3339 time")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(f"{what} must carry a time zone ('Z' or an offset such as "
+                              "'+02:00')")
+    return value.astimezone(UTC)
+
+
+def check_usage_limit(value: int, default: int | None) -> int:
+    """A hard limit of protect operations per version: an integer >= 1, and at most the
+    algorithm's own limit ``default`` when it has one (2^32 for AES-GCM and
+    ChaCha20-Poly1305 with random nonces, NIST SP 800-38D §8.3)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument("usage_limit must be an integer of at least 1")
+    if default is not None and value > default:
+        raise InvalidArgument(
+            f"usage_limit must be at most {default} for this algorithm (random 96-bit "
+            "nonces: NIST SP 800-38D §8.3)")
+    return value
+
+
+def check_fraction(value: float) -> float:
+    """``usage_rotate_fraction``: a number above 0 and at most 1."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not 0 < value <= 1):
+        raise InvalidArgument("usage_rotate_fraction must be a number above 0 and at most 1")
+    return float(value)
+
+
 class CreateKey:
-    """Validated arguments of key creation."""
+    """Validated arguments of key creation. The lifecycle fields checked here alone;
+    those that depend on the algorithm, the namespace or the time (usage_limit's ceiling,
+    the dates against now) are checked by service/key_lifecycle.py."""
 
     def __init__(self, *, name: str, namespace: str | None = None, purpose: str | None = None,
                  algorithm: str | None = None, rotation_period: int | str | None = None,
                  labels: Mapping[str, str] | None = None, description: str | None = None,
-                 exportable: bool = False, protection: str | None = None) -> None:
+                 exportable: bool = False, protection: str | None = None,
+                 activation_date: datetime | str | None = None,
+                 deactivation_date: datetime | str | None = None,
+                 usage_limit: int | None = None, usage_rotate_fraction: float | None = None,
+                 originator_usage_period: int | str | None = None,
+                 recipient_usage_period: int | str | None = None) -> None:
         self.name = validate_name(name, "key name")
         self.namespace = validate_name(namespace or DEFAULT_NAMESPACE, "namespace")
         # As AWS KMS: with neither purpose nor algorithm, a symmetric encryption key.
         self.purpose = purpose if (purpose or algorithm) else "encrypt"
         self.algorithm = algorithm
-        self.rotation_period = None
-        if rotation_period is not None:
-            self.rotation_period = parse_duration(rotation_period, what="rotation_period")
-            if self.rotation_period < MIN_ROTATION_PERIOD:
-                raise InvalidArgument("rotation_period must be at least 1 hour")
+        self.rotation_period = (None if rotation_period is None
+                                else check_rotation_period(rotation_period))
+        self.activation_date = (None if activation_date is None
+                                else check_time(activation_date, "activation_date"))
+        self.deactivation_date = (None if deactivation_date is None
+                                  else check_time(deactivation_date, "deactivation_date"))
+        self.usage_limit = None if usage_limit is None else check_usage_limit(usage_limit, None)
+        self.usage_rotate_fraction = (None if usage_rotate_fraction is None
+                                      else check_fraction(usage_rotate_fraction))
+        self.originator_usage_period = (
+            None if originator_usage_period is None
+            else check_period(originator_usage_period, "originator_usage_period"))
+        self.recipient_usage_period = (
+            None if recipient_usage_period is None
+            else check_period(recipient_usage_period, "recipient_usage_period"))
         self.labels = check_labels(labels or {})
         self.description = check_description(description or "")
         self.exportable = exportable
@@ -88,6 +162,13 @@ def key_summary(key: Key) -> dict[str, Any]:
     return {"id": key.id, "namespace": key.namespace, "name": key.name,
             "state": str(key.state), "primary_version": key.primary_version,
             "destruction_time": rfc3339(key.destruction_time),
-            "versions": [{"version": v.version, "state": str(v.state)} for v in key.versions]}
+            "activation_date": rfc3339(key.activation_date),
+            "min_encryption_version": key.min_encryption_version,
+            "min_decryption_version": key.min_decryption_version,
+            "versions": [{"version": v.version, "state": str(v.state),
+                          "protect_count": v.protect_count,
+                          "destroyed_at": rfc3339(v.destroyed_at),
+                          "compromised_at": rfc3339(v.compromised_at)}
+                         for v in key.versions]}
 
 

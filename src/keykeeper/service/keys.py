@@ -9,9 +9,9 @@ time and principal, then drops cached metadata and handles of the key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -27,17 +27,17 @@ from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.destruction import Destruction
 from keykeeper.service.key_args import (
     PENDING_DAYS_DEFAULT,
     PENDING_DAYS_MAX,
     PENDING_DAYS_MIN,
     CreateKey,
     Gate,
-    check_description,
-    check_labels,
     check_text,
     key_summary,
 )
+from keykeeper.service.key_lifecycle import KeyLifecycleMixin, lifecycle_at_creation
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.page_tokens import open_page_token, seal_page_token
 from keykeeper.service.ratelimit import RateLimiter
@@ -48,7 +48,7 @@ __all__ = ["CreateKey", "Gate", "KeyAdmin", "key_summary"]
 _LIST_READS = 20  # store reads per page at most when the caller's grants hide rows
 
 
-class KeyAdmin:
+class KeyAdmin(KeyLifecycleMixin):
     def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer,
                  limits: RateLimiter | None = None) -> None:
         self._d = deps
@@ -56,6 +56,8 @@ class KeyAdmin:
         self._authz = authz
         self._limits = limits
         self.gate: Gate | None = None  # set by build_services once approvals exist
+        # Erasure with signed receipts (service/destruction.py): versions and whole keys.
+        self.destruction = Destruction(deps, lookup, authz)
 
     @staticmethod
     def _check_destroyable(key: Key, ref: str, version: int) -> KeyVersion:
@@ -80,7 +82,9 @@ class KeyAdmin:
         register("key.schedule_destruction", lambda ctx, a: key_summary(
             self.schedule_destruction(ctx, a["key"], a["pending_days"])))
         register("key.compromise", lambda ctx, a: key_summary(
-            self.compromise(ctx, a["key"], a["reason"])))
+            self.compromise(ctx, a["key"], a["reason"],
+                            compromise_time=_when(a.get("compromise_time")))))
+        self.register_lifecycle_executors(register)
 
     def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key:
         """The key named by ``ref`` if the caller may run ``operation`` on it; NotFound if
@@ -180,13 +184,14 @@ class KeyAdmin:
                   next_rotation_time=(now + timedelta(seconds=args.rotation_period)
                                       if args.rotation_period else None),
                   created_by=_who(ctx))
+        key = lifecycle_at_creation(key, args, ns, now)  # dates, limits, periods
         ctx.key_id = key.id
         first = self._new_version(self._generate(spec), ns.wrapped_kek, key.id, key.namespace,
                                   spec, 1)
         with self._d.transaction() as conn:
             self._d.keys.insert(conn, key, first)
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
-                                      to_state=str(KeyState.ACTIVE), principal=_who(ctx),
+                                      to_state=str(key.state), principal=_who(ctx),
                                       at=now, version=1)
             created = self._reload(conn, key)
         ctx.key_version = 1
@@ -229,28 +234,6 @@ class KeyAdmin:
                 if token is None or len(keys) >= size:
                     break
         return keys, (seal_page_token(self._d.custody, _who(ctx), token) if token else None)
-
-    def update(self, ctx: RequestContext, ref: str, *, description: str | None,
-               labels: Mapping[str, str] | None) -> Key:
-        self._lookup.require_unsealed()
-        values: dict[str, object] = {}
-        if description is not None:
-            values["description"] = check_description(description)
-        checked = check_labels(labels) if labels is not None else None
-        current = self._authorized(ctx, ref, "key.update")
-        if checked is not None:
-            # Labels scope grants: the caller must hold key.update on the key as it will be.
-            self._authz.require_attributes(ctx, "key.update", current.namespace,
-                                           current.name, checked)
-        with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref, "key.update")
-            check_transition("update", key.state)
-            self._d.keys.update(conn, key.id, updated_at=self._d.clock(), **values)
-            if checked is not None:
-                self._d.keys.set_labels(conn, key.id, checked)
-            result = self._reload(conn, key)
-        self._lookup.forget(key)
-        return result
 
     def rotate(self, ctx: RequestContext, ref: str) -> Key:
         """A new primary version (Vault computes, persists, and rolls back on failure: here the
@@ -314,30 +297,45 @@ class KeyAdmin:
             lambda key: KeyState.COMPROMISED if key.compromised_at else KeyState.SUSPENDED,
             destruction_time=None)
 
-    def compromise(self, ctx: RequestContext, ref: str, reason: str) -> Key:
-        if not reason.strip() or len(reason) > 1024:
-            raise InvalidArgument("reason is required (1 to 1024 characters)")
-        check_text(reason, "reason")
+    def compromise(self, ctx: RequestContext, ref: str, reason: str, *,
+                   compromise_time: datetime | None = None) -> Key:
+        """Mark the key and its usable versions compromised. ``compromise_time``: when
+        the compromise happened (KMIP 2.1 Compromise Occurrence Date), not in the future;
+        default now. InvalidArgument for a bad reason or time."""
+        check_compromise(reason, compromise_time, self._d.clock())
         self._lookup.require_unsealed()
         current = self._authorized(ctx, ref, "key.compromise")
         check_transition("compromise", current.state)
+        extra = ({"compromise_time": compromise_time.isoformat()}
+                 if compromise_time is not None else {})
         self._dual_control(ctx, "key.compromise", current,
-                           f"mark key {current.ref} compromised: {reason}", reason=reason)
+                           f"mark key {current.ref} compromised: {reason}", reason=reason,
+                           **extra)
+        return self.mark_compromised(ctx, ref, reason, compromise_time)
+
+    def mark_compromised(self, ctx: RequestContext, ref: str, reason: str,
+                         compromise_time: datetime | None,
+                         operation: str = "key.compromise") -> Key:
+        """The transaction of :meth:`compromise`, for a caller that has authorized and
+        gated it (a bulk revocation passes ``operation="key.bulk_revoke"``)."""
         with self._d.transaction() as conn:
-            key = self._locked(conn, ctx, ref, "key.compromise")
+            key = self._locked(conn, ctx, ref, operation)
             check_transition("compromise", key.state)
             now = self._d.clock()
+            happened = compromise_time or now
             # A key already pending destruction stays pending: compromise never delays a
             # destruction; it will end as destroyed-compromised.
             to = (KeyState.PENDING_DESTRUCTION if key.state == KeyState.PENDING_DESTRUCTION
                   else KeyState.COMPROMISED)
             self._d.keys.update(conn, key.id, state=str(to), updated_at=now,
-                                compromised_at=now, compromise_reason=reason)
+                                compromised_at=happened, compromise_reason=reason)
             for v in key.versions:
                 if v.state in (VersionState.ACTIVE, VersionState.SUSPENDED,
                                VersionState.DEACTIVATED):
                     self._d.keys.update_version(conn, key.id, v.version,
-                                                state=str(VersionState.COMPROMISED))
+                                                state=str(VersionState.COMPROMISED),
+                                                compromised_at=happened,
+                                                compromise_reason=reason)
             self._d.keys.record_event(conn, key_id=key.id, action="compromise",
                                       from_state=str(key.state), to_state=str(to),
                                       principal=_who(ctx), at=now, reason=reason)
@@ -362,54 +360,39 @@ class KeyAdmin:
             check_transition("destroy-version", key.state)
             target = self._check_destroyable(key, ref, version)
             now = self._d.clock()
-            to = (VersionState.DESTROYED_COMPROMISED if target.state == VersionState.COMPROMISED
-                  else VersionState.DESTROYED)
-            self._d.keys.update_version(conn, key.id, version, state=str(to),
-                                        wrapped_material=None, destroyed_at=now)
+            to = VersionState(self.destruction.erase(
+                conn, key, (version,), requested_by=ctx.on_behalf_of or _who(ctx),
+                destroyed_by=_who(ctx), approval_id=ctx.approval_id, at=now)[0].state)
             self._d.keys.record_event(conn, key_id=key.id, action="destroy-version",
                                       from_state=str(target.state), to_state=str(to),
                                       principal=_who(ctx), at=now, version=version)
         self._lookup.forget(key)
+        self.destruction.checkpoint()
         return replace(target, state=to, destroyed_at=now)
 
     def destroy_due(self, principal: str = "scheduler") -> int:
-        """Crypto-erase every key whose destruction time has passed; returns how many.
-        Each key is its own transaction, so one failure does not stop the rest."""
-        if self._d.custody.sealed:
-            return 0
-        with self._d.reading() as conn:
-            due = self._d.keys.due_for_destruction(conn, self._d.clock())
-        done = 0
-        for key_id in due:
-            ctx = RequestContext(interface="scheduler")
-            try:
-                self._destroy_key(ctx, key_id, principal)
-                done += 1
-            except Exception:  # noqa: S112 - isolate each key's failure
-                continue
-        return done
-
-    def _destroy_key(self, ctx: RequestContext, key_id: str, principal: str) -> None:
-        with self._d.transaction() as conn:
-            key = self._d.keys.get_by_id(conn, key_id, for_update=True)
-            if key is None or key.state != KeyState.PENDING_DESTRUCTION:
-                return
-            now = self._d.clock()
-            to = (KeyState.DESTROYED_COMPROMISED if key.compromised_at else KeyState.DESTROYED)
-            for v in key.versions:
-                vto = (VersionState.DESTROYED_COMPROMISED
-                       if v.state in (VersionState.COMPROMISED,
-                                      VersionState.DESTROYED_COMPROMISED)
-                       else VersionState.DESTROYED)
-                self._d.keys.update_version(conn, key.id, v.version, state=str(vto),
-                                            wrapped_material=None,
-                                            destroyed_at=v.destroyed_at or now)
-            self._d.keys.update(conn, key.id, state=str(to), updated_at=now)
-            self._d.keys.record_event(conn, key_id=key.id, action="destroy",
-                                      from_state=str(key.state), to_state=str(to),
-                                      principal=principal, at=now)
-        self._lookup.forget(key)
+        """Crypto-erase every key whose destruction time has passed (now, by the injected
+        clock); returns how many. Delegates to :meth:`Destruction.destroy_due`, which
+        the scheduler calls directly for ``(done, failed)``."""
+        return self.destruction.destroy_due(self._d.clock(), principal)[0]
 
 
 def _who(ctx: RequestContext) -> str:
     return ctx.principal.name if ctx.principal else "system"
+
+
+def check_compromise(reason: str, compromise_time: datetime | None, now: datetime) -> None:
+    """InvalidArgument unless ``reason`` is 1..1024 printable characters and
+    ``compromise_time`` (if given) carries a time zone and is not in the future."""
+    if not reason.strip() or len(reason) > 1024:
+        raise InvalidArgument("reason is required (1 to 1024 characters)")
+    check_text(reason, "reason")
+    if compromise_time is not None:
+        if compromise_time.tzinfo is None:
+            raise InvalidArgument("compromise_time must carry a time zone (RFC 3339)")
+        if compromise_time > now:
+            raise InvalidArgument("compromise_time must not be in the future")
+
+
+def _when(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -29,7 +29,13 @@ class KeyLookup:
         self._d = deps
         self._cache: TTLCache[str, Key] = TTLCache(50_000, ttl)
         self._keks: dict[str, bytes] = {}
+        # Namespace crypto-period defaults (originator, recipient seconds), same TTL:
+        self._periods: TTLCache[str, tuple[int | None, int | None]] = TTLCache(10_000, ttl)
         self._epoch = 0  # moves on every local change (see get)
+
+    def cache_stats(self) -> tuple[int, int]:
+        """Metadata cache (hits, misses) since start, for keykeeper_cache_requests_total."""
+        return self._cache.hits, self._cache.misses
 
     def require_unsealed(self) -> None:
         if self._d.custody.sealed:
@@ -87,6 +93,18 @@ class KeyLookup:
                 raise NotFound(f"namespace '{namespace}' not found")
             kek = self._keks[namespace] = row.wrapped_kek
         return kek
+
+    def namespace_periods(self, namespace: str) -> tuple[int | None, int | None]:
+        """The namespace's crypto-period defaults, seconds: (originator_usage_period,
+        recipient_usage_period), None where unset (domain/lifecycle.py periods_for)."""
+        found = self._periods.get(namespace)
+        if found is None:
+            with self._d.reading() as conn:
+                row = self._d.system.get_namespace(conn, namespace, include_deleted=True)
+            found = (None, None) if row is None else (row.originator_usage_period,
+                                                      row.recipient_usage_period)
+            self._periods.put(namespace, found)
+        return found
 
     def handle(self, key: Key, version: int) -> KeyHandle:
         """The loaded handle of one version; reads the store only on a cache miss."""

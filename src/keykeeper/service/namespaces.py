@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from keykeeper.domain.lifecycle import validate_periods
 from keykeeper.domain.names import DEFAULT_NAMESPACE, validate_name
 from keykeeper.errors import (
     AlreadyExists,
@@ -36,6 +37,7 @@ from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.identity_views import rfc3339
+from keykeeper.service.key_args import check_period, check_rotation_period
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.store.namespaces import NamespaceRepository
 from keykeeper.store.system import NamespaceRow
@@ -67,6 +69,15 @@ class Namespace:
     created_by: str
     created_at: datetime
     keys: int | None = None
+    # Lifecycle defaults, seconds (None: none / SP 800-57 Part 1 Table 1's): the rotation
+    # period a key created here takes when it names none, and the crypto-period of every
+    # key here that has no override of its own (effective at once).
+    rotation_period: int | None = None
+    originator_usage_period: int | None = None
+    recipient_usage_period: int | None = None
+
+
+LIFECYCLE_DEFAULTS = ("rotation_period", "originator_usage_period", "recipient_usage_period")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,26 @@ class Erasure:
 def _view(row: NamespaceRow, keys: int | None = None) -> Namespace:
     return Namespace(name=row.name, description=row.description,
                      allow_legacy_rsa_2048=row.allow_legacy_rsa_2048, rate_limit=row.rate_limit,
-                     created_by=row.created_by, created_at=row.created_at, keys=keys)
+                     created_by=row.created_by, created_at=row.created_at, keys=keys,
+                     rotation_period=row.rotation_period,
+                     originator_usage_period=row.originator_usage_period,
+                     recipient_usage_period=row.recipient_usage_period)
+
+
+def _lifecycle(values: dict[str, Any], row: NamespaceRow | None = None) -> dict[str, Any]:
+    """Checked lifecycle defaults among ``values`` (None clears one): a rotation period of
+    at least 1 hour, crypto-periods of at least 1 hour with RUP >= OUP (SP 800-57 §5.3)."""
+    out: dict[str, Any] = {}
+    for what in LIFECYCLE_DEFAULTS:
+        if what in values and values[what] is not UNSET:
+            raw = values[what]
+            out[what] = (None if raw is None else check_rotation_period(raw)
+                         if what == "rotation_period" else check_period(raw, what))
+    if "originator_usage_period" in out or "recipient_usage_period" in out:
+        validate_periods(
+            out.get("originator_usage_period", row.originator_usage_period if row else None),
+            out.get("recipient_usage_period", row.recipient_usage_period if row else None))
+    return out
 
 
 def _description(text: str | None) -> str:
@@ -145,11 +175,17 @@ class NamespaceAdmin:
     # -- changes --------------------------------------------------------------------------
     def create(self, ctx: RequestContext, name: str, *, description: str | None = None,
                allow_legacy_rsa_2048: bool = False,
-               rate_limit: float | None = None) -> Namespace:
-        """A namespace with a fresh KEK. AlreadyExists if the name is or was in use."""
+               rate_limit: float | None = None, rotation_period: int | str | None = None,
+               originator_usage_period: int | str | None = None,
+               recipient_usage_period: int | str | None = None) -> Namespace:
+        """A namespace with a fresh KEK. AlreadyExists if the name is or was in use;
+        InvalidArgument for a bad lifecycle default (durations: seconds or "90d")."""
         self._authz.require(ctx, "namespace.create")
         validate_name(name, "namespace name")
         ctx.namespace = name
+        lifecycle = _lifecycle({"rotation_period": rotation_period,
+                                "originator_usage_period": originator_usage_period,
+                                "recipient_usage_period": recipient_usage_period})
         row = NamespaceRow(name=name, wrapped_kek=b"", allow_legacy_rsa_2048=bool(
             allow_legacy_rsa_2048), created_at=self._d.clock(),
             description=_description(description), rate_limit=_rate_limit(rate_limit),
@@ -167,12 +203,20 @@ class NamespaceAdmin:
                 allow_legacy_rsa_2048=row.allow_legacy_rsa_2048, created_at=row.created_at,
                 description=row.description, rate_limit=row.rate_limit,
                 created_by=row.created_by))
-        return _view(row, 0)
+            if any(v is not None for v in lifecycle.values()):
+                self._repo.update(conn, name, **lifecycle)
+            stored = self._d.system.get_namespace(conn, name)
+        assert stored is not None
+        return _view(stored, 0)
 
     def update(self, ctx: RequestContext, name: str, *, description: str | None = None,
-               allow_legacy_rsa_2048: bool | None = None, rate_limit: Any = UNSET) -> Namespace:
-        """Change the description, the legacy RSA-2048 policy or the rate limit (None
-        removes it; UNSET leaves it)."""
+               allow_legacy_rsa_2048: bool | None = None, rate_limit: Any = UNSET,
+               rotation_period: Any = UNSET, originator_usage_period: Any = UNSET,
+               recipient_usage_period: Any = UNSET) -> Namespace:
+        """Change the description, the legacy RSA-2048 policy, the rate limit or a
+        lifecycle default (None removes it; UNSET leaves it). A new rotation period applies
+        to keys created afterwards; crypto-periods apply at once to every key here without
+        its own."""
         self._authz.require(ctx, "namespace.update")
         validate_name(name, "namespace name")
         ctx.namespace = name
@@ -183,9 +227,15 @@ class NamespaceAdmin:
             values["allow_legacy_rsa_2048"] = bool(allow_legacy_rsa_2048)
         if rate_limit is not UNSET:
             values["rate_limit"] = _rate_limit(rate_limit)
+        lifecycle = {"rotation_period": rotation_period,
+                     "originator_usage_period": originator_usage_period,
+                     "recipient_usage_period": recipient_usage_period}
+        _lifecycle(lifecycle)  # refuse a bad value before locking
         with self._d.transaction() as conn:
-            if self._repo.get_for_update(conn, name) is None:
+            locked = self._repo.get_for_update(conn, name)
+            if locked is None:
                 raise NotFound(f"namespace '{name}' not found")
+            values.update(_lifecycle(lifecycle, locked))
             if values:
                 self._repo.update(conn, name, **values)
             row = self._d.system.get_namespace(conn, name)

@@ -4,19 +4,22 @@ sign, verify, MAC, public keys, ML-KEM encapsulation, and random bytes.
 Protect operations (encrypt, data-key, sign, mac, encapsulate) use the primary
 version unless ``key_version`` names another usable version (never silently
 ignored); process operations (decrypt, verify, verify-mac, decapsulate) use the
-version the ciphertext names or the caller gives. States and purposes are checked
-by domain/states.py; every decryption failure is the one uniform
+version the ciphertext names or the caller gives. Every use is checked at the clock's
+``now`` by :func:`keykeeper.domain.lifecycle.check_use` (states, activation and
+deactivation dates, minimum versions, crypto-periods -- the key's, else its namespace's,
+else NIST SP 800-57 Part 1 Table 1 --, and compromise: processing with a compromised key
+or version needs ``allow_compromised``, which the audit record then shows). Every protect
+operation first takes one unit of its version's usage count (service/usage.py), refused
+at the version's limit. Every decryption failure is the one uniform
 ``decryption_failed``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
-
-from pybase64 import b64encode_as_string
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
 
 from keykeeper.authz.policy import Access
 from keykeeper.crypto import KeyHandle, random_bytes
@@ -28,7 +31,8 @@ from keykeeper.domain.ciphertext import (
     header,
 )
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import Use, check_key_use
+from keykeeper.domain.lifecycle import Periods, check_use, periods_for, usage_limit
+from keykeeper.domain.states import KeyState, Use, VersionState
 from keykeeper.errors import (
     DecryptionFailed,
     FailedPrecondition,
@@ -39,73 +43,43 @@ from keykeeper.errors import (
 )
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
+from keykeeper.service.crypto_items import (
+    DATA_KEY_SPECS,
+    MAX_PLAINTEXT,
+    BatchItem,
+    DataKey,
+    Encrypted,
+    Sealer,
+    check_context,
+    item_problem,
+)
+from keykeeper.service.deps import utcnow
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.ratelimit import RateLimiter
+from keykeeper.service.usage import UsageCounter, limit_reached
 
 __all__ = ["MAX_PLAINTEXT", "Crypto", "DataKey", "Encrypted"]
 
-MAX_PLAINTEXT = 64 * 1024
-MAX_CONTEXT_PAIRS = 64
-DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
-
-
-class BatchItem(Protocol):
-    """One item of an encrypt batch (the REST struct has these attributes)."""
-
-    @property
-    def plaintext(self) -> bytes: ...
-    @property
-    def context(self) -> Mapping[str, str] | None: ...
-    @property
-    def key_version(self) -> int | None: ...
-
-
-class Encrypted(NamedTuple):
-    ciphertext: str
-    key_version: int
-
-
-class _Sealer(NamedTuple):
-    handle: KeyHandle
-    number: int
-    head: str          # "keykeeper:v1:<key id>:<version>:"
-    aad_prefix: bytes  # header, then a NUL byte; the canonical context follows
-
-    def encrypted(self, blob: bytes) -> Encrypted:
-        return Encrypted(self.head + b64encode_as_string(blob), self.number)
-
-
-def _item_problem(plaintext: bytes, context: Mapping[str, str] | None) -> InvalidArgument | None:
-    """Why one plaintext cannot be encrypted (size or context limits), or None."""
-    if len(plaintext) > MAX_PLAINTEXT:
-        return InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
-    if context and len(context) > MAX_CONTEXT_PAIRS:
-        return InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class DataKey:
-    ciphertext: str
-    key_version: int
-    plaintext: bytes | None
-
-    def __repr__(self) -> str:
-        return f"DataKey(key_version={self.key_version}, plaintext=<hidden>)"
-
-
-def _check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | None:
-    if context and len(context) > MAX_CONTEXT_PAIRS:
-        raise InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
-    return context
+T = TypeVar("T")
 
 
 class Crypto:
+    """The cryptographic operations. ``clock`` gives the ``now`` every use is checked at;
+    ``usage`` counts protect operations (the server always passes one; None, which counts
+    nothing, is for the usage-counting benchmark and for tests of other parts)."""
+
     def __init__(self, lookup: KeyLookup, authz: Authorizer,
-                 limits: RateLimiter | None = None) -> None:
+                 limits: RateLimiter | None = None, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 usage: UsageCounter | None = None) -> None:
         self._lookup = lookup
         self._authz = authz
         self._limits = limits
+        self._clock = clock
+        self._usage = usage
+        # key id -> (the metadata, its namespace's periods, the periods): periods_for costs
+        # about a microsecond, so it is reused while the (cached) metadata is the same.
+        self._periods: dict[str, tuple[Key, tuple[int | None, int | None], Periods]] = {}
 
     def is_symmetric(self, ctx: RequestContext, ref: str) -> bool:
         """True if ``ref`` names a symmetric key (cheap to use: microseconds per item).
@@ -149,16 +123,58 @@ class Crypto:
                 f"'{purpose}'")
         return key, access
 
-    def _handle(self, ctx: RequestContext, key: Key, version: int | None, use: Use) -> KeyHandle:
+    def _handle(self, ctx: RequestContext, key: Key, version: int | None, use: Use,
+                allow_compromised: bool = False) -> KeyHandle:
+        """The handle of ``version`` (None: the primary) for ``use`` at the clock's now
+        (domain/lifecycle.py check_use: FailedPrecondition when refused, NotFound for no
+        such version). Records the version, and a needed ``allow_compromised``, in ctx."""
         number = key.primary_version if version is None else version
         if number < 1:
             raise InvalidArgument("key_version must be at least 1")
         v = key.version(number)
         if v is None:
             raise NotFound(f"key '{key.ref}' has no version {number}")
-        check_key_use(key.state, v.state, use, version=number)
+        check_use(key, v, use, self._clock(), self._periods_of(key),
+                  allow_compromised=allow_compromised)
         ctx.key_version = number
+        if allow_compromised and (key.state == KeyState.COMPROMISED
+                                  or v.state == VersionState.COMPROMISED):
+            ctx.allow_compromised = True  # the recovery flag was needed: audited
         return self._lookup.handle(key, number)
+
+    def _periods_of(self, key: Key) -> Periods:
+        """The key's crypto-period (domain/lifecycle.py periods_for), its namespace's
+        defaults read through the lookup's 1 s cache."""
+        defaults = self._lookup.namespace_periods(key.namespace)
+        known = self._periods.get(key.id)
+        if known is not None and known[0] is key and known[1] == defaults:
+            return known[2]
+        periods = periods_for(key, *defaults)
+        if len(self._periods) >= 50_000:
+            self._periods.clear()
+        self._periods[key.id] = (key, defaults, periods)
+        return periods
+
+    # -- usage counting (service/usage.py) ---------------------------------------------------
+    def _reserve(self, key: Key, number: int, n: int) -> int:
+        """Units of ``number``'s usage count for ``n`` protect operations: n, fewer near
+        the limit; FailedPrecondition when none is left."""
+        return n if self._usage is None else self._usage.reserve(key, number, n)
+
+    def _refund(self, key: Key, number: int, n: int) -> None:
+        if self._usage is not None and n:
+            self._usage.refund(key.id, number, n)
+
+    def _counted(self, key: Key, number: int, op: Callable[[], T]) -> T:
+        """Run one protect operation under one unit of the count (given back if it fails)."""
+        if self._usage is None:
+            return op()
+        self._usage.reserve(key, number, 1)
+        try:
+            return op()
+        except BaseException:
+            self._usage.refund(key.id, number, 1)
+            raise
 
     def _denied(self, ctx: RequestContext, access: Access, op: str, key: Key,
                 context: Mapping[str, str] | None) -> PermissionDenied | None:
@@ -178,34 +194,42 @@ class Crypto:
 
     def _encrypt(self, ctx: RequestContext, key: Key, plaintext: bytes,
                  context: Mapping[str, str] | None, key_version: int | None) -> Encrypted:
-        problem = _item_problem(plaintext, context)
+        problem = item_problem(plaintext, context)
         if problem is not None:
             raise problem
         sealer = self._sealer(ctx, key, key_version)
-        blob = sealer.handle.encrypt(plaintext, sealer.aad_prefix + canonical_context(context))
-        return sealer.encrypted(blob)
+        aad = sealer.aad_prefix + canonical_context(context)
+        if self._usage is not None:
+            self._usage.reserve(key, sealer.number, 1)
+        try:
+            return sealer.encrypted(sealer.handle.encrypt(plaintext, aad))
+        except BaseException:
+            self._refund(key, sealer.number, 1)
+            raise
 
-    def _sealer(self, ctx: RequestContext, key: Key, version: int | None) -> _Sealer:
+    def _sealer(self, ctx: RequestContext, key: Key, version: int | None) -> Sealer:
         """The handle, version number and header of a protect operation under ``version``
         (None: the primary version)."""
         handle = self._handle(ctx, key, version, Use.PROTECT)
         number = ctx.key_version
         assert number is not None
         head = header(key.id, number)
-        return _Sealer(handle, number, head + ":", head.encode("ascii") + b"\x00")
+        return Sealer(handle, number, head + ":", head.encode("ascii") + b"\x00")
 
     def decrypt(self, ctx: RequestContext, ref: str, ciphertext: str,
-                context: Mapping[str, str] | None = None) -> tuple[bytes, int]:
+                context: Mapping[str, str] | None = None, *,
+                allow_compromised: bool = False) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.ENCRYPT, "decrypt", context)
-        return self._decrypt(ctx, key, ciphertext, context)
+        return self._decrypt(ctx, key, ciphertext, context, allow_compromised)
 
     def _decrypt(self, ctx: RequestContext, key: Key, text: str,
-                 context: Mapping[str, str] | None) -> tuple[bytes, int]:
+                 context: Mapping[str, str] | None,
+                 allow_compromised: bool = False) -> tuple[bytes, int]:
         parsed = Ciphertext.parse(text)
         if parsed.key_id != key.id or key.version(parsed.version) is None:
             raise DecryptionFailed()
-        handle = self._handle(ctx, key, parsed.version, Use.PROCESS)
-        aad = associated_data(key.id, parsed.version, _check_context(context))
+        handle = self._handle(ctx, key, parsed.version, Use.PROCESS, allow_compromised)
+        aad = associated_data(key.id, parsed.version, check_context(context))
         return handle.decrypt(parsed.body, aad), parsed.version
 
     def encrypt_batch(self, ctx: RequestContext, ref: str,
@@ -216,7 +240,7 @@ class Crypto:
         the items of one version are sealed in one call (one nonce draw).
         """
         key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "encrypt")
-        problems = [_item_problem(i.plaintext, i.context)
+        problems = [item_problem(i.plaintext, i.context)
                     or self._denied(ctx, access, "encrypt", key, i.context) for i in items]
         if any(p is None for p in problems):
             self._limit(ctx, key)
@@ -224,12 +248,7 @@ class Crypto:
             # The common batch: every item valid, all under the primary version.
             sealer = self._sealer(ctx, key, None)
             ctx.key_version = None
-            try:
-                blobs = sealer.handle.encrypt_many(
-                    [(i.plaintext, sealer.aad_prefix + canonical_context(i.context))
-                     for i in items])
-            except InvalidArgument:
-                blobs = None  # some item is refused (e.g. too long for RSA-OAEP): per item
+            blobs = self._seal_all(key, sealer, items)
             if blobs is not None:
                 return [sealer.encrypted(b) for b in blobs]
         out: list[Encrypted | Exception | None] = list(problems)
@@ -244,28 +263,68 @@ class Crypto:
                 for i in indices:
                     out[i] = type(exc)(exc.detail)
                 continue
-            for i in indices:
+            refused: FailedPrecondition | None = None
+            try:
+                granted = self._reserve(key, sealer.number, len(indices))
+            except FailedPrecondition as exc:
+                granted, refused = 0, exc
+            for j, i in enumerate(indices):
+                if j >= granted:  # past the version's usage limit
+                    out[i] = (limit_reached(sealer.number, usage_limit(key)) if refused is None
+                              else FailedPrecondition(refused.detail))
+                    continue
                 item = items[i]
                 aad = sealer.aad_prefix + canonical_context(item.context)
                 try:
                     out[i] = sealer.encrypted(sealer.handle.encrypt(item.plaintext, aad))
                 except InvalidArgument as exc:
                     out[i] = exc
+                    self._refund(key, sealer.number, 1)
         ctx.key_version = None
         return [r for r in out if r is not None]
 
+    def _seal_all(self, key: Key, sealer: Sealer,
+                  items: Sequence[BatchItem]) -> list[bytes] | None:
+        """Every item sealed in one call under one reservation, or None when that cannot
+        be (an item refused, the limit near): the batch then goes item by item."""
+        n = len(items)
+        try:
+            granted = self._reserve(key, sealer.number, n)
+        except FailedPrecondition:
+            return None
+        if granted < n:
+            self._refund(key, sealer.number, granted)
+            return None
+        try:
+            return sealer.handle.encrypt_many(
+                [(i.plaintext, sealer.aad_prefix + canonical_context(i.context))
+                 for i in items])
+        except InvalidArgument:  # some item is refused (e.g. too long for RSA-OAEP)
+            self._refund(key, sealer.number, n)
+            return None
+        except BaseException:
+            self._refund(key, sealer.number, n)
+            raise
+
     def decrypt_batch(self, ctx: RequestContext, ref: str,
-                      items: list[tuple[str, Mapping[str, str] | None]],
+                      items: list[tuple[str, Mapping[str, str] | None]], *,
+                      allow_compromised: bool | Sequence[bool] = False,
                       ) -> list[tuple[bytes, int] | Exception]:
+        """Decrypt each item; an item's own error is returned in its place.
+        ``allow_compromised``: for every item, or one flag per item."""
+        allow = ([allow_compromised] * len(items) if isinstance(allow_compromised, bool)
+                 else list(allow_compromised))
+        if len(allow) != len(items):
+            raise InvalidArgument("allow_compromised needs one flag per item")
         key, access = self._key_access(ctx, ref, Purpose.ENCRYPT, "decrypt")
         if not access.conditions or any(access.permits(c, ctx.principal) for _, c in items
                                         if ctx.principal is not None):
             self._limit(ctx, key)
         out: list[tuple[bytes, int] | Exception] = []
-        for text, context in items:
+        for (text, context), flag in zip(items, allow, strict=True):
             try:
                 self._authz.check(ctx, access, "decrypt", key, context)
-                out.append(self._decrypt(ctx, key, text, context))
+                out.append(self._decrypt(ctx, key, text, context, flag))
             except (InvalidArgument, FailedPrecondition, NotFound, DecryptionFailed,
                     PermissionDenied) as exc:
                 out.append(exc)
@@ -273,9 +332,12 @@ class Crypto:
         return out
 
     def rewrap(self, ctx: RequestContext, ref: str, ciphertext: str,
-               context: Mapping[str, str] | None = None) -> Encrypted:
+               context: Mapping[str, str] | None = None, *,
+               allow_compromised: bool = False) -> Encrypted:
+        """Decrypt (with ``allow_compromised`` for a compromised source version) and
+        encrypt under the primary version, which counts one protect operation."""
         key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap", context)
-        plaintext, _ = self._decrypt(ctx, key, ciphertext, context)
+        plaintext, _ = self._decrypt(ctx, key, ciphertext, context, allow_compromised)
         return self._encrypt(ctx, key, plaintext, context, None)
 
     def data_key(self, ctx: RequestContext, ref: str, key_spec: str | None = None,
@@ -296,15 +358,18 @@ class Crypto:
              signature_format: str | None, key_version: int | None = None) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.SIGN, "sign")
         handle = self._handle(ctx, key, key_version, Use.PROTECT)
-        sig = handle.sign(data, prehashed=prehashed, signature_format=signature_format or "der")
-        assert ctx.key_version is not None
-        return sig, ctx.key_version
+        number = ctx.key_version
+        assert number is not None
+        sig = self._counted(key, number, lambda: handle.sign(
+            data, prehashed=prehashed, signature_format=signature_format or "der"))
+        return sig, number
 
     def verify(self, ctx: RequestContext, ref: str, data: bytes, signature: bytes, *,
                prehashed: bool, signature_format: str | None,
-               key_version: int | None = None) -> tuple[bool, int]:
+               key_version: int | None = None,
+               allow_compromised: bool = False) -> tuple[bool, int]:
         key = self._key(ctx, ref, Purpose.SIGN, "verify")
-        handle = self._handle(ctx, key, key_version, Use.PROCESS)
+        handle = self._handle(ctx, key, key_version, Use.PROCESS, allow_compromised)
         ok = handle.verify(data, signature, prehashed=prehashed,
                            signature_format=signature_format or "der")
         assert ctx.key_version is not None
@@ -314,14 +379,17 @@ class Crypto:
     def mac(self, ctx: RequestContext, ref: str, message: bytes,
             key_version: int | None = None) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.MAC, "mac")
-        tag = self._handle(ctx, key, key_version, Use.PROTECT).mac(message)
-        assert ctx.key_version is not None
-        return tag, ctx.key_version
+        handle = self._handle(ctx, key, key_version, Use.PROTECT)
+        number = ctx.key_version
+        assert number is not None
+        return self._counted(key, number, lambda: handle.mac(message)), number
 
     def verify_mac(self, ctx: RequestContext, ref: str, message: bytes, tag: bytes,
-                   key_version: int | None = None) -> tuple[bool, int]:
+                   key_version: int | None = None, *,
+                   allow_compromised: bool = False) -> tuple[bool, int]:
         key = self._key(ctx, ref, Purpose.MAC, "verify-mac")
-        ok = self._handle(ctx, key, key_version, Use.PROCESS).verify_mac(message, tag)
+        ok = self._handle(ctx, key, key_version, Use.PROCESS,
+                          allow_compromised).verify_mac(message, tag)
         assert ctx.key_version is not None
         return ok, ctx.key_version
 
@@ -329,14 +397,18 @@ class Crypto:
     def encapsulate(self, ctx: RequestContext, ref: str,
                     key_version: int | None = None) -> tuple[bytes, bytes, int]:
         key = self._key(ctx, ref, Purpose.KEM, "encapsulate")
-        secret, ct = self._handle(ctx, key, key_version, Use.PROTECT).encapsulate()
-        assert ctx.key_version is not None
-        return secret, ct, ctx.key_version
+        handle = self._handle(ctx, key, key_version, Use.PROTECT)
+        number = ctx.key_version
+        assert number is not None
+        secret, ct = self._counted(key, number, handle.encapsulate)
+        return secret, ct, number
 
     def decapsulate(self, ctx: RequestContext, ref: str, ciphertext: bytes,
-                    key_version: int | None = None) -> tuple[bytes, int]:
+                    key_version: int | None = None, *,
+                    allow_compromised: bool = False) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.KEM, "decapsulate")
-        secret = self._handle(ctx, key, key_version, Use.PROCESS).decapsulate(ciphertext)
+        secret = self._handle(ctx, key, key_version, Use.PROCESS,
+                              allow_compromised).decapsulate(ciphertext)
         assert ctx.key_version is not None
         return secret, ctx.key_version
 

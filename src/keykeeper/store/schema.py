@@ -85,6 +85,9 @@ keys = Table(
     Index("ix_keys_state", "state"),
     Index("ix_keys_next_rotation_time", "next_rotation_time"),
     Index("ix_keys_destruction_time", "destruction_time"),
+    Index("ix_keys_activation_date", "activation_date"),        # scheduler scans (0003)
+    Index("ix_keys_deactivation_date", "deactivation_date"),
+    Index("ix_keys_originator_usage_period", "originator_usage_period"),
 )
 
 key_labels = Table(
@@ -111,6 +114,7 @@ key_versions = Table(
     Column("deactivated_at", DateTime(timezone=True), nullable=True),
     Column("compromised_at", DateTime(timezone=True), nullable=True),
     Column("compromise_reason", Text, nullable=True),
+    Index("ix_key_versions_created_at", "created_at"),          # scheduler scans (0003)
 )
 
 key_events = Table(

@@ -34,12 +34,17 @@ def upgrade() -> None:
     op.add_column("keys", sa.Column("rotation_reason", sa.String(32), nullable=True))
     op.create_index("ix_keys_next_rotation_time", "keys", ["next_rotation_time"])
     op.create_index("ix_keys_destruction_time", "keys", ["destruction_time"])
+    # The scheduler's scans (scheduler/scans.py): dates that fall due, version ages.
+    op.create_index("ix_keys_activation_date", "keys", ["activation_date"])
+    op.create_index("ix_keys_deactivation_date", "keys", ["deactivation_date"])
+    op.create_index("ix_keys_originator_usage_period", "keys", ["originator_usage_period"])
 
     op.add_column("key_versions", sa.Column("protect_count", sa.BigInteger, nullable=False,
                                    server_default="0"))
     op.add_column("key_versions", sa.Column("deactivated_at", _TS, nullable=True))
     op.add_column("key_versions", sa.Column("compromised_at", _TS, nullable=True))
     op.add_column("key_versions", sa.Column("compromise_reason", sa.Text, nullable=True))
+    op.create_index("ix_key_versions_created_at", "key_versions", ["created_at"])
 
     op.add_column("namespaces", sa.Column("rotation_period", sa.Integer, nullable=True))
     op.add_column("namespaces", sa.Column("originator_usage_period", sa.Integer, nullable=True))

@@ -1,0 +1,71 @@
+"""The small value types and item checks of the cryptographic operations
+(service/operations.py): encrypt batch items, results, data keys, size limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from pybase64 import b64encode_as_string
+
+from keykeeper.crypto import KeyHandle
+from keykeeper.errors import InvalidArgument
+
+__all__ = ["DATA_KEY_SPECS", "MAX_CONTEXT_PAIRS", "MAX_PLAINTEXT", "BatchItem", "DataKey",
+           "Encrypted", "Sealer", "check_context", "item_problem"]
+
+MAX_PLAINTEXT = 64 * 1024
+MAX_CONTEXT_PAIRS = 64
+DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
+
+
+class BatchItem(Protocol):
+    """One item of an encrypt batch (the REST struct has these attributes)."""
+
+    @property
+    def plaintext(self) -> bytes: ...
+    @property
+    def context(self) -> Mapping[str, str] | None: ...
+    @property
+    def key_version(self) -> int | None: ...
+
+
+class Encrypted(NamedTuple):
+    ciphertext: str
+    key_version: int
+
+
+class Sealer(NamedTuple):
+    handle: KeyHandle
+    number: int
+    head: str          # "keykeeper:v1:<key id>:<version>:"
+    aad_prefix: bytes  # header, then a NUL byte; the canonical context follows
+
+    def encrypted(self, blob: bytes) -> Encrypted:
+        return Encrypted(self.head + b64encode_as_string(blob), self.number)
+
+
+def item_problem(plaintext: bytes, context: Mapping[str, str] | None) -> InvalidArgument | None:
+    """Why one plaintext cannot be encrypted (size or context limits), or None."""
+    if len(plaintext) > MAX_PLAINTEXT:
+        return InvalidArgument(f"plaintext is larger than {MAX_PLAINTEXT} bytes")
+    if context and len(context) > MAX_CONTEXT_PAIRS:
+        return InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    ciphertext: str
+    key_version: int
+    plaintext: bytes | None
+
+    def __repr__(self) -> str:
+        return f"DataKey(key_version={self.key_version}, plaintext=<hidden>)"
+
+
+def check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    if context and len(context) > MAX_CONTEXT_PAIRS:
+        raise InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
+    return context

@@ -1,0 +1,105 @@
+"""The scheduler's rotation job: rotate every key whose rotation is due.
+
+A key is due when ``keykeeper.domain.lifecycle.rotation_due`` says so: it is active and
+its ``next_rotation_time`` has come -- by its ``rotation_period`` (reason ``scheduled``) or
+because the usage counter moved it to *now* at the soft threshold (``rotation_reason``
+``usage``; NIST SP 800-38D §8.3 for AES-GCM). Due keys are found by the indexed
+``next_rotation_time``, a page at a time.
+
+Each key is rotated in its own transaction, which re-reads the key under a row lock and
+checks ``rotation_due`` again: a retried run, a leader killed mid-run or two leaders at
+once never make a second version for one due time. The new material is generated before
+the transaction opens (RSA-4096 takes seconds). The rotation sets the new primary version,
+``next_rotation_time`` = now + ``rotation_period`` (NULL without a period), clears
+``rotation_reason``, and records a ``rotate`` event by principal ``scheduler``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from keykeeper.crypto.registry import get_spec
+from keykeeper.domain.keys import Key
+from keykeeper.domain.lifecycle import rotation_due
+from keykeeper.domain.states import KeyState
+from keykeeper.scheduler import JobResult
+from keykeeper.scheduler.scans import due_for_rotation
+from keykeeper.service.deps import Deps
+from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.lookup import KeyLookup
+
+__all__ = ["PRINCIPAL", "Rotator"]
+
+log = logging.getLogger("keykeeper.scheduler")
+
+PRINCIPAL = "scheduler"
+PAGE = 500  # keys read per scan page
+
+
+class Rotator:
+    """``run(now)`` is the job; ``rotate_one(key_id, now)`` rotates one key if due."""
+
+    def __init__(self, deps: Deps, lookup: KeyLookup, keys: KeyAdmin, *, page_size: int = PAGE,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        self._d = deps
+        self._lookup = lookup
+        self._keys = keys
+        self._page = page_size
+        self.stopping = stopping
+
+    def run(self, now: datetime) -> JobResult:
+        """Rotate every due key; one key's failure is logged and counted, never stops the
+        rest. Skips the run while sealed (nothing can be wrapped)."""
+        if self._d.custody.sealed:
+            return JobResult(detail="sealed: skipped")
+        done = failed = 0
+        after: tuple[datetime, str] | None = None
+        while not self.stopping():
+            with self._d.reading() as conn:
+                page = due_for_rotation(conn, now, after, self._page)
+            for due_at, key_id in page:
+                if self.stopping():
+                    break
+                try:
+                    if self.rotate_one(key_id, now):
+                        done += 1
+                except Exception as exc:
+                    failed += 1
+                    log.warning("scheduler: rotation of key %s failed: %s", key_id,
+                                type(exc).__name__)
+                after = (due_at, key_id)
+            if len(page) < self._page:
+                break
+        return JobResult(done, failed, f"{done} rotated" + (f", {failed} failed"
+                                                            if failed else ""))
+
+    def rotate_one(self, key_id: str, now: datetime) -> bool:
+        """Rotate ``key_id`` if it is due at ``now``; False if it is not (any more)."""
+        with self._d.reading() as conn:
+            current = self._d.keys.get_by_id(conn, key_id)
+        if current is None or not rotation_due(current, now):
+            return False
+        spec = get_spec(current.algorithm)
+        generated = self._keys._generate(spec)
+        wrapped_kek = self._lookup.wrapped_kek(current.namespace)
+        with self._d.transaction() as conn:
+            key = self._d.keys.get_by_id(conn, key_id, for_update=True)
+            if key is None or not rotation_due(key, now) or key.state != KeyState.ACTIVE:
+                return False   # rotated meanwhile (a retry, another leader) or changed
+            number = max(v.version for v in key.versions) + 1
+            self._d.keys.insert_version(conn, key.id, self._keys._new_version(
+                generated, wrapped_kek, key.id, key.namespace, spec, number))
+            self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
+                                next_rotation_time=_next(key, now), rotation_reason=None)
+            self._d.keys.record_event(conn, key_id=key.id, action="rotate",
+                                      from_state=str(key.state), to_state=str(key.state),
+                                      principal=PRINCIPAL, at=now, version=number,
+                                      reason=key.rotation_reason or "scheduled")
+        self._lookup.forget(key)
+        return True
+
+
+def _next(key: Key, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=key.rotation_period) if key.rotation_period else None
