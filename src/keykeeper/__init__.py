@@ -1,3 +1,3 @@
 """keykeeper: a key management service."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -245,3 +245,14 @@ def test_created_before_in_another_zone_means_the_same_instant(node: Node) -> No
     after = datetime(2026, 1, 1, 3, 0, tzinfo=plus_two)               # 01:00 UTC
     assert svc.bulk_revoke.revoke(ctx, RevokeQuery(namespace="team-z", created_before=after),
                                   None, dry_run=True)["matched"] == 1
+
+
+def test_report_without_the_database_audit_copy_says_so(node: Node) -> None:
+    # This node's auditor writes to a list only (no database sink): an empty report would
+    # falsely say nobody used the key, so the report refuses with the reason instead.
+    from keykeeper.errors import Unavailable
+
+    svc, ctx = node.services, node.ctx()
+    svc.keys.create(ctx, CreateKey(name="k"))
+    with pytest.raises(Unavailable, match="database sink"):
+        svc.compromise.report(ctx, "k")

@@ -109,7 +109,9 @@ def rewrap(
     context: list[str] | None = CONTEXT_OPT,
     allow_compromised: bool = ALLOW_COMPROMISED_OPT,
 ) -> None:
-    """Re-encrypt a ciphertext under the key's primary version; prints the new ciphertext."""
+    """Re-encrypt a ciphertext under the key's primary version; prints the new ciphertext.
+    The one-ciphertext form of ``keykeeper rewrap`` (cli/rewrap_cmds.py registers the
+    command, with the JSON Lines form beside this one)."""
     state = get_state(ctx)
     text = read_text_arg(ciphertext, in_file, "CIPHERTEXT")
     with state.client() as kk:
@@ -339,7 +341,6 @@ def register(app: typer.Typer) -> None:
     for fn, name in (
         (encrypt, "encrypt"),
         (decrypt, "decrypt"),
-        (rewrap, "rewrap"),
         (data_key, "data-key"),
         (sign, "sign"),
         (verify, "verify"),

@@ -303,10 +303,13 @@ def compromise(
     ctx: typer.Context,
     key: str = KEY_ARG,
     reason: str = typer.Option(..., "--reason", help="Why the key is compromised."),
+    compromise_time: str | None = typer.Option(
+        None, "--compromise-time", help="When it happened (RFC 3339; default now)."),
 ) -> None:
     """Mark a key compromised (irreversible)."""
     with get_state(ctx).client() as kk:
-        emit_key(get_state(ctx), kk.compromise_key(key, reason))
+        emit_key(get_state(ctx), kk.compromise_key(key, reason,
+                                                   compromise_time=compromise_time))
 
 
 @app.command("destroy-version")

@@ -133,8 +133,7 @@ key_cmds.app.add_typer(receipt_cmds.app, name="receipt",
 key_cmds.app.command("revoke")(revoke_cmds.revoke)
 key_cmds.app.command("compromise-version")(revoke_cmds.compromise_version)
 key_cmds.app.command("compromise-report")(revoke_cmds.compromise_report)
-# Replaces crypto_cmds' one-ciphertext ``rewrap`` (it delegates to it) with the form that
-# also takes a JSON Lines file: registered after crypto_cmds.register on purpose.
+# ``rewrap``: one ciphertext (crypto_cmds.rewrap) or a JSON Lines file of them.
 app.command("rewrap")(rewrap_cmds.rewrap)
 
 

@@ -1,8 +1,7 @@
 """``keykeeper rewrap``: move many ciphertexts to their key's current primary version.
 
-``rewrap KEY [CIPHERTEXT]`` keeps the one-ciphertext form of cli/crypto_cmds.py (this
-command replaces that registration and delegates to it); ``rewrap --in FILE.jsonl``,
-without KEY, is the bulk form below.
+``rewrap KEY [CIPHERTEXT]`` is the one-ciphertext form (cli/crypto_cmds.py does it);
+``rewrap --in FILE.jsonl``, without KEY, is the bulk form below.
 
 Input is JSON Lines: each line a JSON object ``{"ciphertext": ..., "context": {...}?,
 "key": ...?}`` or a bare JSON string (a ciphertext). The key is the line's ``key``, else

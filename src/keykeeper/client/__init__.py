@@ -16,6 +16,7 @@ Errors are the classes of :mod:`keykeeper.errors`; :class:`ConnectionFailed` (an
 ``Unavailable``) means the server could not be reached at all.
 """
 
+from keykeeper.client._alerts import Alert, AlertPage, KeyUsage, UsageCount
 from keykeeper.client._audit import (
     AuditChainSummary,
     AuditHead,
@@ -26,6 +27,16 @@ from keykeeper.client._audit import (
 )
 from keykeeper.client._client import Client
 from keykeeper.client._http import DEFAULT_ADDR, ConnectionFailed
+from keykeeper.client._lifecycle import (
+    BulkRevokeResult,
+    CompromisedVersion,
+    CompromiseReport,
+    PrincipalUsage,
+    RevokeError,
+    RewrapOutcome,
+    UsageTotals,
+)
+from keykeeper.client._scheduler import JobRun, JobRunResult, SchedulerStatus
 from keykeeper.client.approval_models import (
     Approval,
     ApprovalPage,
@@ -70,6 +81,8 @@ from keykeeper.client.models import (
 
 __all__ = [
     "DEFAULT_ADDR",
+    "Alert",
+    "AlertPage",
     "Approval",
     "ApprovalPage",
     "ApprovalPolicy",
@@ -81,7 +94,10 @@ __all__ = [
     "AuditProblem",
     "AuditRecord",
     "AuditReport",
+    "BulkRevokeResult",
     "Client",
+    "CompromiseReport",
+    "CompromisedVersion",
     "ConnectionFailed",
     "DataKey",
     "Decapsulation",
@@ -96,8 +112,11 @@ __all__ = [
     "Health",
     "InitResult",
     "ItemError",
+    "JobRun",
+    "JobRunResult",
     "Key",
     "KeyPage",
+    "KeyUsage",
     "KeyVersion",
     "MacResult",
     "Namespace",
@@ -105,11 +124,17 @@ __all__ = [
     "NewToken",
     "Principal",
     "PrincipalDeleted",
+    "PrincipalUsage",
     "PublicKey",
+    "RevokeError",
+    "RewrapOutcome",
     "Role",
     "RoleDeleted",
+    "SchedulerStatus",
     "SignResult",
     "TokenInfo",
+    "UsageCount",
+    "UsageTotals",
     "VerifyResult",
     "WhoAmI",
     "decrypt_stream",

@@ -269,9 +269,14 @@ class KeysMixin:
         """``POST /v1/keys/{key}/cancel-destruction``. Raises FailedPrecondition if none pending."""
         return self._http.call("POST", key_path(key, "cancel-destruction"), Key, body={})
 
-    def compromise_key(self, key: str, reason: str) -> Key:
-        """``POST /v1/keys/{key}/compromise``: mark the key compromised (irreversible)."""
-        body = {"reason": reason}
+    def compromise_key(self, key: str, reason: str, *,
+                       compromise_time: _Time | None = None) -> Key:
+        """``POST /v1/keys/{key}/compromise``: mark the key compromised (irreversible).
+        ``compromise_time``: when it happened (aware datetime or RFC 3339; default now;
+        never in the future) -- KMIP's Compromise Occurrence Date."""
+        body: dict[str, Any] = {"reason": reason}
+        if compromise_time is not None:
+            body["compromise_time"] = compromise_time
         return self._http.call("POST", key_path(key, "compromise"), Key, body=body)
 
     def destroy_version(self, key: str, version: int) -> KeyVersion:

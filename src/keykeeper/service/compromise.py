@@ -22,7 +22,7 @@ from typing import Any
 
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.states import KeyState, VersionState
-from keykeeper.errors import FailedPrecondition, NotFound
+from keykeeper.errors import FailedPrecondition, NotFound, Unavailable
 from keykeeper.service.audit_db import MAX_PAGE, AuditFilter, AuditSearch, row_outcome
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -38,6 +38,7 @@ Register = Callable[[str, Executor], None]
 __all__ = ["MAX_FLAGGED", "CompromiseService", "Register"]
 
 MAX_FLAGGED = 1000        # uses after the compromise time listed one by one, at most
+MAX_SCANNED = 500_000     # audit records read for one report, at most (then "truncated")
 MAX_SOURCES = 100         # source addresses kept per principal, at most
 
 _USABLE = (VersionState.ACTIVE, VersionState.SUSPENDED, VersionState.DEACTIVATED)
@@ -68,12 +69,14 @@ class _Usage:
 
 class CompromiseService:
     def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer,
-                 gate: Gate | None = None) -> None:
+                 gate: Gate | None = None, search: AuditSearch | None = None) -> None:
+        """``search``: the audit trail's database copy (None when the ``database`` audit
+        sink is off: the report then answers ``unavailable`` rather than an empty one)."""
         self._d = deps
         self._lookup = lookup
         self._authz = authz
         self.gate = gate
-        self._search = AuditSearch(deps)
+        self._search = search
 
     def register_executors(self, register: Register) -> None:
         """The executor of an approved ``key.compromise_version`` (runs as the requester)."""
@@ -159,6 +162,9 @@ class CompromiseService:
         UTC. NotFound for an unknown version."""
         key = self._lookup.get(ctx, ref)
         self._authz.require_key(ctx, "key.compromise_report", key, ref)
+        if self._search is None:
+            raise Unavailable("the compromise report reads the audit trail's database copy: "
+                              "add the database sink to KEYKEEPER_AUDIT_SINKS")
         when: datetime | None = key.compromised_at
         reason = key.compromise_reason
         if version is not None:
@@ -172,9 +178,11 @@ class CompromiseService:
         flagged: list[dict[str, Any]] = []
         truncated = False
         token: str | None = None
+        scanned = 0
         while True:
             rows, token = self._search.search(AuditFilter(key_id=key.id), MAX_PAGE, token,
                                               newest_first=False)
+            scanned += len(rows)
             for row in rows:
                 rec = json.loads(row.record)
                 if rec.get("phase") == "request" or rec.get("outcome") == "pending":
@@ -196,6 +204,9 @@ class CompromiseService:
                     else:
                         truncated = True
             if token is None:
+                break
+            if scanned >= MAX_SCANNED:  # bounded work per request: the oldest records count
+                truncated = True
                 break
         total = _Usage()
         for u in users.values():

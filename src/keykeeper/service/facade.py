@@ -96,7 +96,8 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
     keys = KeyAdmin(deps, lookup, authz, limits)
     keys.gate = approvals.gate
     keys.register_executors(approvals.register)
-    compromise = CompromiseService(deps, lookup, authz, gate=approvals.gate)
+    compromise = CompromiseService(deps, lookup, authz, gate=approvals.gate,
+                                   search=auditor.search)
     compromise.register_executors(approvals.register)
     bulk_revoke = BulkRevoke(deps, keys, authz, gate=approvals.gate)
     bulk_revoke.register_executors(approvals.register)
