@@ -23,13 +23,13 @@ from sqlalchemy import Connection
 
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import KeyState, VersionState
-from keykeeper.errors import Internal, Unavailable
+from keykeeper.errors import Internal
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.erasure import checkpoint_after_erasure
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.receipts import ErasedVersion, ReceiptSigner
-from keykeeper.store.namespaces import NamespaceRepository
 from keykeeper.store.receipts import ReceiptRepository
 
 __all__ = ["Destruction"]
@@ -49,7 +49,6 @@ class Destruction:
         self._authz = authz
         self.signer = ReceiptSigner(deps.custody)
         self._receipts = ReceiptRepository()
-        self._namespaces = NamespaceRepository()
 
     # -- the one erasure path -----------------------------------------------------------------
     def erase(self, conn: Connection, key: Key, versions: Sequence[int] | None, *,
@@ -85,14 +84,7 @@ class Destruction:
     def checkpoint(self) -> None:
         """SQLite: fold the write-ahead log into the file and truncate it (the same step
         namespace deletion takes); logged if a reader kept it from completing."""
-        try:
-            with self._d.reading() as conn:
-                complete = self._namespaces.checkpoint(conn)
-        except Unavailable:
-            complete = False
-        if not complete:
-            log.warning("the SQLite write-ahead log could not be checkpointed after an "
-                        "erasure: old pages stay in it until the next checkpoint")
+        checkpoint_after_erasure(self._d, "key material")
 
     # -- scheduled destruction ----------------------------------------------------------------
     def destroy_due(self, now: datetime, principal: str = "scheduler") -> tuple[int, int]:

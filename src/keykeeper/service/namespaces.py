@@ -36,6 +36,7 @@ from keykeeper.service.approvals import Approvals
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.service.erasure import checkpoint_after_erasure
 from keykeeper.service.identity_views import rfc3339
 from keykeeper.service.key_args import check_period, check_rotation_period
 from keykeeper.service.lookup import KeyLookup
@@ -265,14 +266,7 @@ class NamespaceAdmin:
                 raise NotFound(f"namespace '{name}' not found")
             erased = self._repo.erase(conn, name, principal=who, at=now)
         self._forget(name, erased.key_ids)
-        try:
-            with self._d.reading() as conn:
-                complete = self._repo.checkpoint(conn)
-        except Unavailable:
-            complete = False
-        if not complete:
-            log.warning("the SQLite write-ahead log could not be checkpointed after erasing "
-                        "namespace %s: old pages stay in it until the next checkpoint", name)
+        checkpoint_after_erasure(self._d, f"namespace {name}")
         log.warning("namespace %s deleted by %s: %d key(s), %d version(s) crypto-erased", name,
                     who, erased.keys_destroyed, erased.versions_destroyed)
         return Erasure(name=name, deleted_at=now, keys_destroyed=erased.keys_destroyed,
