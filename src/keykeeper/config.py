@@ -39,6 +39,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -268,6 +269,10 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
         # holds the dev unseal passphrase) is removed when the server exits.
         data_dir = tempfile.mkdtemp(prefix="keykeeper-dev-")
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+        # uvicorn re-raises a SIGTERM it caught once it has shut down; the default action
+        # would end the process without running atexit, leaving the directory (and its
+        # plain-text unseal passphrase) behind. Exit normally instead.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     directory = Path(data_dir or os.environ.get("KEYKEEPER_DATA_DIR", "data")).resolve()
     os.environ["KEYKEEPER_DATA_DIR"] = str(directory)
     if database_url:

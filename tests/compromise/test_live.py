@@ -163,7 +163,12 @@ def test_bulk_revoke_over_rest_and_cli(live_server: ServerProcess) -> None:
     assert (r.status_code, r.json()["code"]) == (400, "invalid_argument")
     res = cli(s, "key", "revoke", "--namespace", ns, "--dry-run")
     assert res.exit_code == 0 and "3 key(s) match" in res.stdout, res.stderr
-    res = cli(s, "--format", "json", "key", "revoke", "--namespace", ns, "--reason", "inc-9")
+    unconfirmed = cli(s, "key", "revoke", "--namespace", ns, "--reason", "inc-9")
+    assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.stderr
+    no_filter = cli(s, "key", "revoke", "--reason", "inc-9", "--yes")
+    assert no_filter.exit_code == 2 and "at least one filter" in no_filter.stderr
+    res = cli(s, "--format", "json", "key", "revoke", "--namespace", ns, "--reason", "inc-9",
+              "--yes")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["revoked"] == 3
     listed = s.get(f"/v1/keys?namespace={ns}").json()["keys"]

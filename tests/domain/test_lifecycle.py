@@ -215,10 +215,13 @@ def test_usage_limit_defaults_and_threshold() -> None:
     assert usage_limit(key(algorithm="CHACHA20_POLY1305")) == 2 ** 32
     assert usage_limit(key(algorithm="HMAC_SHA256", purpose=Purpose.MAC)) is None
     assert rotation_threshold(key(algorithm="HMAC_SHA256", purpose=Purpose.MAC)) is None
-    assert rotation_threshold(key()) == 3_865_470_567  # ceil(0.9 * 2^32)
+    assert rotation_threshold(key()) == 3_865_470_566  # floor(0.9 * 2^32)
     assert rotation_threshold(key(usage_limit=10)) == 9
     assert rotation_threshold(key(usage_limit=10, usage_rotate_fraction=0.5)) == 5
-    assert rotation_threshold(key(usage_limit=10, usage_rotate_fraction=1.0)) == 10
+    # Always below the hard limit (when above 1): a rotation starts before refusals.
+    assert rotation_threshold(key(usage_limit=10, usage_rotate_fraction=1.0)) == 9
+    assert rotation_threshold(key(usage_limit=5)) == 4
+    assert rotation_threshold(key(usage_limit=2)) == 1
     assert rotation_threshold(key(usage_limit=1, usage_rotate_fraction=0.01)) == 1
     assert usage_limit(key(algorithm="HMAC_SHA256", purpose=Purpose.MAC, usage_limit=7)) == 7
 

@@ -103,6 +103,7 @@ def test_sdk_keep_clear_activate_trim(live_server: ServerProcess) -> None:
         with pytest.raises(FailedPrecondition):
             kk.activate_key(n)
         kk.rotate_key(n)
+        kk.update_key(n, min_decryption_version=2)
         trimmed = kk.trim_key(n, 2)
         assert trimmed.primary_version == 2
         assert [v.state for v in kk.list_versions(n)] == ["destroyed", "active"]

@@ -63,7 +63,7 @@ def test_create_with_every_lifecycle_field(live_server: ServerProcess) -> None:
 def test_defaults_in_the_view(live_server: ServerProcess) -> None:
     gcm = live_server.create_key(name())
     assert gcm["state"] == "active" and gcm["activation_date"] is None
-    assert (gcm["usage_limit"], gcm["rotation_threshold"]) == (2 ** 32, 3865470567)
+    assert (gcm["usage_limit"], gcm["rotation_threshold"]) == (2 ** 32, 3865470566)
     assert (gcm["originator_usage_period"], gcm["recipient_usage_period"]) == (
         2 * YEAR, 5 * YEAR)
     signing = live_server.create_key(name(), purpose="sign")

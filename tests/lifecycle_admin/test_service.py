@@ -123,6 +123,7 @@ def test_trim_of_a_compromised_version_is_destroyed_compromised(node: Node) -> N
     svc = node.services
     key = svc.keys.create(node.ctx(), CreateKey(name="k"))
     svc.keys.rotate(node.ctx(), "k")
+    svc.keys.update(node.ctx(), "k", lifecycle={"min_decryption_version": 2})
     svc.keys.compromise(node.ctx(), "k", "leaked")
     trimmed = svc.keys.trim(node.ctx(), "k", 2)
     assert str(trimmed.versions[0].state) == "destroyed-compromised"
@@ -133,6 +134,7 @@ def test_trim_is_dual_controlled_for_a_crypto_officer(team: Team) -> None:
     svc = team.svc
     key = svc.keys.create(team.root(), CreateKey(name="k"))
     svc.keys.rotate(team.root(), "k")
+    svc.keys.update(team.root(), "k", lifecycle={"min_decryption_version": 2})
     with pytest.raises(ApprovalRequired) as info:
         svc.keys.trim(team.who("co"), "k", 2)
     approval_id = info.value.approval_id
@@ -169,3 +171,15 @@ def test_namespace_defaults_apply_to_new_keys(node: Node) -> None:
     assert updated.rotation_period is None and updated.originator_usage_period == 365 * DAY
     with pytest.raises(InvalidArgument, match="recipient_usage_period must be at least"):
         svc.namespaces.update(node.ctx(), "team", recipient_usage_period="30d")
+
+
+def test_trim_never_erases_a_version_that_may_still_decrypt(node: Node) -> None:
+    # min_decryption_version 0 means every version decrypts: trim refuses until it is raised.
+    svc = node.services
+    key = svc.keys.create(node.ctx(), CreateKey(name="k"))
+    svc.keys.rotate(node.ctx(), "k")
+    with pytest.raises(InvalidArgument, match="every version decrypts"):
+        svc.keys.trim(node.ctx(), "k", 2)
+    assert _material(node, key.id) == {1: True, 2: True}
+    svc.keys.trim(node.ctx(), "k", 1)  # nothing below 1: allowed, erases nothing
+    assert _material(node, key.id) == {1: True, 2: True}

@@ -101,7 +101,7 @@ def test_one_leader_and_failover_after_kill_9(cluster: Cluster) -> None:
     assert f"node {leader_id} leads" in r.json()["detail"]
     r = leader.post("/v1/sys/scheduler/run", {"job": "rotation"})
     assert r.status_code == 200 and r.json()["outcome"] == "success", r.text
-    assert leader.post("/v1/sys/scheduler/run", {"job": "nope"}).status_code == 404
+    assert leader.post("/v1/sys/scheduler/run", {"job": "nope"}).status_code == 400
     assert standby.get("/v1/sys/scheduler", token="").status_code == 401
     # The SDK and the CLI over the same routes.
     with Client(addr=leader.addr, token=leader.root_token) as kk:

@@ -4,6 +4,7 @@ then prints one ``approval required`` line and exits 4, cli/main.py)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -25,12 +26,24 @@ def revoke(
                                               help="Keys created before (RFC 3339)."),
     reason: str | None = typer.Option(None, "--reason", help="Why (required to revoke)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the matching keys."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Mark every key matching a query compromised (at least one filter)."""
+    """Mark every key matching a query compromised (at least one filter; irreversible)."""
     state = get_state(ctx)
+    if all(v is None for v in (namespace, created_by, algorithm, created_before)):
+        stderr("error: usage: give at least one filter: --namespace, --created-by, "
+               "--algorithm or --created-before")
+        raise typer.Exit(2)
     if not dry_run and not reason:
         stderr("error: usage: --reason is required (or --dry-run)")
         raise typer.Exit(2)
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            stderr("error: usage: marking keys compromised cannot be undone; run with "
+                   "--dry-run first, then add --yes to confirm")
+            raise typer.Exit(2)
+        typer.confirm("Mark every matching key compromised? This cannot be undone",
+                      abort=True, err=True)
     with state.client() as kk:
         result = kk.bulk_revoke(namespace=namespace, created_by=created_by,
                                 algorithm=algorithm, created_before=created_before,

@@ -8,18 +8,29 @@ Input is JSON Lines: each line a JSON object ``{"ciphertext": ..., "context": {.
 ``--key``, else the id inside the ciphertext (``keykeeper:v1:<key id>:<version>:...``).
 Output is JSON Lines, one per input line in order: ``{"line": n, "key": ...,
 "ciphertext": ..., "key_version": n, "context": {...}?}`` or ``{"line": n, "error":
-{"code": ..., "detail": ...}}``. One line at a time: constant memory. Exit 1 if any line
-failed. Rotate first; ``--allow-compromised`` lets a compromised version decrypt (the
-recovery path of compromise response; audited)."""
+{"code": ..., "detail": ...}}``; blank lines are skipped (their number too). Exit 1 if any
+line failed. Rotate first; ``--allow-compromised`` lets a compromised version decrypt (the
+recovery path of compromise response; audited).
+
+Constant memory: the input is read as bytes, one line at a time, at most
+:data:`MAX_LINE` bytes of it (a ciphertext of the largest plaintext, 64 KiB
+(docs/ciphertext-format.md), is under 100 KiB of base64); a longer line, or one that is
+not UTF-8, is that line's own ``invalid_argument`` error, and the rest of a long line is
+read and dropped in chunks. ``--out FILE`` is written to a temporary file beside it and
+renamed over FILE at the end, so FILE never holds a partial answer; ``--out`` naming the
+``--in`` file is a usage error (exit 2)."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import typer
 
@@ -29,11 +40,19 @@ from keykeeper.cli._state import get_state, stderr
 __all__ = ["rewrap"]
 
 
-def _parse(line: str) -> Any:
+MAX_LINE = 1024 * 1024          # bytes of one input line, newline excluded
+_CHUNK = 64 * 1024              # bytes read at a time while dropping an over-long line
+
+
+def _parse(line: bytes) -> Any:
     """The item of one line, or raise ValueError with a one-line reason."""
     try:
-        item = json.loads(line)
-    except ValueError:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
+    try:
+        item = json.loads(text)
+    except (ValueError, RecursionError):
         raise ValueError("not a JSON value") from None
     if isinstance(item, str):
         return item
@@ -42,10 +61,55 @@ def _parse(line: str) -> Any:
     raise ValueError('expected a JSON string or an object with "ciphertext"')
 
 
-def _lines(stream: TextIO) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(stream, start=1):
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """``(number, line)`` for each non-blank line, without its newline; ``line`` is None
+    for a line over MAX_LINE bytes, whose bytes are read and dropped, never held."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        elif len(line) > MAX_LINE:
+            while True:                         # drop the rest of this line
+                rest = stream.readline(_CHUNK)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
         if line.strip():
             yield number, line
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+@contextmanager
+def _atomic_output(out: Path) -> Iterator[TextIO]:
+    """A text stream whose content replaces ``out`` only when the block ends without an
+    exception (temporary file in the same directory, fsync, os.replace); otherwise the
+    temporary file is removed and ``out`` is left as it was."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with suppress(FileNotFoundError):       # keep an existing file's mode; else 0600
+            os.chmod(tmp, stat.S_IMODE(os.stat(out).st_mode))
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def rewrap(
@@ -58,7 +122,8 @@ def rewrap(
         None, "--in", help="Without KEY: JSON Lines of ciphertexts ('-': stdin). With KEY: "
         "a file holding one ciphertext."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Without KEY: write JSON "
-                                    "Lines here (default: stdout)."),
+                                    "Lines here, replacing the file only when done (default "
+                                    "or '-': stdout); not the --in file."),
     key: str | None = typer.Option(None, "--key", help="Without KEY: key of lines that "
                                    "name none (default: the id inside each ciphertext)."),
     context: list[str] | None = typer.Option(
@@ -68,8 +133,10 @@ def rewrap(
         help="Recovery: let a compromised key or version decrypt (audited)."),
 ) -> None:
     """Re-encrypt under the primary version: ``rewrap --in FILE.jsonl`` moves a whole
-    file of ciphertexts (one JSON Lines answer per line; exit 1 if any failed);
-    ``rewrap KEY [CIPHERTEXT]`` one ciphertext, printing the new one."""
+    file of ciphertexts (one JSON Lines answer per non-blank line, in order; a line over
+    1 MiB or not UTF-8 is that line's error; exit 1 if any failed; ``--out`` is replaced
+    only when done and must not be the ``--in`` file); ``rewrap KEY [CIPHERTEXT]`` one
+    ciphertext, printing the new one."""
     if key_arg is not None:
         if out is not None or key is not None:
             stderr("error: usage: --out and --key go with --in FILE.jsonl, without KEY")
@@ -86,16 +153,26 @@ def rewrap(
 def _rewrap_file(ctx: typer.Context, input_file: Path, out: Path | None, key: str | None,
                  allow_compromised: bool) -> None:
     state = get_state(ctx)
+    from_stdin = str(input_file) == "-"
+    to_stdout = out is None or str(out) == "-"
+    if out is not None and not to_stdout and not from_stdin and _same_file(input_file, out):
+        stderr(f"error: usage: --out {out} is the --in file: write to another file")
+        raise typer.Exit(2)
+    if out is not None and not to_stdout and out.is_dir():
+        stderr(f"error: usage: --out {out} is a directory")
+        raise typer.Exit(2)
     done = failed = 0
     with ExitStack() as stack:
-        src: TextIO = (sys.stdin if str(input_file) == "-"
-                       else stack.enter_context(input_file.open(encoding="utf-8")))
-        dst: TextIO = (sys.stdout if out is None
-                       else stack.enter_context(out.open("w", encoding="utf-8")))
+        src: BinaryIO = (typer.get_binary_stream("stdin") if from_stdin
+                         else stack.enter_context(input_file.open("rb")))
+        dst: TextIO = (sys.stdout if to_stdout or out is None
+                       else stack.enter_context(_atomic_output(out)))
         kk = stack.enter_context(state.client())
         for number, line in _lines(src):
             answer: dict[str, Any] = {"line": number}
             try:
+                if line is None:
+                    raise ValueError(f"line longer than {MAX_LINE} bytes")
                 item = _parse(line)
             except ValueError as exc:
                 answer["error"] = {"code": "invalid_argument", "detail": str(exc)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -84,6 +85,24 @@ class _Problem(msgspec.Struct):
     status: int | None = None
     request_id: str | None = None
     approval_id: str | None = None  # approval_required: the pending request
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """InvalidArgument naming ``where`` (``usage_rotate_fraction``, ``items[2].x``) for a
+    NaN or infinite float anywhere in ``value``: msgspec would send NaN and Infinity as
+    JSON null (RFC 8259 has no such numbers), and null in a PATCH means "reset to the
+    default", so a typo could silently clear a setting."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{where} must be a finite number, not {value!r}")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _require_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _require_finite(v, f"{where}[{i}]")
+    elif isinstance(value, msgspec.Struct):
+        _require_finite(msgspec.structs.asdict(value), where)
 
 
 def b64(data: bytes) -> str:
@@ -177,7 +196,9 @@ class Http:
         params: Mapping[str, Any] | None = None,
         auth: bool = True,
     ) -> T:
-        """Send one request and decode its JSON answer as ``result``."""
+        """Send one request and decode its JSON answer as ``result``. Raises
+        InvalidArgument, before sending, for a NaN or infinite float in ``body`` or
+        ``params`` (naming the field), and the errors listed in the module docstring."""
         headers: dict[str, str] = {}
         if auth and self.token:
             if not self.token.isprintable() or not self.token.isascii():
@@ -185,8 +206,10 @@ class Http:
                                       "(a stray newline?)")
             headers["authorization"] = f"Bearer {self.token}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        _require_finite(query, "")
         content = None
         if body is not None:
+            _require_finite(body, "")
             content = msgspec.json.encode({k: v for k, v in body.items() if v is not None})
             headers["content-type"] = "application/json"
         try:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from keykeeper.crypto.registry import Purpose, get_spec
 from keykeeper.domain.keys import Key, KeyVersion
@@ -121,12 +121,23 @@ def version_start(key: Key, version: KeyVersion) -> datetime:
     return version.created_at
 
 
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def _after(start: datetime, seconds: int) -> datetime:
+    """``start`` + ``seconds``, or the end of representable time (never an overflow)."""
+    try:
+        return start + timedelta(seconds=seconds)
+    except OverflowError:
+        return _END_OF_TIME
+
+
 def originator_end(key: Key, version: KeyVersion, periods: Periods) -> datetime:
-    return version_start(key, version) + timedelta(seconds=periods.originator)
+    return _after(version_start(key, version), periods.originator)
 
 
 def recipient_end(key: Key, version: KeyVersion, periods: Periods) -> datetime:
-    return version_start(key, version) + timedelta(seconds=periods.recipient)
+    return _after(version_start(key, version), periods.recipient)
 
 
 def effective_key_state(key: Key, now: datetime) -> KeyState:
@@ -209,13 +220,16 @@ def usage_limit(key: Key) -> int | None:
 
 def rotation_threshold(key: Key) -> int | None:
     """The count of protect operations on the primary version at which a rotation is
-    started (the soft threshold), or None."""
+    started (the soft threshold: ``floor(limit x fraction)``, at least 1, and below the
+    hard limit whenever the limit is above 1, so a rotation always starts before
+    operations are refused), or None."""
     limit = usage_limit(key)
     if limit is None:
         return None
     fraction = (key.usage_rotate_fraction if key.usage_rotate_fraction is not None
                 else DEFAULT_ROTATE_FRACTION)
-    return max(1, math.ceil(limit * fraction))
+    threshold = max(1, math.floor(limit * fraction))
+    return min(threshold, limit - 1) if limit > 1 else threshold
 
 
 def rotation_due(key: Key, now: datetime) -> bool:

@@ -17,7 +17,9 @@ Rules (settings in keykeeper.monitor.rules):
   (``decryption_failed``, ``unauthenticated``) within ``window`` (10) seconds, per
   principal or per source address.
 * ``unusable_key_use`` -- a data-plane call refused with ``failed_precondition`` on a key
-  or version that is suspended, compromised, pending destruction or destroyed.
+  or version that is suspended, compromised, pending destruction or destroyed (the
+  version is the one the audit record names: pinned, or the ciphertext's); critical for
+  a compromised or destroyed key or version.
 * ``new_source`` -- a principal first seen more than ``learning_period`` ago (1 day)
   calling from an address it has not used before.
 * ``off_hours`` -- a sensitive operation outside the configured days and hours.
@@ -61,6 +63,7 @@ class Event:
     key_id: str | None = None
     key_version: int | None = None
     key_state: str | None = None
+    state_of: str = "key"           # whose state key_state is: "key" | "version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,13 +235,16 @@ class Detector:
             return
         severity = "critical" if state in _CRITICAL_STATES else rule.severity
         evidence: dict[str, Any] = {"key_id": event.key_id, "state": state,
+                                    "state_of": event.state_of,
                                     "operation": event.operation, "principal": who}
         if event.key_version is not None:
             evidence["key_version"] = event.key_version
         if event.source:
             evidence["source"] = event.source
+        what = (f"version {event.key_version} of key {event.key_id}"
+                if event.state_of == "version" else f"key {event.key_id}")
         found.append(Finding("unusable_key_use", severity, subject,
-                             f"{who} tried {event.operation} with key {event.key_id}, "
+                             f"{who} tried {event.operation} with {what}, "
                              f"which is {state}", evidence))
 
     # -- new_source --------------------------------------------------------------------------

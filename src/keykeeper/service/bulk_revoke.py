@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keykeeper.crypto.registry import get_spec
 from keykeeper.domain.keys import Key
 from keykeeper.domain.names import validate_name
 from keykeeper.domain.states import KeyState
@@ -24,7 +25,7 @@ from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.compromise import Register
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
-from keykeeper.service.key_args import Gate, check_text
+from keykeeper.service.key_args import Gate, check_text, check_time
 from keykeeper.service.keys import KeyAdmin, check_compromise
 from keykeeper.store.receipts import KeyQuery, ReceiptRepository
 
@@ -59,8 +60,10 @@ class RevokeQuery:
                 if not value or len(value) > 256:
                     raise InvalidArgument(f"{name} must be 1 to 256 characters")
                 check_text(value, name)
-        if self.created_before is not None and self.created_before.tzinfo is None:
-            raise InvalidArgument("created_before must carry a time zone (RFC 3339)")
+        if self.created_before is not None:
+            check_time(self.created_before, "created_before")  # a zone, 1970 .. 9000
+        if self.algorithm is not None:
+            get_spec(self.algorithm)  # InvalidArgument naming an unknown or refused name
 
     def arguments(self) -> dict[str, Any]:
         return {"namespace": self.namespace, "created_by": self.created_by,
@@ -125,6 +128,18 @@ class BulkRevoke:
         query.check()
         if query.created_before is not None:   # stored times are UTC (SQLite compares text)
             query = replace(query, created_before=query.created_before.astimezone(UTC))
+        if query.algorithm is not None:        # as the registry spells it (case-insensitive)
+            query = replace(query, algorithm=get_spec(query.algorithm).name)
+        if query.namespace is not None:
+            with self._d.reading() as conn:
+                if self._d.system.get_namespace(conn, query.namespace) is None:
+                    raise NotFound(f"namespace '{query.namespace}' not found")
+        if not dry_run and self.gate is not None and not ctx.approval_id:
+            # What the approvers see is what runs: keys created after this request never
+            # join it (the set may only shrink, as keys are destroyed meanwhile).
+            cutoff = self._d.clock() + timedelta(microseconds=1)  # "before" is strict
+            if query.created_before is None or query.created_before > cutoff:
+                query = replace(query, created_before=cutoff)
         if not dry_run:
             check_compromise(reason or "", None, self._d.clock())
         if query.namespace is not None:
@@ -162,7 +177,7 @@ class BulkRevoke:
             finally:
                 ctx.namespace, ctx.key_id = saved
         if not dry_run:
-            log.warning("bulk revocation (%s) by %s: %d revoked, %d failed", _describe(query),
+            log.warning("bulk revocation (%r) by %r: %d revoked, %d failed", _describe(query),
                         ctx.principal.name if ctx.principal else "system", revoked, failed)
         return {"dry_run": dry_run, "matched": matched, "keys": listed,
                 "truncated": matched > len(listed), "revoked": revoked, "failed": failed,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from keykeeper.authz.operations import DATA_PLANE
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.states import KeyState, VersionState
 from keykeeper.errors import FailedPrecondition, NotFound, Unavailable
@@ -43,6 +44,9 @@ MAX_SOURCES = 100         # source addresses kept per principal, at most
 
 _USABLE = (VersionState.ACTIVE, VersionState.SUSPENDED, VersionState.DEACTIVATED)
 _GONE = (KeyState.DESTROYED, KeyState.DESTROYED_COMPROMISED)
+# What the report counts as a use of the key: the data plane and public-key reads, not
+# administration (key.create, key.rotate, ...) nor reads of the report itself.
+USES = frozenset((*DATA_PLANE, "public_key"))
 
 
 @dataclass
@@ -156,9 +160,10 @@ class CompromiseService:
                                         "key_version", "request_id", "outcome"}],
              "truncated": bool}
 
-        Counts every audited call naming the key (success or failure; a mutating call's
-        ``request`` record is not counted twice); with ``version``, only records naming
-        that version. ``outcome`` is ``success`` or the error's code. Times are RFC 3339
+        Counts every audited use of the key -- a data-plane call (authz.operations
+        DATA_PLANE) or a public-key read, success or refusal; administrative calls are
+        not uses -- and with ``version``, only records naming that version (a refused call
+        names the version it asked for; a rewrap, the version it decrypted). ``outcome`` is ``success`` or the error's code. Times are RFC 3339
         UTC. NotFound for an unknown version."""
         key = self._lookup.get(ctx, ref)
         self._authz.require_key(ctx, "key.compromise_report", key, ref)
@@ -185,7 +190,8 @@ class CompromiseService:
             scanned += len(rows)
             for row in rows:
                 rec = json.loads(row.record)
-                if rec.get("phase") == "request" or rec.get("outcome") == "pending":
+                if (rec.get("phase") == "request" or rec.get("outcome") == "pending"
+                        or rec.get("operation") not in USES):
                     continue
                 if version is not None and rec.get("key_version") != version:
                     continue

@@ -10,14 +10,21 @@ from typing import NamedTuple, Protocol
 from pybase64 import b64encode_as_string
 
 from keykeeper.crypto import KeyHandle
+from keykeeper.domain.keys import Key
+from keykeeper.domain.states import VersionState
 from keykeeper.errors import InvalidArgument
 
-__all__ = ["DATA_KEY_SPECS", "MAX_CONTEXT_PAIRS", "MAX_PLAINTEXT", "BatchItem", "DataKey",
-           "Encrypted", "Sealer", "check_context", "item_problem"]
+__all__ = ["DATA_KEY_SPECS", "MAX_CONTEXT_PAIRS", "MAX_FALLBACK_VERSIONS", "MAX_PLAINTEXT",
+           "BatchItem", "DataKey", "Encrypted", "Sealer", "check_context", "fallback_versions",
+           "item_problem"]
 
 MAX_PLAINTEXT = 64 * 1024
 MAX_CONTEXT_PAIRS = 64
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
+# Versions tried after the primary when a signature or MAC tag without key_version does not
+# verify under it (bounds the work an invalid signature costs: 16 verifications at most).
+MAX_FALLBACK_VERSIONS = 16
+_ERASED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
 
 class BatchItem(Protocol):
@@ -69,3 +76,11 @@ def check_context(context: Mapping[str, str] | None) -> Mapping[str, str] | None
     if context and len(context) > MAX_CONTEXT_PAIRS:
         raise InvalidArgument(f"context holds at most {MAX_CONTEXT_PAIRS} pairs")
     return context
+
+
+def fallback_versions(key: Key, primary: int) -> list[int]:
+    """The versions of ``key`` other than ``primary`` that still hold material, newest
+    first, at most :data:`MAX_FALLBACK_VERSIONS` (the caller still checks each one's use)."""
+    numbers = sorted((v.version for v in key.versions
+                      if v.version != primary and v.state not in _ERASED), reverse=True)
+    return numbers[:MAX_FALLBACK_VERSIONS]

@@ -30,6 +30,7 @@ from keykeeper.service.deps import Deps
 from keykeeper.service.erasure import checkpoint_after_erasure
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.receipts import ErasedVersion, ReceiptSigner
+from keykeeper.service.rotation import KeyAudit, error_code
 from keykeeper.store.receipts import ReceiptRepository
 
 __all__ = ["Destruction"]
@@ -87,11 +88,14 @@ class Destruction:
         checkpoint_after_erasure(self._d, "key material")
 
     # -- scheduled destruction ----------------------------------------------------------------
-    def destroy_due(self, now: datetime, principal: str = "scheduler") -> tuple[int, int]:
+    def destroy_due(self, now: datetime, principal: str = "scheduler", *,
+                    audit: KeyAudit | None = None) -> tuple[int, int]:
         """Crypto-erase every key pending destruction whose ``destruction_time`` is at or
         before ``now``: ``(done, failed)``. Each key is its own transaction, so one
         failure never stops the rest; a key no longer due when locked is skipped (neither).
-        Sealed: ``(0, 0)``, nothing can be signed. Idempotent."""
+        Each key destroyed, or whose destruction failed, is audited through ``audit``
+        (operation ``key.destroy``; the scheduler passes it). Sealed: ``(0, 0)``, nothing
+        can be signed. Idempotent."""
         if self._d.custody.sealed:
             return 0, 0
         with self._d.reading() as conn:
@@ -99,23 +103,43 @@ class Destruction:
         done = failed = 0
         for key_id in due:
             try:
-                if self.destroy_key(key_id, now, principal):
-                    done += 1
-            except Exception:  # isolate each key's failure; the next run retries it
+                key = self._destroy(key_id, now, principal)
+            except Exception as exc:  # isolate each key's failure; the next run retries it
                 failed += 1
                 log.exception("scheduled destruction of key %s failed", key_id)
+                if audit is not None:
+                    audit("key.destroy", key_id, self._namespace_of(key_id), None,
+                          error_code(exc))
+                continue
+            if key is not None:
+                done += 1
+                if audit is not None:
+                    audit("key.destroy", key_id, key.namespace, None, None)
         if done:
             self.checkpoint()
         return done, failed
 
+    def _namespace_of(self, key_id: str) -> str | None:
+        """The key's namespace for the audit record of a failure (None if unreadable)."""
+        try:
+            with self._d.reading() as conn:
+                key = self._d.keys.get_by_id(conn, key_id)
+        except Exception:
+            return None
+        return key.namespace if key is not None else None
+
     def destroy_key(self, key_id: str, now: datetime, principal: str) -> bool:
         """Erase one key that is due; False if it is not (any more) pending destruction
         or not yet due."""
+        return self._destroy(key_id, now, principal) is not None
+
+    def _destroy(self, key_id: str, now: datetime, principal: str) -> Key | None:
+        """:meth:`destroy_key`: the key as it was before, or None if nothing was done."""
         with self._d.transaction() as conn:
             key = self._d.keys.get_by_id(conn, key_id, for_update=True)
             if (key is None or key.state != KeyState.PENDING_DESTRUCTION
                     or key.destruction_time is None or key.destruction_time > now):
-                return False
+                return None
             to = (KeyState.DESTROYED_COMPROMISED if key.compromised_at else KeyState.DESTROYED)
             events = self._d.keys.events(conn, key.id)
             requested = [e for e in events if e["action"] == "schedule-destruction"]
@@ -127,7 +151,7 @@ class Destruction:
                                       from_state=str(key.state), to_state=str(to),
                                       principal=principal, at=now)
         self._lookup.forget(key)
-        return True
+        return key
 
     # -- reads ------------------------------------------------------------------------------
     def receipts(self, ctx: RequestContext, ref: str) -> list[dict[str, Any]]:

@@ -61,25 +61,35 @@ def check_description(text: str) -> str:
     return text
 
 
-def check_rotation_period(value: int | str) -> int:
-    """Seconds (or "90d"); InvalidArgument under 1 hour (the floor Cloud KMS also sets)."""
-    seconds = parse_duration(value, what="rotation_period")
-    if seconds < MIN_ROTATION_PERIOD:
-        raise InvalidArgument("rotation_period must be at least 1 hour")
-    return seconds
+MAX_PERIOD = 2 ** 31 - 1  # seconds (about 68 years): the columns are 32-bit integers
 
 
 def check_period(value: int | str, what: str) -> int:
-    """A crypto-period override in seconds (or "730d"): at least 1 hour (the rule that
-    RUP >= OUP is domain.lifecycle.validate_periods, checked on the pair)."""
+    """A rotation period or crypto-period override in seconds (or "730d"): from 1 hour
+    (the floor Cloud KMS also sets) to 2^31 - 1 seconds (about 68 years). The rule that
+    RUP >= OUP is domain.lifecycle.validate_periods, checked on the pair."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise InvalidArgument(f"{what} must be at least 1 hour")
     seconds = parse_duration(value, what=what)
     if seconds < MIN_ROTATION_PERIOD:
         raise InvalidArgument(f"{what} must be at least 1 hour")
+    if seconds > MAX_PERIOD:
+        raise InvalidArgument(f"{what} must be at most {MAX_PERIOD} seconds (about 68 years)")
     return seconds
 
 
+def check_rotation_period(value: int | str) -> int:
+    """Seconds (or "90d"), 1 hour to about 68 years (:func:`check_period`)."""
+    return check_period(value, "rotation_period")
+
+
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)  # + a 100-year period still fits a datetime
+
+
 def check_time(value: datetime | str, what: str) -> datetime:
-    """An RFC 3339 time with a zone (``Z`` or an offset), returned in UTC."""
+    """An RFC 3339 time with a zone (``Z`` or an offset), returned in UTC; InvalidArgument
+    if malformed, without a zone, or outside 1970-01-01 .. 9000-01-01 UTC."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip().replace("z", "Z"))
@@ -91,7 +101,13 @@ def check_time(value: datetime | str, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(f"{what} must carry a time zone ('Z' or an offset such as "
                               "'+02:00')")
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise InvalidArgument(f"{what} must be between 1970-01-01 and 9000-01-01 UTC")
+    return utc
 
 
 def check_usage_limit(value: int, default: int | None) -> int:
@@ -108,10 +124,10 @@ def check_usage_limit(value: int, default: int | None) -> int:
 
 
 def check_fraction(value: float) -> float:
-    """``usage_rotate_fraction``: a number above 0 and at most 1."""
+    """``usage_rotate_fraction``: a number from 0.01 to 1."""
     if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or not 0 < value <= 1):
-        raise InvalidArgument("usage_rotate_fraction must be a number above 0 and at most 1")
+            or not math.isfinite(value) or not 0.01 <= value <= 1):
+        raise InvalidArgument("usage_rotate_fraction must be a number from 0.01 to 1")
     return float(value)
 
 

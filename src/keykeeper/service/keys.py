@@ -35,6 +35,7 @@ from keykeeper.service.key_args import (
     CreateKey,
     Gate,
     check_text,
+    check_time,
     key_summary,
 )
 from keykeeper.service.key_lifecycle import KeyLifecycleMixin, lifecycle_at_creation
@@ -306,6 +307,9 @@ class KeyAdmin(KeyLifecycleMixin):
         self._lookup.require_unsealed()
         current = self._authorized(ctx, ref, "key.compromise")
         check_transition("compromise", current.state)
+        if compromise_time is not None and compromise_time < current.created_at:
+            raise InvalidArgument("compromise_time must not be before the key was created "
+                                  f"({current.created_at.isoformat()})")
         extra = ({"compromise_time": compromise_time.isoformat()}
                  if compromise_time is not None else {})
         self._dual_control(ctx, "key.compromise", current,
@@ -388,8 +392,7 @@ def check_compromise(reason: str, compromise_time: datetime | None, now: datetim
         raise InvalidArgument("reason is required (1 to 1024 characters)")
     check_text(reason, "reason")
     if compromise_time is not None:
-        if compromise_time.tzinfo is None:
-            raise InvalidArgument("compromise_time must carry a time zone (RFC 3339)")
+        check_time(compromise_time, "compromise_time")   # a zone, 1970 .. 9000
         if compromise_time > now:
             raise InvalidArgument("compromise_time must not be in the future")
 

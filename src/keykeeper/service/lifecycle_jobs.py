@@ -16,7 +16,9 @@ failed and never stops the rest):
   waiting period ended.
 * ``approval_expiry``: pending approval requests past their expiry become expired.
 
-Every state change records a key event by principal ``scheduler``; every run writes one
+Every state change records a key event by principal ``scheduler``; every key acted on
+gets its own audit record (:func:`audit_keys`: ``key.activate``, ``key.deactivate``,
+``key.deactivate_version``, ``key.rotate``, ``key.destroy``), and every run writes one
 audit record (:func:`audit_runs`) with its counts.
 """
 
@@ -28,12 +30,13 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from keykeeper.authz.model import Principal
 from keykeeper.domain.keys import Key
 from keykeeper.domain.lifecycle import Periods, originator_end, periods_for, recipient_end
 from keykeeper.domain.states import KeyState, VersionState
-from keykeeper.errors import FailedPrecondition, NotFound
+from keykeeper.errors import FailedPrecondition, InvalidArgument
 from keykeeper.scheduler import Job, JobResult, JobRun, Scheduler, leader_for
 from keykeeper.scheduler.scans import (
     due_for_activation,
@@ -46,10 +49,10 @@ from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.lookup import KeyLookup
-from keykeeper.service.rotation import PRINCIPAL, Rotator
+from keykeeper.service.rotation import PRINCIPAL, KeyAudit, Rotator, error_code
 
-__all__ = ["EXPIRY_NOTICE_SECONDS", "CryptoPeriods", "Notify", "SchedulerControl", "audit_runs",
-           "build_jobs", "build_scheduler"]
+__all__ = ["EXPIRY_NOTICE_SECONDS", "CryptoPeriods", "DestroyDue", "Notify", "SchedulerControl",
+           "audit_keys", "audit_runs", "build_jobs", "build_scheduler"]
 
 log = logging.getLogger("keykeeper.scheduler")
 
@@ -65,6 +68,13 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 Notify = Callable[[str, str, str, str, dict[str, object]], None]
 
 
+class DestroyDue(Protocol):
+    """keykeeper.service.destruction.Destruction.destroy_due: ``(done, failed)``."""
+
+    def __call__(self, now: datetime, principal: str = ..., *,
+                 audit: KeyAudit | None = ...) -> tuple[int, int]: ...
+
+
 def _stamp(when: datetime) -> str:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -74,10 +84,12 @@ class CryptoPeriods:
     notices); ``notice_seconds`` is the notice window."""
 
     def __init__(self, deps: Deps, lookup: KeyLookup, *, notify: Notify | None = None,
-                 notice_seconds: int = EXPIRY_NOTICE_SECONDS, page_size: int = PAGE) -> None:
+                 notice_seconds: int = EXPIRY_NOTICE_SECONDS, page_size: int = PAGE,
+                 audit: KeyAudit | None = None) -> None:
         self._d = deps
         self._lookup = lookup
         self._notify = notify
+        self._audit = audit
         self._notice = timedelta(seconds=notice_seconds)
         self._page = page_size
 
@@ -88,8 +100,9 @@ class CryptoPeriods:
         with self._d.reading() as conn:
             to_activate = due_for_activation(conn, now)
             to_deactivate = due_for_deactivation(conn, now)
-        for ids, fn, what in ((to_activate, self._activate, "activated"),
-                              (to_deactivate, self._deactivate, "deactivated")):
+        for ids, fn, what, op in ((to_activate, self._activate, "activated", "key.activate"),
+                                  (to_deactivate, self._deactivate, "deactivated",
+                                   "key.deactivate")):
             for key_id in ids:
                 try:
                     counts[what] += fn(key_id, now)
@@ -97,6 +110,7 @@ class CryptoPeriods:
                     failed += 1
                     log.warning("scheduler: %s of key %s failed: %s", what, key_id,
                                 type(exc).__name__)
+                    self._audited(op, key_id, None, None, exc)
         n, f = self._each_candidate(now, now, self._expire_versions,
                                     (VersionState.ACTIVE,))
         counts["versions deactivated"] += n
@@ -144,6 +158,13 @@ class CryptoPeriods:
                 return total, failed
             after = page[-1]
 
+    def _audited(self, operation: str, key_id: str, namespace: str | None,
+                 version: int | None, exc: BaseException | None = None) -> None:
+        """The audit record of one key acted on (``exc``: how it failed)."""
+        if self._audit is not None:
+            self._audit(operation, key_id, namespace, version,
+                        None if exc is None else error_code(exc))
+
     # -- key dates ---------------------------------------------------------------------------
     def _set_state(self, key_id: str, now: datetime, action: str, to: KeyState,
                    due: Callable[[Key], bool]) -> int:
@@ -156,6 +177,7 @@ class CryptoPeriods:
                                       from_state=str(key.state), to_state=str(to),
                                       principal=PRINCIPAL, at=now, reason="scheduled")
         self._lookup.forget(key)
+        self._audited(f"key.{action}", key.id, key.namespace, None)
         return 1
 
     def _activate(self, key_id: str, now: datetime) -> int:
@@ -180,7 +202,13 @@ class CryptoPeriods:
     def _expire_versions(self, key: Key, periods: Periods, now: datetime) -> int:
         expired = [v.version for v in key.versions if v.state == VersionState.ACTIVE
                    and originator_end(key, v, periods) <= now]
-        return self._deactivate_versions(key.id, expired, now, periods) if expired else 0
+        if not expired:
+            return 0
+        try:
+            return self._deactivate_versions(key.id, expired, now, periods)
+        except Exception as exc:
+            self._audited("key.deactivate_version", key.id, key.namespace, None, exc)
+            raise
 
     def _send_notices(self, key: Key, periods: Periods, now: datetime) -> int:
         horizon = now + self._notice
@@ -200,7 +228,7 @@ class CryptoPeriods:
 
     def _deactivate_versions(self, key_id: str, numbers: list[int], now: datetime,
                              periods: Periods) -> int:
-        changed = 0
+        changed: list[int] = []
         with self._d.transaction() as conn:
             key = self._d.keys.get_by_id(conn, key_id, for_update=True)
             if key is None:
@@ -216,10 +244,12 @@ class CryptoPeriods:
                         from_state=str(v.state), to_state=str(VersionState.DEACTIVATED),
                         principal=PRINCIPAL, at=now, version=v.version,
                         reason="originator usage period ended")
-                    changed += 1
+                    changed.append(v.version)
         if changed:
             self._lookup.forget(key)
-        return changed
+        for number in changed:
+            self._audited("key.deactivate_version", key.id, key.namespace, number)
+        return len(changed)
 
     def _send_notice(self, key: Key, version: int, period: str, end: datetime,
                      now: datetime) -> None:
@@ -249,16 +279,35 @@ def audit_runs(auditor: Auditor) -> Callable[[str, str, int, int], None]:
     return audit
 
 
+def audit_keys(auditor: Auditor) -> KeyAudit:
+    """``audit(operation, key_id, namespace, key_version, error_code)``: one audit record
+    per key a job acted on, principal and interface ``scheduler``, outcome ``success`` or
+    ``error`` with the code. Not waited for one by one: the run's own record
+    (:func:`audit_runs`) comes after them in the chain and is waited for, and the sinks
+    write in chain order."""
+
+    def audit(operation: str, key_id: str, namespace: str | None, version: int | None,
+              code: str | None) -> None:
+        ctx = RequestContext(interface="scheduler", principal=Principal(PRINCIPAL))
+        ctx.key_id, ctx.namespace, ctx.key_version = key_id, namespace, version
+        auditor.record(ctx, operation, "success" if code is None else "error", code)
+
+    return audit
+
+
 def build_jobs(deps: Deps, lookup: KeyLookup, rotator: Rotator, approvals: Approvals, *,
-               interval_seconds: float, destroy_due: Callable[[datetime], tuple[int, int]],
+               interval_seconds: float, destroy_due: DestroyDue,
                notify: Notify | None = None,
-               notice_seconds: int = EXPIRY_NOTICE_SECONDS) -> list[Job]:
+               notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+               key_audit: KeyAudit | None = None) -> list[Job]:
     """The lifecycle jobs in the order they run: crypto-periods first (a key activated now
-    can be rotated in the same turn), then rotation, destruction and approval expiry."""
-    periods = CryptoPeriods(deps, lookup, notify=notify, notice_seconds=notice_seconds)
+    can be rotated in the same turn), then rotation, destruction and approval expiry.
+    ``key_audit`` audits each key acted on (the rotator carries its own)."""
+    periods = CryptoPeriods(deps, lookup, notify=notify, notice_seconds=notice_seconds,
+                            audit=key_audit)
 
     def destruction(now: datetime) -> JobResult:
-        done, failed = destroy_due(now)
+        done, failed = destroy_due(now, audit=key_audit)
         return JobResult(done, failed, f"{done} destroyed" if done or failed else "")
 
     def approval_expiry(now: datetime) -> JobResult:
@@ -296,7 +345,7 @@ class SchedulerControl:
 
     def run_now(self, job: str) -> tuple[JobResult, JobRun | None]:
         """Run ``job`` now on this node, which must lead; its result and recorded run. The
-        caller authorizes ``scheduler.run``. NotFound for an unknown job;
+        caller authorizes ``scheduler.run``. InvalidArgument for an unknown job;
         FailedPrecondition when the scheduler is off here, or this node is a standby (the
         message names the node that ran jobs last: the leader, as far as the store shows)."""
         scheduler = self.scheduler
@@ -304,8 +353,9 @@ class SchedulerControl:
             raise FailedPrecondition(f"the scheduler is disabled on node {self.node_id} "
                                      "(KEYKEEPER_SCHEDULER=off)")
         if job not in scheduler.job_names:
-            raise NotFound(f"no scheduler job '{job}'; jobs: "
-                           + ", ".join(scheduler.job_names))
+            shown = job if len(job) <= 64 else job[:64] + "..."
+            raise InvalidArgument(f"unknown scheduler job {shown!r}; jobs: "
+                                  + ", ".join(scheduler.job_names))
         if not scheduler.leader.is_leader:
             runs = [r for r in scheduler.last_runs().values()
                     if r is not None and r.last_started_at is not None]
@@ -325,15 +375,17 @@ def default_scheduler_node() -> str:
 
 def build_scheduler(deps: Deps, lookup: KeyLookup, keys: KeyAdmin, approvals: Approvals,
                     auditor: Auditor, *, data_dir: Path, node_id: str, interval_seconds: float,
-                    destroy_due: Callable[[datetime], tuple[int, int]],
+                    destroy_due: DestroyDue,
                     notify: Notify | None = None, notice_seconds: int = EXPIRY_NOTICE_SECONDS,
                     on_run: Callable[[str, str, float, int, int], None] | None = None,
                     on_leader: Callable[[bool], None] | None = None) -> Scheduler:
     """The scheduler of one server process, with the lifecycle jobs, elected by the store's
     leader election (keykeeper.scheduler.leader), audited through ``auditor``."""
-    rotator = Rotator(deps, lookup, keys)
+    key_audit = audit_keys(auditor) if auditor.enabled else None
+    rotator = Rotator(deps, lookup, keys, audit=key_audit)
     jobs = build_jobs(deps, lookup, rotator, approvals, interval_seconds=interval_seconds,
-                      destroy_due=destroy_due, notify=notify, notice_seconds=notice_seconds)
+                      destroy_due=destroy_due, notify=notify, notice_seconds=notice_seconds,
+                      key_audit=key_audit)
     scheduler = Scheduler(jobs, leader_for(deps.engine, data_dir), deps.clock, node_id,
                           on_run=on_run, on_leader=on_leader,
                           audit=audit_runs(auditor) if auditor.enabled else None,

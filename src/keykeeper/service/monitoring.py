@@ -202,26 +202,29 @@ class Monitoring:
         return done
 
     def _event(self, record: AuditRecord) -> Event:
-        state = None
+        state: tuple[str | None, str] = (None, "key")
         if (record.error_code == "failed_precondition" and record.key_id
                 and record.operation in _DATA_PLANE):
             state = self._key_state(record.key_id, record.key_version)
         return Event(time=_seconds(record.time), operation=record.operation,
                      outcome=record.outcome, error_code=record.error_code,
                      principal=record.principal, source=record.source,
-                     key_id=record.key_id, key_version=record.key_version, key_state=state)
+                     key_id=record.key_id, key_version=record.key_version,
+                     key_state=state[0], state_of=state[1])
 
-    def _key_state(self, key_id: str, version: int | None) -> str | None:
-        """The state that forbids use of the key or the version, if one does."""
+    def _key_state(self, key_id: str, version: int | None) -> tuple[str | None, str]:
+        """The state that forbids use of the key, else that of the version the record
+        names (its ``key_version``: the one used, or refused), and which of the two it
+        is (``key`` | ``version``)."""
         try:
             key = self._lookup.get(RequestContext(interface="monitor"), key_id)
         except KeykeeperError:
-            return None
+            return None, "key"
         state = str(effective_key_state(key, self._d.clock()))
         if state in UNUSABLE_STATES:
-            return state
+            return state, "key"
         found = key.version(version) if version is not None else None
-        return str(found.state) if found is not None else None
+        return (str(found.state), "version") if found is not None else (None, "key")
 
     def flush(self) -> int:
         """Write the usage buffer to the ``key_usage`` table (kept for the next flush if

@@ -51,6 +51,7 @@ from keykeeper.service.crypto_items import (
     Encrypted,
     Sealer,
     check_context,
+    fallback_versions,
     item_problem,
 )
 from keykeeper.service.deps import utcnow
@@ -127,16 +128,18 @@ class Crypto:
                 allow_compromised: bool = False) -> KeyHandle:
         """The handle of ``version`` (None: the primary) for ``use`` at the clock's now
         (domain/lifecycle.py check_use: FailedPrecondition when refused, NotFound for no
-        such version). Records the version, and a needed ``allow_compromised``, in ctx."""
+        such version). Records the version in ctx before the check (a refused call's
+        audit record names it: the compromise report and the monitor read it), and a
+        needed ``allow_compromised``."""
         number = key.primary_version if version is None else version
         if number < 1:
             raise InvalidArgument("key_version must be at least 1")
         v = key.version(number)
         if v is None:
             raise NotFound(f"key '{key.ref}' has no version {number}")
+        ctx.key_version = number
         check_use(key, v, use, self._clock(), self._periods_of(key),
                   allow_compromised=allow_compromised)
-        ctx.key_version = number
         if allow_compromised and (key.state == KeyState.COMPROMISED
                                   or v.state == VersionState.COMPROMISED):
             ctx.allow_compromised = True  # the recovery flag was needed: audited
@@ -335,10 +338,15 @@ class Crypto:
                context: Mapping[str, str] | None = None, *,
                allow_compromised: bool = False) -> Encrypted:
         """Decrypt (with ``allow_compromised`` for a compromised source version) and
-        encrypt under the primary version, which counts one protect operation."""
+        encrypt under the primary version, which counts one protect operation. The audit
+        record's ``key_version`` is the source version (the one that processed; the
+        compromise report looks for it); the new version is in the answer."""
         key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap", context)
-        plaintext, _ = self._decrypt(ctx, key, ciphertext, context, allow_compromised)
-        return self._encrypt(ctx, key, plaintext, context, None)
+        plaintext, source = self._decrypt(ctx, key, ciphertext, context, allow_compromised)
+        try:
+            return self._encrypt(ctx, key, plaintext, context, None)
+        finally:
+            ctx.key_version = source
 
     def data_key(self, ctx: RequestContext, ref: str, key_spec: str | None = None,
                  context: Mapping[str, str] | None = None,
@@ -368,12 +376,38 @@ class Crypto:
                prehashed: bool, signature_format: str | None,
                key_version: int | None = None,
                allow_compromised: bool = False) -> tuple[bool, int]:
+        """Verify with ``key_version``, else the primary version and then, if that says
+        invalid, the older versions (see :meth:`_verify_any`)."""
         key = self._key(ctx, ref, Purpose.SIGN, "verify")
-        handle = self._handle(ctx, key, key_version, Use.PROCESS, allow_compromised)
-        ok = handle.verify(data, signature, prehashed=prehashed,
-                           signature_format=signature_format or "der")
-        assert ctx.key_version is not None
-        return ok, ctx.key_version
+        fmt = signature_format or "der"
+        return self._verify_any(ctx, key, key_version, allow_compromised, lambda h: h.verify(
+            data, signature, prehashed=prehashed, signature_format=fmt))
+
+    def _verify_any(self, ctx: RequestContext, key: Key, key_version: int | None,
+                    allow_compromised: bool,
+                    check: Callable[[KeyHandle], bool]) -> tuple[bool, int]:
+        """``(valid, version)``. With ``key_version``: that version's answer. Without (a
+        signature or tag names no version): the primary's; if invalid, the other versions
+        that may still process, newest first, at most MAX_FALLBACK_VERSIONS, each through
+        the same use check (those refused are skipped): the first that verifies answers
+        valid with its number, else invalid with the primary's. The primary's refusal
+        (FailedPrecondition) is raised as before."""
+        ok = check(self._handle(ctx, key, key_version, Use.PROCESS, allow_compromised))
+        primary = ctx.key_version
+        assert primary is not None
+        if ok or key_version is not None:
+            return ok, primary
+        flagged = ctx.allow_compromised
+        for number in fallback_versions(key, primary):
+            ctx.allow_compromised = flagged
+            try:
+                handle = self._handle(ctx, key, number, Use.PROCESS, allow_compromised)
+            except (FailedPrecondition, NotFound):
+                continue
+            if check(handle):
+                return True, number
+        ctx.key_version, ctx.allow_compromised = primary, flagged
+        return False, primary
 
     # -- mac purpose ------------------------------------------------------------------------
     def mac(self, ctx: RequestContext, ref: str, message: bytes,
@@ -387,11 +421,11 @@ class Crypto:
     def verify_mac(self, ctx: RequestContext, ref: str, message: bytes, tag: bytes,
                    key_version: int | None = None, *,
                    allow_compromised: bool = False) -> tuple[bool, int]:
+        """Verify a tag as :meth:`verify` does a signature (older versions tried when no
+        ``key_version`` is given and the primary says invalid)."""
         key = self._key(ctx, ref, Purpose.MAC, "verify-mac")
-        ok = self._handle(ctx, key, key_version, Use.PROCESS,
-                          allow_compromised).verify_mac(message, tag)
-        assert ctx.key_version is not None
-        return ok, ctx.key_version
+        return self._verify_any(ctx, key, key_version, allow_compromised,
+                                lambda h: h.verify_mac(message, tag))
 
     # -- kem purpose ------------------------------------------------------------------------
     def encapsulate(self, ctx: RequestContext, ref: str,

@@ -11,7 +11,10 @@ checks ``rotation_due`` again: a retried run, a leader killed mid-run or two lea
 once never make a second version for one due time. The new material is generated before
 the transaction opens (RSA-4096 takes seconds). The rotation sets the new primary version,
 ``next_rotation_time`` = now + ``rotation_period`` (NULL without a period), clears
-``rotation_reason``, and records a ``rotate`` event by principal ``scheduler``.
+``rotation_reason``, and records a ``rotate`` event by principal ``scheduler``. Each key
+acted on is also audited (``audit``: operation ``key.rotate``, interface and principal
+``scheduler``, ``key_version`` the new version; outcome success or the error's code), so
+``keykeeper audit search --key`` finds scheduled rotations.
 """
 
 from __future__ import annotations
@@ -19,35 +22,51 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from keykeeper.crypto.registry import get_spec
 from keykeeper.domain.keys import Key
 from keykeeper.domain.lifecycle import rotation_due
 from keykeeper.domain.states import KeyState
+from keykeeper.errors import KeykeeperError
 from keykeeper.scheduler import JobResult
 from keykeeper.scheduler.scans import due_for_rotation
 from keykeeper.service.deps import Deps
-from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.lookup import KeyLookup
 
-__all__ = ["PRINCIPAL", "Rotator"]
+if TYPE_CHECKING:  # keys -> destruction -> this module (KeyAudit): no import at run time
+    from keykeeper.service.keys import KeyAdmin
+
+__all__ = ["PRINCIPAL", "KeyAudit", "Rotator", "error_code"]
 
 log = logging.getLogger("keykeeper.scheduler")
 
 PRINCIPAL = "scheduler"
 PAGE = 500  # keys read per scan page
 
+#: ``audit(operation, key_id, namespace, key_version, error_code)``: the audit record of
+#: one key the scheduler acted on (``error_code`` None: success); written by
+#: keykeeper.service.lifecycle_jobs.audit_keys.
+KeyAudit = Callable[[str, str, str | None, int | None, str | None], None]
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable code of a failure, for its audit record (``internal`` if it has none)."""
+    return exc.code if isinstance(exc, KeykeeperError) else "internal"
+
 
 class Rotator:
     """``run(now)`` is the job; ``rotate_one(key_id, now)`` rotates one key if due."""
 
     def __init__(self, deps: Deps, lookup: KeyLookup, keys: KeyAdmin, *, page_size: int = PAGE,
-                 stopping: Callable[[], bool] = lambda: False) -> None:
+                 stopping: Callable[[], bool] = lambda: False,
+                 audit: KeyAudit | None = None) -> None:
         self._d = deps
         self._lookup = lookup
         self._keys = keys
         self._page = page_size
         self.stopping = stopping
+        self.audit = audit
 
     def run(self, now: datetime) -> JobResult:
         """Rotate every due key; one key's failure is logged and counted, never stops the
@@ -76,18 +95,32 @@ class Rotator:
                                                             if failed else ""))
 
     def rotate_one(self, key_id: str, now: datetime) -> bool:
-        """Rotate ``key_id`` if it is due at ``now``; False if it is not (any more)."""
+        """Rotate ``key_id`` if it is due at ``now``; False if it is not (any more). A
+        rotation, or its failure (raised again), is audited through ``audit``."""
         with self._d.reading() as conn:
             current = self._d.keys.get_by_id(conn, key_id)
         if current is None or not rotation_due(current, now):
             return False
+        try:
+            number = self._rotate(current, now)
+        except Exception as exc:
+            if self.audit is not None:
+                self.audit("key.rotate", key_id, current.namespace, None, error_code(exc))
+            raise
+        if number is not None and self.audit is not None:
+            self.audit("key.rotate", key_id, current.namespace, number, None)
+        return number is not None
+
+    def _rotate(self, current: Key, now: datetime) -> int | None:
+        """The new version's number, or None if the key is no longer due."""
+        key_id = current.id
         spec = get_spec(current.algorithm)
         generated = self._keys._generate(spec)
         wrapped_kek = self._lookup.wrapped_kek(current.namespace)
         with self._d.transaction() as conn:
             key = self._d.keys.get_by_id(conn, key_id, for_update=True)
             if key is None or not rotation_due(key, now) or key.state != KeyState.ACTIVE:
-                return False   # rotated meanwhile (a retry, another leader) or changed
+                return None    # rotated meanwhile (a retry, another leader) or changed
             number = max(v.version for v in key.versions) + 1
             self._d.keys.insert_version(conn, key.id, self._keys._new_version(
                 generated, wrapped_kek, key.id, key.namespace, spec, number))
@@ -98,7 +131,7 @@ class Rotator:
                                       principal=PRINCIPAL, at=now, version=number,
                                       reason=key.rotation_reason or "scheduled")
         self._lookup.forget(key)
-        return True
+        return number
 
 
 def _next(key: Key, now: datetime) -> datetime | None:
