@@ -36,8 +36,9 @@ The server also serves this API as an OpenAPI 3.1 document at `GET /openapi.json
 `401 unauthenticated` with one message for all four cases. The first token (the root
 token) is returned once by `POST /v1/sys/init`; a dev server takes it from
 `--dev-root-token`. Tokens are stored only as SHA-256 hashes. `GET /v1/sys/health`,
-`POST /v1/sys/init`, `POST /v1/sys/unseal`, `GET /metrics` and `GET /openapi.json` need
-no token.
+`POST /v1/sys/init`, `POST /v1/sys/unseal`, `GET /v1/sys/receipt-key` and
+`GET /openapi.json` need no token. `GET /metrics` (Prometheus text format) needs a token
+allowed `metrics.read` unless the server runs with `KEYKEEPER_METRICS_UNAUTHENTICATED=on`.
 
 **Seal state.** Until the server is unsealed, every route except `health`, `init`,
 `unseal` and `seal` answers `503 sealed`.

@@ -26,6 +26,8 @@ processes receive them):
 ``KEYKEEPER_ALERT_WEBHOOK``        http(s) URL that receives each new alert as JSON
 ``KEYKEEPER_ALERT_DEDUP``          seconds an alert absorbs repeats of itself (600)
 ``KEYKEEPER_METRICS_MAX_KEYS``     distinct keys labelled in operation metrics (1000)
+``KEYKEEPER_METRICS_UNAUTHENTICATED`` ``on``: serve /metrics without a token (default
+                                   ``off``: a token allowed ``metrics.read``)
 ``KEYKEEPER_USAGE_FLUSH_SECONDS``  seconds between writes of key usage statistics (5)
 =================================  ==========================================================
 """
@@ -87,6 +89,7 @@ class Settings:
     audit_max_bytes: int = 100 * 1024 * 1024
     audit_checkpoint_seconds: float = 60.0
     node_id: str = ""
+    metrics_unauthenticated: bool = False
     scheduler: bool = True
     scheduler_interval: float = 10.0
     expiry_notice: int = 30 * 86400
@@ -111,6 +114,9 @@ class Settings:
             audit_checkpoint_seconds=float(
                 os.environ.get("KEYKEEPER_AUDIT_CHECKPOINT_SECONDS", "60") or 60),
             node_id=os.environ.get("KEYKEEPER_NODE_ID", ""),
+            metrics_unauthenticated=_on_off(
+                os.environ.get("KEYKEEPER_METRICS_UNAUTHENTICATED") or "off",
+                "KEYKEEPER_METRICS_UNAUTHENTICATED"),
             scheduler=_on_off(os.environ.get("KEYKEEPER_SCHEDULER") or "on",
                               "KEYKEEPER_SCHEDULER"),
             scheduler_interval=_seconds(os.environ.get("KEYKEEPER_SCHEDULER_INTERVAL") or "10",
@@ -177,7 +183,8 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
             on_run=metrics.scheduler_run, on_leader=metrics.set_leader)
         services.scheduling.scheduler = scheduler
         services.background.append(scheduler)
-    app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None)
+    app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None,
+                     metrics_unauthenticated=settings.metrics_unauthenticated)
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
         services.system.unseal(passphrase)

@@ -173,3 +173,15 @@ def test_bulk_revoke_over_rest_and_cli(live_server: ServerProcess) -> None:
     assert json.loads(res.stdout)["revoked"] == 3
     listed = s.get(f"/v1/keys?namespace={ns}").json()["keys"]
     assert {k["state"] for k in listed} == {"compromised"}
+
+
+def test_cli_warns_when_the_compromised_version_is_the_primary(
+        live_server: ServerProcess) -> None:
+    s = live_server
+    name = _key(s, "prim")["name"]
+    s.post(f"/v1/keys/{name}/rotate", {})
+    old = cli(s, "key", "compromise-version", name, "1", "--reason", "old copy leaked")
+    assert old.exit_code == 0 and "primary" not in old.stderr, old.stderr
+    res = cli(s, "key", "compromise-version", name, "2", "--reason", "leaked")
+    assert res.exit_code == 0, res.stderr
+    assert "is the primary version" in res.stderr and f"key rotate default:{name}" in res.stderr

@@ -50,7 +50,7 @@ def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _alerts(server: ServerProcess, kind: str) -> float:
-    for line in server.http.get("/metrics").text.splitlines():
+    for line in server.get("/metrics").text.splitlines():
         if line.startswith(f'keykeeper_audit_alerts_total{{kind="{kind}"}}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

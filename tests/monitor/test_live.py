@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -157,7 +158,7 @@ def test_metrics_exposition_has_the_monitoring_series(server: ServerProcess) -> 
                            {"plaintext": b64(b"x")}).status_code == 200
     assert server.post("/v1/keys/metered/decrypt",
                        {"ciphertext": "nonsense"}).status_code == 400
-    text = server.http.get("/metrics").text
+    text = server.get("/metrics").text
     assert metric(text, "keykeeper_operations_total", key=key["id"], operation="encrypt",
                   outcome="success") == 3
     assert metric(text, "keykeeper_operations_total", key=key["id"],
@@ -223,3 +224,16 @@ def test_cli_lists_and_acknowledges_alerts(server: ServerProcess) -> None:
     out = cli("alerts", "usage", "used", "--format", "json")
     assert out.returncode == 0 and json.loads(out.stdout)["key_id"].startswith("k-")
     assert Path(server.data_dir / "server.log").exists()
+
+
+def test_metrics_need_a_token_allowed_metrics_read(server: ServerProcess) -> None:
+    # The series name key ids, namespaces and per-key counts: not for anonymous callers,
+    # nor for a principal without metrics.read (as Vault's sys/metrics).
+    anonymous = server.http.get("/metrics")
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    app = server.post("/v1/principals", {"name": "metrics-app-" + secrets.token_hex(3),
+                                         "roles": ["application"]}).json()
+    token = server.post("/v1/tokens", {"principal": app["name"]}).json()["token"]
+    denied = server.http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert (denied.status_code, denied.json()["code"]) == (403, "permission_denied")
+    assert server.get("/metrics").status_code == 200

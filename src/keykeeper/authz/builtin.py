@@ -22,11 +22,11 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Principals, tokens, roles, grants, namespaces and policies; uses no key",
         ("principal.*", "token.*", "role.*", "grant.*", "namespace.*", "approval_policy.*",
          "sod_policy.*", "audit.config", "inventory.read", "sys.seal", "alert.*",
-         "scheduler.read", *_APPROVAL_VIEW)),
+         "scheduler.read", "metrics.read", *_APPROVAL_VIEW)),
     "crypto-officer": (
         "Creates, rotates, disables, destroys and marks keys compromised; no key use",
         (*KEY_READ, *KEY_ADMIN, "namespace.list", "namespace.get", "inventory.read",
-         "key.bulk_revoke", "alert.list", "scheduler.*", *_APPROVAL_VIEW)),
+         "key.bulk_revoke", "alert.list", "scheduler.*", "metrics.read", *_APPROVAL_VIEW)),
     "key-custodian": (
         "Approves sensitive operations; holds backup and unseal shares",
         ("approval.*", "approval_policy.get", "backup.create", "backup.restore",
@@ -35,7 +35,8 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Reads the audit trail, the inventory and reports; nothing else",
         ("audit.read", "audit.verify", "inventory.read", "report.read", "key.get",
          "key.list", "key.versions", "key.usage", "key.receipt", "key.compromise_report",
-         "alert.list", "scheduler.read", *_DIRECTORY_READ, *_APPROVAL_VIEW)),
+         "alert.list", "scheduler.read", "metrics.read", *_DIRECTORY_READ,
+         *_APPROVAL_VIEW)),
     "application": (
         "Data-plane operations on the keys it is granted",
         (*DATA_PLANE, "key.get", "public_key", "random")),

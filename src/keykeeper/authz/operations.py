@@ -57,6 +57,7 @@ SYSTEM_OPERATIONS: frozenset[str] = frozenset((
     "key.bulk_revoke",
     "alert.list", "alert.acknowledge",
     "scheduler.read", "scheduler.run",
+    "metrics.read",
 ))
 
 ALL_OPERATIONS: frozenset[str] = KEY_OPERATIONS | SYSTEM_OPERATIONS

@@ -27,7 +27,7 @@ KEY_ARG = typer.Argument(..., help="Key id, namespace:name, or name (namespace d
 
 
 def _life(flag: str, rule: str) -> Any:
-    return typer.Option(None, flag, help=f"{rule}; 'none' clears it.")
+    return typer.Option(None, flag, help=f"{rule}; 'none' clears it")
 
 
 def _period(value: str | None) -> int | str | None:
@@ -173,14 +173,14 @@ def update(
         None, "--label", help="k=v, repeatable; replaces all labels."
     ),
     clear_labels: bool = typer.Option(False, "--clear-labels", help="Remove every label."),
-    rotation_period: str | None = _life("--rotation-period", "e.g. 90d; none stops rotation"),
+    rotation_period: str | None = _life("--rotation-period", "e.g. 90d (at least 1h)"),
     next_rotation_time: str | None = _life("--next-rotation-time", "RFC 3339, in the future"),
     min_encryption_version: str | None = _life(
         "--min-encryption-version", "0: only the primary version encrypts"),
     min_decryption_version: str | None = _life(
         "--min-decryption-version", "0: every version decrypts"),
-    usage_limit: str | None = _life("--usage-limit", "none: the algorithm's default"),
-    usage_rotate_fraction: str | None = _life("--usage-rotate-fraction", "0 < f <= 1"),
+    usage_limit: str | None = _life("--usage-limit", "protect operations per version"),
+    usage_rotate_fraction: str | None = _life("--usage-rotate-fraction", "0.01 to 1 (0.9)"),
     originator_usage_period: str | None = _life("--originator-usage-period", "e.g. 730d"),
     recipient_usage_period: str | None = _life("--recipient-usage-period", "e.g. 1825d"),
     activation_date: str | None = _life("--activation-date", "only while pre-active"),

@@ -81,6 +81,11 @@ def compromise_version(
     else:
         emit_fields([("key", v.key), ("version", v.version), ("state", v.state),
                      ("compromised at", v.compromised_at), ("reason", v.compromise_reason)])
+        with state.client() as kk:
+            primary = kk.get_key(v.key_id).primary_version
+        if primary == v.version:
+            stderr(f"note: version {v.version} is the primary version: the key cannot "
+                   f"encrypt, sign or MAC until you rotate it (keykeeper key rotate {v.key})")
 
 
 def compromise_report(

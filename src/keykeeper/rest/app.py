@@ -25,10 +25,11 @@ from keykeeper.errors import (
 )
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.dispatch import DataPlaneDispatch
-from keykeeper.rest.endpoint import Endpoint
+from keykeeper.rest.endpoint import Endpoint, bearer
 from keykeeper.rest.openapi import build_openapi
 from keykeeper.rest.problems import problem_response
 from keykeeper.rest.routes import ROUTES
+from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
 
 __all__ = ["create_app"]
@@ -38,7 +39,11 @@ _encoder = msgspec.json.Encoder()
 
 
 def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None = None,
-               ) -> ASGIApp:
+               *, metrics_unauthenticated: bool = False) -> ASGIApp:
+    """The ASGI app. ``metrics_unauthenticated``: serve ``/metrics`` without a token
+    (``KEYKEEPER_METRICS_UNAUTHENTICATED``); by default it needs a bearer token whose
+    principal may ``metrics.read`` (as Vault's ``sys/metrics``): the series name key ids,
+    namespaces and per-key counts."""
     endpoints = {r: Endpoint(svc, metrics, r) for r in ROUTES}
     routes = [StarletteRoute(r.path, endpoints[r], methods=[r.method]) for r in ROUTES]
     data_plane = {(r.method, r.path.rsplit("/", 1)[1]): endpoints[r] for r in ROUTES
@@ -48,7 +53,17 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
     async def openapi_endpoint(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    def authorize_metrics(token: str | None) -> None:
+        ctx = RequestContext(interface="rest", token=token)
+        ctx.principal = svc.auth.authenticate(token)
+        svc.authz.require(ctx, "metrics.read")
+
     async def metrics_endpoint(request: Request) -> Response:
+        if not metrics_unauthenticated:
+            try:
+                await run_in_threadpool(authorize_metrics, bearer(request.scope))
+            except KeykeeperError as exc:
+                return problem_response(exc, secrets.token_hex(8))
         payload = await run_in_threadpool(metrics.render)
         return Response(payload, media_type="text/plain; version=0.0.4")
 

@@ -51,7 +51,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _bearer(scope: Scope) -> str | None:
+def bearer(scope: Scope) -> str | None:
     value = _header(scope, b"authorization")
     if value is None:
         return None
@@ -104,7 +104,7 @@ class Endpoint:
                                  svc.system.initialized() else
                                  "keykeeper is not initialized; run keykeeper init")
                 if route.auth:
-                    token = _bearer(scope)
+                    token = bearer(scope)
                     # GET /v1/tokens/self names the token of the call; the audit record
                     # holds its HMAC (a rejected token's too).
                     ctx.token = token
