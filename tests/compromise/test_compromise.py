@@ -27,6 +27,7 @@ def test_key_compromise_records_when_it_happened(node: Node) -> None:
     svc, ctx = node.services, node.ctx()
     svc.keys.create(ctx, CreateKey(name="k"))
     svc.keys.rotate(ctx, "k")
+    node.clock.advance(days=4)  # a compromise time may not precede the key's creation
     happened = node.clock() - timedelta(days=3)
     with pytest.raises(InvalidArgument):
         svc.keys.compromise(ctx, "k", "leak", compromise_time=node.clock() + timedelta(1))
@@ -192,6 +193,7 @@ def _approve(node: Node, approval_id: str) -> None:
 def test_approved_compromise_keeps_its_occurrence_time(node: Node) -> None:
     svc = node.services
     svc.keys.create(root(node), CreateKey(name="late"))
+    node.clock.advance(days=3)  # a compromise time may not precede the key's creation
     happened = node.clock() - timedelta(days=2)
     with pytest.raises(ApprovalRequired) as pending:
         svc.keys.compromise(_caller(node, "crypto-officer"), "late", "audit finding",

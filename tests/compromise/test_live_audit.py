@@ -161,3 +161,22 @@ def test_cli_decrypt_with_allow_compromised_is_audited(live_server: ServerProces
     assert (rec["outcome"], rec["key_version"], rec["allow_compromised"]) == (
         "success", 1, True)
     assert rec["context"]["tenant"].startswith("hmac-sha256:")
+
+
+def test_cli_audit_search_shows_allow_compromised(live_server: ServerProcess) -> None:
+    s = live_server
+    key = _compromised(s)
+    ct = _ok(s.post(f"/v1/keys/{key}/encrypt", {"plaintext": b64(b"x")}))["ciphertext"]
+    _ok(s.post(f"/v1/keys/{key}/compromise", {"reason": "leaked"}))
+    _ok(s.post(f"/v1/keys/{key}/decrypt", {"ciphertext": ct, "allow_compromised": True}))
+    env = {"KEYKEEPER_ADDR": s.addr, "KEYKEEPER_TOKEN": s.root_token}
+    deadline = time.monotonic() + 10     # the database audit sink writes in batches
+    while True:
+        res = CliRunner().invoke(app, ["--format", "json", "audit", "search", "--key", key,
+                                       "--operation", "decrypt"], env=env, obj=State())
+        assert res.exit_code == 0, res.stderr
+        found = json.loads(res.stdout)
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [r.get("allow_compromised") for r in found] == [True]

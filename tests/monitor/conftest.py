@@ -9,6 +9,7 @@ import pytest
 from keykeeper.store.engine import make_engine
 from keykeeper.store.migrate import upgrade
 from tests.integration.conftest import PASSPHRASE, ROOT_TOKEN, Clock, Node, make_node
+from tests.integration.conftest import node as node  # the one-node fixture, re-exported
 
 
 @pytest.fixture

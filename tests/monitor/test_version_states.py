@@ -13,7 +13,7 @@ from keykeeper.errors import FailedPrecondition
 from keykeeper.service.context import RequestContext
 from keykeeper.service.keys import CreateKey
 from keykeeper.store.alerts import AlertFilter
-from tests.integration.conftest import Node, node  # noqa: F401 - the fixture
+from tests.integration.conftest import Node
 
 
 def _alerts(node: Node) -> list[Any]:

@@ -53,6 +53,7 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     detail: str | None = None
     reason: str | None = None
     public_key: str | None = None
+    allow_compromised: bool | None = None  # the recovery flag was needed and used
     hmac: str | None = None
     signature: str | None = None
 

@@ -163,8 +163,9 @@ class CompromiseService:
         Counts every audited use of the key -- a data-plane call (authz.operations
         DATA_PLANE) or a public-key read, success or refusal; administrative calls are
         not uses -- and with ``version``, only records naming that version (a refused call
-        names the version it asked for; a rewrap, the version it decrypted). ``outcome`` is ``success`` or the error's code. Times are RFC 3339
-        UTC. NotFound for an unknown version."""
+        names the version it asked for; a rewrap, the version it decrypted). ``outcome``
+        is ``success`` or the error's code. Times are RFC 3339 UTC. NotFound for an
+        unknown version."""
         key = self._lookup.get(ctx, ref)
         self._authz.require_key(ctx, "key.compromise_report", key, ref)
         if self._search is None:

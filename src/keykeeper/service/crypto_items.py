@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -12,11 +12,12 @@ from pybase64 import b64encode_as_string
 from keykeeper.crypto import KeyHandle
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import VersionState
-from keykeeper.errors import InvalidArgument
+from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.service.context import RequestContext
 
 __all__ = ["DATA_KEY_SPECS", "MAX_CONTEXT_PAIRS", "MAX_FALLBACK_VERSIONS", "MAX_PLAINTEXT",
            "BatchItem", "DataKey", "Encrypted", "Sealer", "check_context", "fallback_versions",
-           "item_problem"]
+           "item_problem", "verify_any"]
 
 MAX_PLAINTEXT = 64 * 1024
 MAX_CONTEXT_PAIRS = 64
@@ -84,3 +85,32 @@ def fallback_versions(key: Key, primary: int) -> list[int]:
     numbers = sorted((v.version for v in key.versions
                       if v.version != primary and v.state not in _ERASED), reverse=True)
     return numbers[:MAX_FALLBACK_VERSIONS]
+
+
+def verify_any(ctx: RequestContext, key: Key, key_version: int | None,
+               check: Callable[[KeyHandle], bool],
+               handle_for: Callable[[int | None], KeyHandle]) -> tuple[bool, int]:
+    """``(valid, version)`` of a signature or MAC tag; ``handle_for(n)`` is version n's
+    handle after its use check (None: the primary), recording n in ``ctx``.
+
+    With ``key_version``: that version's answer. Without (a signature or tag names no
+    version): the primary's; if invalid, :func:`fallback_versions` in turn, skipping those
+    the use check refuses (FailedPrecondition, NotFound): the first that verifies answers
+    valid with its number (``ctx`` then records it, and ``allow_compromised`` if it was
+    needed), else invalid with the primary's. A refusal of the primary is raised."""
+    ok = check(handle_for(key_version))
+    primary = ctx.key_version
+    assert primary is not None
+    if ok or key_version is not None:
+        return ok, primary
+    flagged = ctx.allow_compromised
+    for number in fallback_versions(key, primary):
+        ctx.allow_compromised = flagged
+        try:
+            handle = handle_for(number)
+        except (FailedPrecondition, NotFound):
+            continue
+        if check(handle):
+            return True, number
+    ctx.key_version, ctx.allow_compromised = primary, flagged
+    return False, primary

@@ -4,7 +4,9 @@ sign, verify, MAC, public keys, ML-KEM encapsulation, and random bytes.
 Protect operations (encrypt, data-key, sign, mac, encapsulate) use the primary
 version unless ``key_version`` names another usable version (never silently
 ignored); process operations (decrypt, verify, verify-mac, decapsulate) use the
-version the ciphertext names or the caller gives. Every use is checked at the clock's
+version the ciphertext names or the caller gives (verify and verify-mac without one: the
+primary, then the older versions when it says invalid -- signatures and tags name no
+version). Every use is checked at the clock's
 ``now`` by :func:`keykeeper.domain.lifecycle.check_use` (states, activation and
 deactivation dates, minimum versions, crypto-periods -- the key's, else its namespace's,
 else NIST SP 800-57 Part 1 Table 1 --, and compromise: processing with a compromised key
@@ -51,9 +53,9 @@ from keykeeper.service.crypto_items import (
     Encrypted,
     Sealer,
     check_context,
-    fallback_versions,
     item_problem,
 )
+from keykeeper.service.crypto_sign import SignMacKemMixin
 from keykeeper.service.deps import utcnow
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.ratelimit import RateLimiter
@@ -64,7 +66,7 @@ __all__ = ["MAX_PLAINTEXT", "Crypto", "DataKey", "Encrypted"]
 T = TypeVar("T")
 
 
-class Crypto:
+class Crypto(SignMacKemMixin):
     """The cryptographic operations. ``clock`` gives the ``now`` every use is checked at;
     ``usage`` counts protect operations (the server always passes one; None, which counts
     nothing, is for the usage-counting benchmark and for tests of other parts)."""
@@ -360,107 +362,6 @@ class Crypto:
         dek = os.urandom(size)
         wrapped = self._encrypt(ctx, key, dek, context, None)
         return DataKey(wrapped.ciphertext, wrapped.key_version, dek if include_plaintext else None)
-
-    # -- sign purpose -----------------------------------------------------------------------
-    def sign(self, ctx: RequestContext, ref: str, data: bytes, *, prehashed: bool,
-             signature_format: str | None, key_version: int | None = None) -> tuple[bytes, int]:
-        key = self._key(ctx, ref, Purpose.SIGN, "sign")
-        handle = self._handle(ctx, key, key_version, Use.PROTECT)
-        number = ctx.key_version
-        assert number is not None
-        sig = self._counted(key, number, lambda: handle.sign(
-            data, prehashed=prehashed, signature_format=signature_format or "der"))
-        return sig, number
-
-    def verify(self, ctx: RequestContext, ref: str, data: bytes, signature: bytes, *,
-               prehashed: bool, signature_format: str | None,
-               key_version: int | None = None,
-               allow_compromised: bool = False) -> tuple[bool, int]:
-        """Verify with ``key_version``, else the primary version and then, if that says
-        invalid, the older versions (see :meth:`_verify_any`)."""
-        key = self._key(ctx, ref, Purpose.SIGN, "verify")
-        fmt = signature_format or "der"
-        return self._verify_any(ctx, key, key_version, allow_compromised, lambda h: h.verify(
-            data, signature, prehashed=prehashed, signature_format=fmt))
-
-    def _verify_any(self, ctx: RequestContext, key: Key, key_version: int | None,
-                    allow_compromised: bool,
-                    check: Callable[[KeyHandle], bool]) -> tuple[bool, int]:
-        """``(valid, version)``. With ``key_version``: that version's answer. Without (a
-        signature or tag names no version): the primary's; if invalid, the other versions
-        that may still process, newest first, at most MAX_FALLBACK_VERSIONS, each through
-        the same use check (those refused are skipped): the first that verifies answers
-        valid with its number, else invalid with the primary's. The primary's refusal
-        (FailedPrecondition) is raised as before."""
-        ok = check(self._handle(ctx, key, key_version, Use.PROCESS, allow_compromised))
-        primary = ctx.key_version
-        assert primary is not None
-        if ok or key_version is not None:
-            return ok, primary
-        flagged = ctx.allow_compromised
-        for number in fallback_versions(key, primary):
-            ctx.allow_compromised = flagged
-            try:
-                handle = self._handle(ctx, key, number, Use.PROCESS, allow_compromised)
-            except (FailedPrecondition, NotFound):
-                continue
-            if check(handle):
-                return True, number
-        ctx.key_version, ctx.allow_compromised = primary, flagged
-        return False, primary
-
-    # -- mac purpose ------------------------------------------------------------------------
-    def mac(self, ctx: RequestContext, ref: str, message: bytes,
-            key_version: int | None = None) -> tuple[bytes, int]:
-        key = self._key(ctx, ref, Purpose.MAC, "mac")
-        handle = self._handle(ctx, key, key_version, Use.PROTECT)
-        number = ctx.key_version
-        assert number is not None
-        return self._counted(key, number, lambda: handle.mac(message)), number
-
-    def verify_mac(self, ctx: RequestContext, ref: str, message: bytes, tag: bytes,
-                   key_version: int | None = None, *,
-                   allow_compromised: bool = False) -> tuple[bool, int]:
-        """Verify a tag as :meth:`verify` does a signature (older versions tried when no
-        ``key_version`` is given and the primary says invalid)."""
-        key = self._key(ctx, ref, Purpose.MAC, "verify-mac")
-        return self._verify_any(ctx, key, key_version, allow_compromised,
-                                lambda h: h.verify_mac(message, tag))
-
-    # -- kem purpose ------------------------------------------------------------------------
-    def encapsulate(self, ctx: RequestContext, ref: str,
-                    key_version: int | None = None) -> tuple[bytes, bytes, int]:
-        key = self._key(ctx, ref, Purpose.KEM, "encapsulate")
-        handle = self._handle(ctx, key, key_version, Use.PROTECT)
-        number = ctx.key_version
-        assert number is not None
-        secret, ct = self._counted(key, number, handle.encapsulate)
-        return secret, ct, number
-
-    def decapsulate(self, ctx: RequestContext, ref: str, ciphertext: bytes,
-                    key_version: int | None = None, *,
-                    allow_compromised: bool = False) -> tuple[bytes, int]:
-        key = self._key(ctx, ref, Purpose.KEM, "decapsulate")
-        secret = self._handle(ctx, key, key_version, Use.PROCESS,
-                              allow_compromised).decapsulate(ciphertext)
-        assert ctx.key_version is not None
-        return secret, ctx.key_version
-
-    # -- any asymmetric key -----------------------------------------------------------------
-    def public_key(self, ctx: RequestContext, ref: str,
-                   version: int | None = None) -> tuple[str, int, str]:
-        self._lookup.require_unsealed()
-        key = self._lookup.get(ctx, ref)
-        self._authz.require_key(ctx, "public_key", key, ref)
-        self._limit(ctx, key)
-        number = key.primary_version if version is None else version
-        v = key.version(number)
-        if v is None:
-            raise NotFound(f"key '{key.ref}' has no version {number}")
-        if v.public_key_pem is None:
-            raise FailedPrecondition(f"key '{key.ref}' ({key.algorithm}) has no public key")
-        ctx.key_version = number
-        return v.public_key_pem, number, key.algorithm
 
     def random(self, ctx: RequestContext, length: int) -> bytes:
         self._lookup.require_unsealed()
