@@ -98,6 +98,22 @@ printf '\n$ KEYKEEPER_TOKEN=<app token> keykeeper encrypt demo-orders ...   (exp
 KEYKEEPER_TOKEN="${APP_TOKEN}" keykeeper encrypt demo-orders --plaintext x || true
 
 echo
+echo "== the lifecycle: usage limits, rotation by the scheduler, compromise response =="
+step keykeeper key create demo-tiny --usage-limit 10 --rotation-period 30d
+for i in $(seq 1 9); do keykeeper encrypt demo-tiny --plaintext "m$i" > /dev/null; done
+printf '
+$ (9 encryptions: the soft threshold, 90 %% of the limit, starts a rotation)
+'
+step keykeeper scheduler run rotation
+step keykeeper key versions demo-tiny
+step keykeeper key compromise-version demo-orders 1 --reason "demo: leaked in a log"
+printf '
+$ keykeeper decrypt demo-orders <the version-1 ciphertext>   (expect: refused without --allow-compromised)
+'
+keykeeper decrypt demo-orders "${CT1}" --context tenant=acme || true
+step keykeeper key compromise-report demo-orders --version 1
+
+echo
 echo "== the audit trail: hash-chained, HMAC'd, checkpoints signed =="
 step keykeeper audit search --principal demo-checkout
 step keykeeper audit verify "${DATA_DIR}/audit.log"

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import msgspec
 from pybase64 import b64decode
 
-from keykeeper.domain.keys import Key
+from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.rest import schemas as s
 from keykeeper.rest.convert import key_out, version_out
@@ -144,7 +145,15 @@ def update_key(svc: Services, ctx: RequestContext, p: Params,
 def list_versions(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.VersionList:
     key = svc.keys.get(ctx, p["key"], "key.versions")
     periods = svc.keys.periods_of([key])[key.id]
-    return s.VersionList(versions=[version_out(v, key, periods) for v in key.versions])
+    return s.VersionList(versions=[version_out(_net(svc, v), key, periods)
+                                   for v in key.versions])
+
+
+def _net(svc: Services, v: KeyVersion) -> KeyVersion:
+    """The version with this node's unused reservations taken off its stored count: exact
+    on one node at once (other nodes return theirs within about a second of idling)."""
+    held = svc.usage.held(v.key_id, v.version) if svc.usage is not None else 0
+    return replace(v, protect_count=v.protect_count - held) if held else v
 
 
 def rotate(svc: Services, ctx: RequestContext, p: Params, body: s.Empty) -> s.KeyOut:

@@ -64,6 +64,7 @@ class Services:
     # Per-node background tasks; the server starts them after start-up and stops them, in
     # reverse order, before the audit trail closes (config.py).
     background: list[Background] = field(default_factory=list)
+    usage: UsageCounter | None = None  # this node's protect-count reservations
     # This node's lifecycle scheduler (service/lifecycle_jobs.py): its node id and role;
     # config.py attaches the scheduler when it runs one.
     scheduling: SchedulerControl = field(default_factory=SchedulerControl)
@@ -115,7 +116,7 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
         audit=auditor, lookup=lookup, authz=authz, limits=limits,
         approvals=approvals, namespaces=namespaces, identity=identity,
         compromise=compromise, bulk_revoke=bulk_revoke, destruction=keys.destruction,
-        alerts=alerts, monitoring=monitoring,
+        alerts=alerts, monitoring=monitoring, usage=usage,
     )
     services.background.extend((alerts, monitoring))  # stopped in reverse: monitoring first
     services.background.append(usage)
