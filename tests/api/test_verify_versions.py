@@ -80,3 +80,21 @@ def test_verify_mac_finds_the_version_that_made_the_tag(live_server: ServerProce
     wrong = b64(b"\x00" * 32)
     assert _ok(s.post(f"/v1/keys/{key}/verify-mac", {"message": msg, "mac": wrong})) == {
         "valid": False, "key_version": 2}
+
+
+def test_decapsulate_after_a_rotation_needs_the_version(live_server: ServerProcess) -> None:
+    # ML-KEM answers a wrong secret (implicit rejection), not an error, for another
+    # version's ciphertext: with several versions the caller must name the version.
+    s = live_server
+    name = _key(s, "kem", "ML_KEM_768")
+    enc = _ok(s.post(f"/v1/keys/{name}/encapsulate", {}))
+    assert _ok(s.post(f"/v1/keys/{name}/decapsulate",
+                      {"ciphertext": enc["ciphertext"]}))["shared_secret"] == enc[
+        "shared_secret"]
+    _ok(s.post(f"/v1/keys/{name}/rotate", {}))
+    r = s.post(f"/v1/keys/{name}/decapsulate", {"ciphertext": enc["ciphertext"]})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_argument")
+    assert "key_version" in r.json()["detail"]
+    named = _ok(s.post(f"/v1/keys/{name}/decapsulate",
+                       {"ciphertext": enc["ciphertext"], "key_version": 1}))
+    assert named["shared_secret"] == enc["shared_secret"]

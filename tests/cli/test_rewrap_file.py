@@ -138,3 +138,30 @@ def test_out_keeps_the_mode_of_the_file_it_replaces_and_may_not_be_a_directory(
     assert out.stat().st_mode & 0o777 == 0o640 and json.loads(out.read_text())["line"] == 1
     res = cli("rewrap", "--in", str(src), "--out", str(tmp_path))
     assert res.exit_code == 2 and _one_line(res).endswith("is a directory"), res.stderr
+
+
+def test_out_through_a_symlink_or_to_a_fifo_is_never_replaced_by_a_regular_file(
+        tmp_path: Path) -> None:
+    import os
+    import stat
+    import threading
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"[1]\n")                   # one bad line: an answer line, no server
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_bytes(b"old\n")
+    link.symlink_to(target)
+    res = cli("rewrap", "--in", str(src), "--out", str(link))
+    assert res.exit_code == 1, res.stderr
+    assert link.is_symlink() and json.loads(target.read_text())["line"] == 1
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    res = cli("rewrap", "--in", str(src), "--out", str(fifo))
+    reader.join(10)
+    assert res.exit_code == 1, res.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)        # still a FIFO, not a regular file
+    assert json.loads(got[0])["line"] == 1

@@ -108,3 +108,14 @@ def test_an_approved_bulk_revocation_revokes_only_what_the_approvers_saw(
     assert svc.keys.get(team.root(), "ns2:before").state == "compromised"
     assert svc.keys.get(team.root(), "ns2:after").state == "active"
     assert datetime.now(UTC) > team.node.clock()  # the test clock, not wall time, decided
+
+
+def test_recipient_periods_are_never_silently_lengthened(node: Node) -> None:
+    svc, ctx = node.services, node.ctx()
+    with pytest.raises(InvalidArgument, match="recipient_usage_period"):
+        svc.keys.create(ctx, CreateKey(name="rc1", recipient_usage_period="1d"))
+    # A namespace's shorter recipient period shortens its keys' default originator period.
+    svc.namespaces.create(ctx, "short", recipient_usage_period="1d")
+    key = svc.keys.create(ctx, CreateKey(name="k", namespace="short"))
+    periods = svc.keys.periods_of([key])[key.id]
+    assert (periods.originator, periods.recipient) == (86400, 86400)

@@ -8,14 +8,13 @@ be taken back: on failure the error line tells the reader to discard it.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import typer
 
+from keykeeper.cli._output import output_file
 from keykeeper.cli._state import emit_json, get_state, parse_pairs, stderr
 from keykeeper.client import decrypt_stream, encrypt_stream
 from keykeeper.client.framing import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
@@ -63,17 +62,8 @@ def _run(
             stderr(f"error: {exc.code}: {exc.detail} (discard the partial output on stdout)")
             raise typer.Exit(1) from None
         return
-    fd, tmp_name = tempfile.mkstemp(
-        dir=out.parent or Path("."), prefix=f".{out.name}.", suffix=".partial"
-    )
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fout, _source(src) as fin:
-            count = work(fin, fout)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with output_file(out, binary=True) as fout, _source(src) as fin:
+        count = work(fin, fout)  # type: ignore[arg-type]
     if get_state(ctx).json:
         emit_json({"out": str(out), "plaintext_bytes": count})
     else:

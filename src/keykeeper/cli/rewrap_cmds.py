@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO
 
 import typer
 
 from keykeeper.cli import crypto_cmds
+from keykeeper.cli._output import output_file
 from keykeeper.cli._state import get_state, stderr
 
 __all__ = ["rewrap"]
@@ -92,26 +91,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[TextIO]:
-    """A text stream whose content replaces ``out`` only when the block ends without an
-    exception (temporary file in the same directory, fsync, os.replace); otherwise the
-    temporary file is removed and ``out`` is left as it was."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    try:
-        with suppress(FileNotFoundError):       # keep an existing file's mode; else 0600
-            os.chmod(tmp, stat.S_IMODE(os.stat(out).st_mode))
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def rewrap(
     ctx: typer.Context,
     key_arg: str | None = typer.Argument(
@@ -165,8 +144,8 @@ def _rewrap_file(ctx: typer.Context, input_file: Path, out: Path | None, key: st
     with ExitStack() as stack:
         src: BinaryIO = (typer.get_binary_stream("stdin") if from_stdin
                          else stack.enter_context(input_file.open("rb")))
-        dst: TextIO = (sys.stdout if to_stdout or out is None
-                       else stack.enter_context(_atomic_output(out)))
+        dst: IO[str] = (sys.stdout if to_stdout or out is None
+                        else stack.enter_context(output_file(out, binary=False)))
         kk = stack.enter_context(state.client())
         for number, line in _lines(src):
             answer: dict[str, Any] = {"line": number}

@@ -106,11 +106,20 @@ def validate_periods(originator: int | None, recipient: int | None) -> None:
 def periods_for(key: Key, namespace_originator: int | None = None,
                 namespace_recipient: int | None = None) -> Periods:
     """The key's crypto-period: its own overrides, then its namespace's, then the default.
-    The recipient period is never shorter than the originator period."""
+    The recipient period is never shorter than the originator period: a recipient period
+    set (by the key or its namespace) below the *default* originator period shortens the
+    originator period to it (the stricter setting wins); below an originator period that
+    was set, it is raised to it (key-level settings cannot get there: they are checked)."""
     base = default_periods(key.purpose, get_spec(key.algorithm).asymmetric)
-    originator = key.originator_usage_period or namespace_originator or base.originator
+    chosen = key.originator_usage_period or namespace_originator
+    originator = chosen or base.originator
     recipient = key.recipient_usage_period or namespace_recipient or base.recipient
-    return Periods(originator, max(originator, recipient))
+    if recipient < originator:
+        if chosen is None:
+            originator = recipient
+        else:
+            recipient = originator
+    return Periods(originator, recipient)
 
 
 def version_start(key: Key, version: KeyVersion) -> datetime:

@@ -12,8 +12,8 @@ from typing import TypeVar
 from keykeeper.crypto import KeyHandle
 from keykeeper.crypto.registry import Purpose
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import Use
-from keykeeper.errors import FailedPrecondition, NotFound
+from keykeeper.domain.states import Use, VersionState
+from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.crypto_items import verify_any
@@ -22,6 +22,7 @@ from keykeeper.service.lookup import KeyLookup
 __all__ = ["SignMacKemMixin"]
 
 T = TypeVar("T")
+_DESTROYED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
 
 class SignMacKemMixin(ABC):
@@ -103,6 +104,13 @@ class SignMacKemMixin(ABC):
                     key_version: int | None = None, *,
                     allow_compromised: bool = False) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.KEM, "decapsulate")
+        if key_version is None and sum(
+                v.state not in _DESTROYED for v in key.versions) > 1:
+            # ML-KEM's implicit rejection (FIPS 203 §7.3) answers a wrong secret, not an
+            # error, for a ciphertext of another version: never guess the version.
+            raise InvalidArgument(
+                f"key '{key.ref}' has several versions and an ML-KEM ciphertext names none: "
+                "give key_version (the one encapsulate answered)")
         secret = self._handle(ctx, key, key_version, Use.PROCESS,
                               allow_compromised).decapsulate(ciphertext)
         assert ctx.key_version is not None

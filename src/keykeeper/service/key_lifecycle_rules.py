@@ -93,6 +93,10 @@ def lifecycle_at_creation(key: Key, args: CreateKey, ns: NamespaceRow, now: date
             and args.deactivation_date <= max(now, activation or now)):
         raise InvalidArgument("deactivation_date must be after the activation date "
                               "(or after now for a key active from creation)")
+    if args.originator_usage_period is not None or args.recipient_usage_period is not None:
+        check_effective_periods(key, {"originator_usage_period": args.originator_usage_period,
+                                      "recipient_usage_period": args.recipient_usage_period},
+                                (ns.originator_usage_period, ns.recipient_usage_period))
     period = args.rotation_period if args.rotation_period is not None else ns.rotation_period
     start = _rotation_start(state, activation, now)
     return replace(
