@@ -233,7 +233,8 @@ def test_records_hold_only_their_fixed_fields(tmp_path: Path) -> None:
         "chain", "seq", "prev", "time", "operation", "outcome", "request_id", "interface",
         "phase", "principal", "source", "token_hmac", "error_code", "namespace", "key_id",
         "key_version", "items", "failed_items", "approval_id", "execution", "on_behalf_of",
-        "context", "detail", "reason", "public_key", "allow_compromised", "hmac", "signature"}
+        "context", "detail", "reason", "public_key", "allow_compromised", "destination_key_id",
+        "hmac", "signature"}
 
 
 def test_a_checkpoint_on_request_is_written_waited_for_and_names_the_request(

@@ -185,3 +185,46 @@ def test_cli_warns_when_the_compromised_version_is_the_primary(
     res = cli(s, "key", "compromise-version", name, "2", "--reason", "leaked")
     assert res.exit_code == 0, res.stderr
     assert "is the primary version" in res.stderr and f"key rotate default:{name}" in res.stderr
+
+
+def test_rewrap_moves_data_out_of_a_key_compromised_as_a_whole(
+        live_server: ServerProcess, tmp_path: Any) -> None:
+    # A compromised key cannot rotate: its data moves to another key (AWS ReEncrypt).
+    s = live_server
+    old = _key(s, "whole")["name"]
+    new = _key(s, "fresh")
+    ct = _encrypt(s, old, b"ledger", {"t": "1"})
+    assert s.post(f"/v1/keys/{old}/compromise", {"reason": "stolen"}).status_code == 200
+    assert s.post(f"/v1/keys/{old}/rotate", {}).status_code == 409
+    body = {"ciphertext": ct, "context": {"t": "1"}, "destination_key": new["id"]}
+    refused = s.post(f"/v1/keys/{old}/rewrap", body)
+    assert refused.json()["code"] == "failed_precondition"
+    moved = s.post(f"/v1/keys/{old}/rewrap", {**body, "allow_compromised": True})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["ciphertext"].startswith(f"keykeeper:v1:{new['id']}:1:")
+    assert unb64(_decrypt(s, new["name"], moved.json()["ciphertext"], {"t": "1"})
+                 .json()["plaintext"]) == b"ledger"
+    def recorded() -> bool:  # the database copy of the trail is written in batches
+        records = s.get(f"/v1/audit?operation=rewrap&key={old}").json()["records"]
+        return any(r.get("destination_key_id") == new["id"] and r.get("allow_compromised")
+                   for r in records)
+
+    deadline = time.monotonic() + 10
+    while not recorded() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert recorded()
+    # The CLI form, over a file.
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"ciphertext": ct, "context": {"t": "1"}}) + "\n")
+    res = cli(s, "rewrap", "--in", str(src), "--out", str(out), "--allow-compromised",
+              "--to-key", new["name"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(out.read_text())["ciphertext"].startswith(f"keykeeper:v1:{new['id']}:")
+    # The destination must be an encrypt key the caller may encrypt with.
+    mac = s.create_key("mac-" + secrets.token_hex(3), purpose="mac")
+    wrong = s.post(f"/v1/keys/{old}/rewrap", {**body, "allow_compromised": True,
+                                              "destination_key": mac["id"]})
+    assert wrong.json()["code"] == "failed_precondition"
+    missing = s.post(f"/v1/keys/{old}/rewrap", {**body, "allow_compromised": True,
+                                                "destination_key": "nope-nothing"})
+    assert missing.json()["code"] == "not_found"

@@ -55,6 +55,7 @@ class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
                                       # requested (POST /v1/audit/checkpoint)
     public_key: str | None = None     # checkpoints: the Ed25519 public key, raw, base64
     allow_compromised: bool | None = None  # true: a compromised key or version was used
+    destination_key_id: str | None = None  # rewrap into another key: that key's id
                                            # for recovery (decrypt/verify), by request
     # Authenticators: always last, so the canonical bytes are the line without them.
     hmac: str | None = None           # hex HMAC-SHA256 (absent while sealed)

@@ -108,15 +108,17 @@ def rewrap(
     in_file: Path | None = IN_OPT,
     context: list[str] | None = CONTEXT_OPT,
     allow_compromised: bool = ALLOW_COMPROMISED_OPT,
+    to_key: str | None = None,
 ) -> None:
-    """Re-encrypt a ciphertext under the key's primary version; prints the new ciphertext.
+    """Re-encrypt a ciphertext under the key's primary version (or ``to_key``'s); prints
+    the new ciphertext.
     The one-ciphertext form of ``keykeeper rewrap`` (cli/rewrap_cmds.py registers the
     command, with the JSON Lines form beside this one)."""
     state = get_state(ctx)
     text = read_text_arg(ciphertext, in_file, "CIPHERTEXT")
     with state.client() as kk:
         res = kk.rewrap(key, text, context=parse_pairs(context),
-                        allow_compromised=allow_compromised)
+                        allow_compromised=allow_compromised, destination_key=to_key)
     if state.json:
         emit_json(res)
     else:

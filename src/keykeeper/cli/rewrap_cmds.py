@@ -110,6 +110,9 @@ def rewrap(
     allow_compromised: bool = typer.Option(
         False, "--allow-compromised",
         help="Recovery: let a compromised key or version decrypt (audited)."),
+    to_key: str | None = typer.Option(
+        None, "--to-key", help="Without KEY: re-encrypt under this key instead (for a key "
+        "compromised as a whole, which cannot rotate); needs encrypt on it."),
 ) -> None:
     """Re-encrypt under the primary version: ``rewrap --in FILE.jsonl`` moves a whole
     file of ciphertexts (one JSON Lines answer per non-blank line, in order; a line over
@@ -120,17 +123,18 @@ def rewrap(
         if out is not None or key is not None:
             stderr("error: usage: --out and --key go with --in FILE.jsonl, without KEY")
             raise typer.Exit(2)
-        crypto_cmds.rewrap(ctx, key_arg, ciphertext, input_file, context, allow_compromised)
+        crypto_cmds.rewrap(ctx, key_arg, ciphertext, input_file, context, allow_compromised,
+                           to_key)
         return
     if input_file is None or context:
         stderr("error: usage: give --in FILE.jsonl (contexts go in its lines), or KEY "
                "[CIPHERTEXT] for one ciphertext")
         raise typer.Exit(2)
-    _rewrap_file(ctx, input_file, out, key, allow_compromised)
+    _rewrap_file(ctx, input_file, out, key, allow_compromised, to_key)
 
 
 def _rewrap_file(ctx: typer.Context, input_file: Path, out: Path | None, key: str | None,
-                 allow_compromised: bool) -> None:
+                 allow_compromised: bool, to_key: str | None) -> None:
     state = get_state(ctx)
     from_stdin = str(input_file) == "-"
     to_stdout = out is None or str(out) == "-"
@@ -157,7 +161,8 @@ def _rewrap_file(ctx: typer.Context, input_file: Path, out: Path | None, key: st
                 answer["error"] = {"code": "invalid_argument", "detail": str(exc)}
             else:
                 result = next(kk.rewrap_many([item], key=key,
-                                             allow_compromised=allow_compromised))
+                                             allow_compromised=allow_compromised,
+                                             destination_key=to_key))
                 answer["key"] = result.key
                 if result.ok:
                     answer["ciphertext"] = result.ciphertext

@@ -54,6 +54,7 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     reason: str | None = None
     public_key: str | None = None
     allow_compromised: bool | None = None  # the recovery flag was needed and used
+    destination_key_id: str | None = None  # a rewrap into another key: that key
     hmac: str | None = None
     signature: str | None = None
 

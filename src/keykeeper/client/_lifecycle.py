@@ -168,12 +168,15 @@ class LifecycleMixin:
         return self._http.call("POST", "/v1/keys/revoke", BulkRevokeResult, body=body)
 
     def rewrap_many(self, items: Iterable[RewrapItem], *, key: str | None = None,
-                    allow_compromised: bool = False) -> Iterator[RewrapOutcome]:
+                    allow_compromised: bool = False,
+                    destination_key: str | None = None) -> Iterator[RewrapOutcome]:
         """Re-encrypt each ciphertext under its key's current primary version (rotate
         first), one request per item, yielding as it goes (constant memory). An item is a
         ciphertext string or ``{"ciphertext", "context"?, "key"?}``; its key is the item's
         ``key``, else ``key``, else the id inside the ciphertext. ``allow_compromised``
-        lets a compromised version decrypt for this (audited). An item's failure is its
+        lets a compromised version decrypt for this (audited); ``destination_key`` moves
+        every item into that key instead (for a key compromised as a whole, which cannot
+        rotate). An item's failure is its
         outcome's error; Unauthenticated, Sealed and Unavailable (no connection) raise."""
         for index, item in enumerate(items):
             target: str | None = key
@@ -196,7 +199,8 @@ class LifecycleMixin:
                 else:
                     raise InvalidArgument("an item is a ciphertext string or an object")
                 target = target or ciphertext_key_id(text)
-                result = self._rewrap_one(target, text, context, allow_compromised)
+                result = self._rewrap_one(target, text, context, allow_compromised,
+                                          destination_key)
             except KeykeeperError as exc:
                 if exc.code in _FATAL:
                     raise  # every later item would fail the same way
@@ -207,9 +211,11 @@ class LifecycleMixin:
                                 key_version=result.key_version)
 
     def _rewrap_one(self, key: str, ciphertext: str, context: Mapping[str, str] | None,
-                    allow_compromised: bool) -> EncryptResult:
+                    allow_compromised: bool, destination_key: str | None) -> EncryptResult:
         body: dict[str, Any] = {"ciphertext": ciphertext,
                                 "context": dict(context) if context else None}
         if allow_compromised:
             body["allow_compromised"] = True
+        if destination_key is not None:
+            body["destination_key"] = destination_key
         return self._http.call("POST", key_path(key, "rewrap"), EncryptResult, body=body)

@@ -140,13 +140,16 @@ class OpsMixin:
         return out
 
     def rewrap(self, key: str, ciphertext: str, *, context: Context = None,
-               allow_compromised: bool = False) -> EncryptResult:
+               allow_compromised: bool = False,
+               destination_key: str | None = None) -> EncryptResult:
         """``POST /v1/keys/{key}/rewrap``: re-encrypt under the primary version without
         revealing the plaintext. Raises DecryptionFailed like :meth:`decrypt`.
         ``allow_compromised``: recovery with a compromised key or version
-        (refused without it; audited when used)."""
+        (refused without it; audited when used). ``destination_key``: re-encrypt under
+        that key instead (the caller needs ``encrypt`` on it), as AWS KMS's ReEncrypt."""
         body = {"ciphertext": ciphertext, "context": _ctx(context),
-                "allow_compromised": allow_compromised or None}
+                "allow_compromised": allow_compromised or None,
+                "destination_key": destination_key}
         return self._http.call("POST", key_path(key, "rewrap"), EncryptResult, body=body)
 
     def generate_data_key(

@@ -245,7 +245,8 @@ def decrypt(svc: Services, ctx: RequestContext, p: Params,
 
 def rewrap(svc: Services, ctx: RequestContext, p: Params, body: s.RewrapRequest) -> s.Ciphertext:
     r = svc.crypto.rewrap(ctx, p["key"], body.ciphertext, body.context,
-                          allow_compromised=body.allow_compromised)
+                          allow_compromised=body.allow_compromised,
+                          destination=body.destination_key)
     return s.Ciphertext(ciphertext=r.ciphertext, key_version=r.key_version)
 
 

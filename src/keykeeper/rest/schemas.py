@@ -226,6 +226,7 @@ class RewrapRequest(Struct, forbid_unknown_fields=True):
     ciphertext: str
     context: Context | None = None
     allow_compromised: bool = False  # recovery: process with a compromised key (audited)
+    destination_key: str | None = None  # re-encrypt under this key instead (needs encrypt)
 
 
 class Ciphertext(Struct):

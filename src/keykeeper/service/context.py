@@ -33,6 +33,8 @@ class RequestContext:
     # approved request runs with, as its requester -- the one being executed (the gate lets
     # that execution through only while the approvals service is running it):
     approval_id: str | None = None
+    # A rewrap into another key: that key's id (the record's key is the source).
+    destination_key_id: str | None = None
     # On the approving call that ran an approved request (the M-th approval): how the
     # execution ended, "executed" or "failed:<code>", and the requester it ran as:
     execution: str | None = None

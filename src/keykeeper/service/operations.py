@@ -338,15 +338,30 @@ class Crypto(SignMacKemMixin):
 
     def rewrap(self, ctx: RequestContext, ref: str, ciphertext: str,
                context: Mapping[str, str] | None = None, *,
-               allow_compromised: bool = False) -> Encrypted:
+               allow_compromised: bool = False, destination: str | None = None) -> Encrypted:
         """Decrypt (with ``allow_compromised`` for a compromised source version) and
-        encrypt under the primary version, which counts one protect operation. The audit
-        record's ``key_version`` is the source version (the one that processed; the
-        compromise report looks for it); the new version is in the answer."""
+        encrypt under the primary version -- of ``destination`` when given (another key of
+        purpose encrypt, on which the caller needs ``encrypt``: AWS KMS's ReEncrypt
+        DestinationKeyId; the way data leaves a key compromised as a whole, which cannot
+        rotate) -- which counts one protect operation. The plaintext never leaves the
+        server. The audit record names the source key and the source version (the one
+        that processed; the compromise report looks for it) and the destination key; the
+        new version is in the answer."""
         key = self._key(ctx, ref, Purpose.ENCRYPT, "rewrap", context)
+        if destination is None:
+            plaintext, source = self._decrypt(ctx, key, ciphertext, context,
+                                              allow_compromised)
+            try:
+                return self._encrypt(ctx, key, plaintext, context, None)
+            finally:
+                ctx.key_version = source
+        source_ns, source_id = ctx.namespace, ctx.key_id
+        target = self._key(ctx, destination, Purpose.ENCRYPT, "encrypt", context)
+        ctx.namespace, ctx.key_id = source_ns, source_id
+        ctx.destination_key_id = target.id
         plaintext, source = self._decrypt(ctx, key, ciphertext, context, allow_compromised)
         try:
-            return self._encrypt(ctx, key, plaintext, context, None)
+            return self._encrypt(ctx, target, plaintext, context, None)
         finally:
             ctx.key_version = source
 
