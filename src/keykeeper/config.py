@@ -175,7 +175,7 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     services.scheduling.node_id = settings.node_id or services.scheduling.node_id
     if sweeper and settings.scheduler:
         scheduler = build_scheduler(
-            deps, services.lookup, services.keys, services.approvals, auditor,
+            deps, services.lookup, services.approvals, auditor,
             data_dir=settings.data_dir, node_id=services.scheduling.node_id,
             interval_seconds=settings.scheduler_interval,
             destroy_due=services.destruction.destroy_due,

@@ -64,7 +64,7 @@ def test_lowering_the_usage_limit_below_the_count_starts_a_rotation(node: Node) 
     assert changed.next_rotation_time == node.clock()
     # ... and the scheduler's rotation then replaces the exhausted version.
     from keykeeper.service.rotation import Rotator
-    assert Rotator(svc.deps, svc.lookup, svc.keys).run(node.clock()).done == 1
+    assert Rotator(svc.deps, svc.lookup).run(node.clock()).done == 1
     assert svc.keys.get(ctx, "k").primary_version == 2
 
 

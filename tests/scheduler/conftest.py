@@ -56,7 +56,7 @@ def harness(node: Node, tmp_path: Path) -> Iterator[Harness]:  # noqa: F811
     svc = node.services
     h = Harness(node, None)  # type: ignore[arg-type]
     h.scheduler = build_scheduler(
-        svc.deps, svc.lookup, svc.keys, svc.approvals, svc.audit, data_dir=tmp_path,
+        svc.deps, svc.lookup, svc.approvals, svc.audit, data_dir=tmp_path,
         node_id="test-node", interval_seconds=60, destroy_due=svc.destruction.destroy_due,
         notify=lambda *a: h.notices.append(a),
         on_run=lambda job, outcome, _s, done, failed: h.runs.append(

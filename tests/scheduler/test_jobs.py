@@ -250,7 +250,7 @@ def test_two_leaders_at_once_never_duplicate_a_rotation(harness: Harness) -> Non
     svc = harness.node.services
     made = [harness.create(f"race-{i}", rotation_period=DAY) for i in range(30)]
     clock.advance(days=1)
-    rotators = [Rotator(svc.deps, svc.lookup, svc.keys, page_size=7) for _ in range(2)]
+    rotators = [Rotator(svc.deps, svc.lookup, page_size=7) for _ in range(2)]
     results: list[object] = []
     threads = [threading.Thread(target=lambda r=r: results.append(r.run(clock.now)))
                for r in rotators]

@@ -242,3 +242,14 @@ def stderr(message: str) -> None:
 
 def is_stdout_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def confirm(yes: bool, question: str, refusal: str) -> None:
+    """Go on after ``--yes``, or after the person at the terminal answers ``question``
+    yes; without a terminal, one usage line (``refusal; add --yes to confirm``), exit 2."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        stderr(f"error: usage: {refusal}; add --yes to confirm")
+        raise typer.Exit(2)
+    typer.confirm(question, abort=True, err=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import typer
 
 from keykeeper.cli._state import (
+    confirm,
     emit_fields,
     emit_json,
     emit_key,
@@ -15,7 +15,6 @@ from keykeeper.cli._state import (
     get_state,
     option_value,
     parse_pairs,
-    stderr,
 )
 from keykeeper.client import Key
 
@@ -230,12 +229,8 @@ def trim(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Crypto-erase a key's old versions (cannot be undone; dual control by default)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            stderr("error: usage: trimming versions cannot be undone; add --yes to confirm")
-            raise typer.Exit(2)
-        typer.confirm(f"Destroy every version of {key} below {min_available_version}? Data "
-                      "they encrypted becomes unrecoverable", abort=True, err=True)
+    confirm(yes, f"Destroy every version of {key} below {min_available_version}? Data they "
+            "encrypted becomes unrecoverable", "trimming versions cannot be undone")
     with get_state(ctx).client() as kk:
         emit_key(get_state(ctx), kk.trim_key(key, min_available_version))
 
@@ -320,12 +315,8 @@ def destroy_version(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Destroy one key version's material now (crypto-erasure: it cannot be undone)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            stderr("error: usage: destroying a version cannot be undone; add --yes to confirm")
-            raise typer.Exit(2)
-        typer.confirm(f"Destroy version {version} of {key}? Data it encrypted becomes "
-                      "unrecoverable", abort=True, err=True)
+    confirm(yes, f"Destroy version {version} of {key}? Data it encrypted becomes "
+            "unrecoverable", "destroying a version cannot be undone")
     state = get_state(ctx)
     with state.client() as kk:
         v = kk.destroy_version(key, version)

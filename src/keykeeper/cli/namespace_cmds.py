@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import typer
 
 from keykeeper.cli._state import (
+    confirm,
     emit_fields,
     emit_json,
     emit_table,
     get_state,
     option_value,
-    stderr,
 )
 from keykeeper.client import Namespace
 
@@ -153,12 +152,8 @@ def delete(
 ) -> None:
     """Delete a namespace: crypto-erase its KEK and every key in it (cannot be undone;
     under dual control, this files a request that key custodians approve)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            stderr("error: usage: deleting a namespace cannot be undone; add --yes to confirm")
-            raise typer.Exit(2)
-        typer.confirm(f"Delete namespace {name}? Every key in it is destroyed and data they "
-                      "encrypted becomes unrecoverable", abort=True, err=True)
+    confirm(yes, f"Delete namespace {name}? Every key in it is destroyed and data they "
+            "encrypted becomes unrecoverable", "deleting a namespace cannot be undone")
     state = get_state(ctx)
     with state.client() as kk:
         erased = kk.delete_namespace(name)

@@ -7,12 +7,12 @@ another principal) prints one ``approval required`` line and exits with status 4
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import typer
 
 from keykeeper.cli._state import (
+    confirm,
     emit_fields,
     emit_json,
     emit_table,
@@ -37,15 +37,6 @@ def split_list(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def confirm(yes: bool, question: str, refusal: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        stderr(f"error: usage: {refusal}; add --yes to confirm")
-        raise typer.Exit(2)
-    typer.confirm(question, abort=True, err=True)
 
 
 def principal_rows(p: Principal) -> list[tuple[str, Any]]:

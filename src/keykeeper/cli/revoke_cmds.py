@@ -4,12 +4,18 @@ then prints one ``approval required`` line and exits 4, cli/main.py)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import typer
 
-from keykeeper.cli._state import emit_fields, emit_json, emit_table, get_state, stderr
+from keykeeper.cli._state import (
+    confirm,
+    emit_fields,
+    emit_json,
+    emit_table,
+    get_state,
+    stderr,
+)
 
 __all__ = ["compromise_report", "compromise_version", "revoke"]
 
@@ -37,13 +43,9 @@ def revoke(
     if not dry_run and not reason:
         stderr("error: usage: --reason is required (or --dry-run)")
         raise typer.Exit(2)
-    if not dry_run and not yes:
-        if not sys.stdin.isatty():
-            stderr("error: usage: marking keys compromised cannot be undone; run with "
-                   "--dry-run first, then add --yes to confirm")
-            raise typer.Exit(2)
-        typer.confirm("Mark every matching key compromised? This cannot be undone",
-                      abort=True, err=True)
+    if not dry_run:
+        confirm(yes, "Mark every matching key compromised? This cannot be undone",
+                "marking keys compromised cannot be undone (see them with --dry-run first)")
     with state.client() as kk:
         result = kk.bulk_revoke(namespace=namespace, created_by=created_by,
                                 algorithm=algorithm, created_before=created_before,

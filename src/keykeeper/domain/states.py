@@ -28,7 +28,7 @@ import enum
 
 from keykeeper.errors import FailedPrecondition
 
-__all__ = ["KeyState", "Use", "VersionState", "check_key_use", "check_transition"]
+__all__ = ["ERASED", "KeyState", "Use", "VersionState", "check_key_use", "check_transition"]
 
 
 class KeyState(enum.StrEnum):
@@ -49,6 +49,11 @@ class VersionState(enum.StrEnum):
     COMPROMISED = "compromised"
     DESTROYED = "destroyed"
     DESTROYED_COMPROMISED = "destroyed-compromised"
+
+
+#: Version states whose material has been crypto-erased.
+ERASED: frozenset[VersionState] = frozenset({VersionState.DESTROYED,
+                                            VersionState.DESTROYED_COMPROMISED})
 
 
 class Use(enum.StrEnum):

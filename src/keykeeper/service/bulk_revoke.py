@@ -178,7 +178,7 @@ class BulkRevoke:
                 ctx.namespace, ctx.key_id = saved
         if not dry_run:
             log.warning("bulk revocation (%r) by %r: %d revoked, %d failed", _describe(query),
-                        ctx.principal.name if ctx.principal else "system", revoked, failed)
+                        ctx.actor, revoked, failed)
         return {"dry_run": dry_run, "matched": matched, "keys": listed,
                 "truncated": matched > len(listed), "revoked": revoked, "failed": failed,
                 "errors": errors}

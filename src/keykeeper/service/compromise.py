@@ -128,7 +128,7 @@ class CompromiseService:
             self._d.keys.record_event(conn, key_id=key.id, action="compromise-version",
                                       from_state=str(target.state),
                                       to_state=str(VersionState.COMPROMISED),
-                                      principal=_who(ctx), at=now, version=version,
+                                      principal=ctx.actor, at=now, version=version,
                                       reason=reason)
             result = self._d.keys.get_by_id(conn, key.id)
         self._lookup.forget(key)
@@ -254,6 +254,3 @@ def rfc3339_us(when: datetime | None) -> str | None:
 def _when(value: object) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
-
-def _who(ctx: RequestContext) -> str:
-    return ctx.principal.name if ctx.principal else "system"

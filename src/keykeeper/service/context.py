@@ -39,6 +39,11 @@ class RequestContext:
     # execution ended, "executed" or "failed:<code>", and the requester it ran as:
     execution: str | None = None
     on_behalf_of: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who a recorded change is attributed to: the principal, else ``system``."""
+        return self.principal.name if self.principal else "system"
     # True when the caller's allow_compromised flag let a compromised key or version process
     # (decrypt, verify, ...): audited; None otherwise (the flag unused or not needed).
     allow_compromised: bool | None = None

@@ -11,7 +11,7 @@ from pybase64 import b64encode_as_string
 
 from keykeeper.crypto import KeyHandle
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import VersionState
+from keykeeper.domain.states import ERASED
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.context import RequestContext
 
@@ -25,7 +25,6 @@ DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
 # Versions tried after the primary when a signature or MAC tag without key_version does not
 # verify under it (bounds the work an invalid signature costs: 16 verifications at most).
 MAX_FALLBACK_VERSIONS = 16
-_ERASED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
 
 class BatchItem(Protocol):
@@ -83,7 +82,7 @@ def fallback_versions(key: Key, primary: int) -> list[int]:
     """The versions of ``key`` other than ``primary`` that still hold material, newest
     first, at most :data:`MAX_FALLBACK_VERSIONS` (the caller still checks each one's use)."""
     numbers = sorted((v.version for v in key.versions
-                      if v.version != primary and v.state not in _ERASED), reverse=True)
+                      if v.version != primary and v.state not in ERASED), reverse=True)
     return numbers[:MAX_FALLBACK_VERSIONS]
 
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 from keykeeper.crypto import KeyHandle
 from keykeeper.crypto.registry import Purpose
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import Use, VersionState
+from keykeeper.domain.states import ERASED, Use
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -22,7 +22,6 @@ from keykeeper.service.lookup import KeyLookup
 __all__ = ["SignMacKemMixin"]
 
 T = TypeVar("T")
-_DESTROYED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
 
 class SignMacKemMixin(ABC):
@@ -105,7 +104,7 @@ class SignMacKemMixin(ABC):
                     allow_compromised: bool = False) -> tuple[bytes, int]:
         key = self._key(ctx, ref, Purpose.KEM, "decapsulate")
         if key_version is None and sum(
-                v.state not in _DESTROYED for v in key.versions) > 1:
+                v.state not in ERASED for v in key.versions) > 1:
             # ML-KEM's implicit rejection (FIPS 203 §7.3) answers a wrong secret, not an
             # error, for a ciphertext of another version: never guess the version.
             raise InvalidArgument(

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import KeyState, VersionState
+from keykeeper.domain.states import ERASED, KeyState, VersionState
 from keykeeper.errors import Internal
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -38,7 +38,6 @@ __all__ = ["Destruction"]
 log = logging.getLogger("keykeeper.destruction")
 
 _COMPROMISED = (VersionState.COMPROMISED, VersionState.DESTROYED_COMPROMISED)
-_DESTROYED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
 
 class Destruction:
@@ -67,7 +66,7 @@ class Destruction:
             digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
             state = (VersionState.DESTROYED_COMPROMISED if v.state in _COMPROMISED
                      else VersionState.DESTROYED)
-            when = v.destroyed_at if v.state in _DESTROYED and v.destroyed_at else at
+            when = v.destroyed_at if v.state in ERASED and v.destroyed_at else at
             self._d.keys.update_version(conn, key.id, v.version, state=str(state),
                                         wrapped_material=None, destroyed_at=when)
             erased.append(ErasedVersion(v.version, str(state), when, digest))

@@ -17,7 +17,7 @@ from keykeeper.domain.lifecycle import (
     Periods,
     periods_for,
 )
-from keykeeper.domain.states import KeyState, VersionState, check_transition
+from keykeeper.domain.states import ERASED, KeyState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -40,11 +40,7 @@ from keykeeper.service.lookup import KeyLookup
 __all__ = ["LIFECYCLE_FIELDS", "KeyLifecycleMixin", "lifecycle_at_creation",
            "lifecycle_changes"]
 
-_DESTROYED = (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED)
 
-
-def _who(ctx: RequestContext) -> str:
-    return ctx.principal.name if ctx.principal else "system"
 
 
 class KeyLifecycleMixin(ABC):
@@ -111,7 +107,7 @@ class KeyLifecycleMixin(ABC):
             to = str(values.get("state", key.state))
             self._d.keys.record_event(conn, key_id=key.id, action="update",
                                       from_state=str(key.state), to_state=to,
-                                      principal=_who(ctx), at=now,
+                                      principal=ctx.actor, at=now,
                                       reason="changed: " + ", ".join(changed) if changed
                                       else None)
             result = self._reload(conn, key)
@@ -136,7 +132,7 @@ class KeyLifecycleMixin(ABC):
                                     if key.rotation_period else None))
             self._d.keys.record_event(conn, key_id=key.id, action="activate",
                                       from_state=str(key.state), to_state=str(KeyState.ACTIVE),
-                                      principal=_who(ctx), at=now)
+                                      principal=ctx.actor, at=now)
             result = self._reload(conn, key)
         self._lookup.forget(key)
         return result
@@ -163,7 +159,7 @@ class KeyLifecycleMixin(ABC):
             raise InvalidArgument(
                 f"min_available_version ({n}) must be at most the key's "
                 f"min_encryption_version ({key.min_encryption_version})")
-        return [v.version for v in key.versions if v.version < n and v.state not in _DESTROYED]
+        return [v.version for v in key.versions if v.version < n and v.state not in ERASED]
 
     def trim(self, ctx: RequestContext, ref: str, min_available_version: int) -> Key:
         """Crypto-erase every version below ``min_available_version`` in one transaction
@@ -186,14 +182,14 @@ class KeyLifecycleMixin(ABC):
             if numbers:
                 # The one erasure path: material deleted, checked gone, a signed receipt.
                 erased = self.destruction.erase(
-                    conn, key, numbers, requested_by=ctx.on_behalf_of or _who(ctx),
-                    destroyed_by=_who(ctx), approval_id=ctx.approval_id, at=now)
+                    conn, key, numbers, requested_by=ctx.on_behalf_of or ctx.actor,
+                    destroyed_by=ctx.actor, approval_id=ctx.approval_id, at=now)
                 for e in erased:
                     before = key.version(e.version)
                     assert before is not None
                     self._d.keys.record_event(
                         conn, key_id=key.id, action="trim", from_state=str(before.state),
-                        to_state=e.state, principal=_who(ctx), at=now, version=e.version,
+                        to_state=e.state, principal=ctx.actor, at=now, version=e.version,
                         reason=f"min_available_version {min_available_version}")
                 self._d.keys.update(conn, key.id, updated_at=now)
             result = self._reload(conn, key)

@@ -17,12 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from keykeeper.crypto import generate_material, load_private
-from keykeeper.crypto.registry import AlgorithmSpec, get_spec
 from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
 from keykeeper.domain.keys import Key, KeyVersion, new_key_id
 from keykeeper.domain.names import parse_key_ref, validate_name
-from keykeeper.domain.states import KeyState, VersionState, check_transition
+from keykeeper.domain.states import ERASED, KeyState, VersionState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -42,7 +40,14 @@ from keykeeper.service.key_lifecycle import KeyLifecycleMixin, lifecycle_at_crea
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.page_tokens import open_page_token, seal_page_token
 from keykeeper.service.ratelimit import RateLimiter
-from keykeeper.store.keys import KeyFilter, NewVersion
+from keykeeper.service.versions import (
+    PreparedVersion,
+    add_primary_version,
+    generate,
+    new_version,
+    prepare_version,
+)
+from keykeeper.store.keys import KeyFilter
 
 __all__ = ["CreateKey", "Gate", "KeyAdmin", "key_summary"]
 
@@ -65,7 +70,7 @@ class KeyAdmin(KeyLifecycleMixin):
         target = key.version(version)
         if target is None:
             raise NotFound(f"key '{ref}' has no version {version}")
-        if target.state in (VersionState.DESTROYED, VersionState.DESTROYED_COMPROMISED):
+        if target.state in ERASED:
             raise FailedPrecondition(f"key version {version} is already destroyed")
         if version == key.primary_version:
             raise FailedPrecondition(
@@ -101,23 +106,6 @@ class KeyAdmin(KeyLifecycleMixin):
         if self.gate is not None:
             self.gate(ctx, operation, {"key": key.id, **arguments}, summary=summary,
                       namespace=key.namespace, key_id=key.id)
-
-    # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def _generate(spec: AlgorithmSpec) -> tuple[bytes, str | None]:
-        """Fresh material and its public key. Called before the transaction opens: RSA-4096
-        generation takes seconds and must not hold a row lock or SQLite's writer lock."""
-        material = generate_material(spec)
-        public = load_private(spec, material).public_key_pem() if spec.asymmetric else None
-        return material, public
-
-    def _new_version(self, generated: tuple[bytes, str | None], wrapped_kek: bytes, key_id: str,
-                     namespace: str, spec: AlgorithmSpec, number: int) -> NewVersion:
-        material, public = generated
-        wrapped = self._d.custody.wrap_material(namespace, wrapped_kek, key_id, number,
-                                                spec.name, material)
-        return NewVersion(version=number, state=str(VersionState.ACTIVE), wrapped_material=wrapped,
-                          public_key_pem=public, created_at=self._d.clock())
 
     def _locked(self, conn: Connection, ctx: RequestContext, ref: str,
                 operation: str) -> Key:
@@ -158,7 +146,7 @@ class KeyAdmin(KeyLifecycleMixin):
             self._d.keys.update(conn, key.id, state=str(to), updated_at=now, **values)
             self._d.keys.record_event(conn, key_id=key.id, action=action,
                                       from_state=str(key.state), to_state=str(to),
-                                      principal=_who(ctx), at=now, reason=reason)
+                                      principal=ctx.actor, at=now, reason=reason)
             result = self._reload(conn, key)
         self._lookup.forget(key)
         return result
@@ -184,15 +172,15 @@ class KeyAdmin(KeyLifecycleMixin):
                   rotation_period=args.rotation_period,
                   next_rotation_time=(now + timedelta(seconds=args.rotation_period)
                                       if args.rotation_period else None),
-                  created_by=_who(ctx))
+                  created_by=ctx.actor)
         key = lifecycle_at_creation(key, args, ns, now)  # dates, limits, periods
         ctx.key_id = key.id
-        first = self._new_version(self._generate(spec), ns.wrapped_kek, key.id, key.namespace,
-                                  spec, 1)
+        first = new_version(self._d, PreparedVersion(spec, generate(spec), ns.wrapped_kek),
+                            key.id, key.namespace, 1)
         with self._d.transaction() as conn:
             self._d.keys.insert(conn, key, first)
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
-                                      to_state=str(key.state), principal=_who(ctx),
+                                      to_state=str(key.state), principal=ctx.actor,
                                       at=now, version=1)
             created = self._reload(conn, key)
         ctx.key_version = 1
@@ -223,7 +211,7 @@ class KeyAdmin(KeyLifecycleMixin):
         if visible is not None:
             flt = replace(flt, namespaces=frozenset(visible))
         keys: list[Key] = []
-        token = open_page_token(self._d.custody, _who(ctx), page_token) if page_token else None
+        token = open_page_token(self._d.custody, ctx.actor, page_token) if page_token else None
         # Keys outside the caller's grants are skipped as if they did not exist; a page may
         # take several reads to fill, and stops early (with a token) after a bounded number.
         # The store's token names the last key read, visible or not, so the caller gets it
@@ -234,7 +222,7 @@ class KeyAdmin(KeyLifecycleMixin):
                 keys.extend(k for k in page if self._authz.can_see(ctx, k))
                 if token is None or len(keys) >= size:
                     break
-        return keys, (seal_page_token(self._d.custody, _who(ctx), token) if token else None)
+        return keys, (seal_page_token(self._d.custody, ctx.actor, token) if token else None)
 
     def rotate(self, ctx: RequestContext, ref: str) -> Key:
         """A new primary version (Vault computes, persists, and rolls back on failure: here the
@@ -242,22 +230,12 @@ class KeyAdmin(KeyLifecycleMixin):
         self._lookup.require_unsealed()
         current = self._authorized(ctx, ref, "key.rotate")
         check_transition("rotate", current.state)
-        spec = get_spec(current.algorithm)
-        generated = self._generate(spec)
-        wrapped_kek = self._lookup.wrapped_kek(current.namespace)
+        prepared = prepare_version(self._lookup, current)
         with self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref, "key.rotate")
             check_transition("rotate", key.state)
-            number = max(v.version for v in key.versions) + 1
-            self._d.keys.insert_version(conn, key.id, self._new_version(
-                generated, wrapped_kek, key.id, key.namespace, spec, number))
-            now = self._d.clock()
-            self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
-                                next_rotation_time=(now + timedelta(seconds=key.rotation_period)
-                                                    if key.rotation_period else None))
-            self._d.keys.record_event(conn, key_id=key.id, action="rotate",
-                                      from_state=str(key.state), to_state=str(key.state),
-                                      principal=_who(ctx), at=now, version=number)
+            number = add_primary_version(self._d, conn, key, prepared, principal=ctx.actor,
+                                         now=self._d.clock())
             result = self._reload(conn, key)
         ctx.key_version = number
         self._lookup.forget(key)
@@ -342,7 +320,7 @@ class KeyAdmin(KeyLifecycleMixin):
                                                 compromise_reason=reason)
             self._d.keys.record_event(conn, key_id=key.id, action="compromise",
                                       from_state=str(key.state), to_state=str(to),
-                                      principal=_who(ctx), at=now, reason=reason)
+                                      principal=ctx.actor, at=now, reason=reason)
             result = self._reload(conn, key)
         self._lookup.forget(key)
         return result
@@ -365,11 +343,11 @@ class KeyAdmin(KeyLifecycleMixin):
             target = self._check_destroyable(key, ref, version)
             now = self._d.clock()
             to = VersionState(self.destruction.erase(
-                conn, key, (version,), requested_by=ctx.on_behalf_of or _who(ctx),
-                destroyed_by=_who(ctx), approval_id=ctx.approval_id, at=now)[0].state)
+                conn, key, (version,), requested_by=ctx.on_behalf_of or ctx.actor,
+                destroyed_by=ctx.actor, approval_id=ctx.approval_id, at=now)[0].state)
             self._d.keys.record_event(conn, key_id=key.id, action="destroy-version",
                                       from_state=str(target.state), to_state=str(to),
-                                      principal=_who(ctx), at=now, version=version)
+                                      principal=ctx.actor, at=now, version=version)
         self._lookup.forget(key)
         self.destruction.checkpoint()
         return replace(target, state=to, destroyed_at=now)
@@ -380,9 +358,6 @@ class KeyAdmin(KeyLifecycleMixin):
         the scheduler calls directly for ``(done, failed)``."""
         return self.destruction.destroy_due(self._d.clock(), principal)[0]
 
-
-def _who(ctx: RequestContext) -> str:
-    return ctx.principal.name if ctx.principal else "system"
 
 
 def check_compromise(reason: str, compromise_time: datetime | None, now: datetime) -> None:

@@ -47,7 +47,7 @@ from keykeeper.service.approvals import Approvals
 from keykeeper.service.audit import Auditor
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
-from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.identity_views import rfc3339
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.rotation import PRINCIPAL, KeyAudit, Rotator, error_code
 
@@ -74,9 +74,6 @@ class DestroyDue(Protocol):
     def __call__(self, now: datetime, principal: str = ..., *,
                  audit: KeyAudit | None = ...) -> tuple[int, int]: ...
 
-
-def _stamp(when: datetime) -> str:
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class CryptoPeriods:
@@ -259,9 +256,9 @@ class CryptoPeriods:
         self._notify(
             EXPIRY_RULE, "warning", f"{key.id}:v{version}:{period}",
             f"version {version} of key {key.ref} reaches the end of its {period} usage "
-            f"period on {_stamp(end)} (in {days:.1f} days): it will no longer {uses}",
+            f"period on {rfc3339(end)} (in {days:.1f} days): it will no longer {uses}",
             {"key_id": key.id, "key": key.ref, "version": version, "period": period,
-             "ends_at": _stamp(end), "days_left": round(days, 1)})
+             "ends_at": rfc3339(end), "days_left": round(days, 1)})
 
 
 def audit_runs(auditor: Auditor) -> Callable[[str, str, int, int], None]:
@@ -373,7 +370,7 @@ def default_scheduler_node() -> str:
     return f"{socket.gethostname() or 'keykeeper'}-{os.getpid()}"
 
 
-def build_scheduler(deps: Deps, lookup: KeyLookup, keys: KeyAdmin, approvals: Approvals,
+def build_scheduler(deps: Deps, lookup: KeyLookup, approvals: Approvals,
                     auditor: Auditor, *, data_dir: Path, node_id: str, interval_seconds: float,
                     destroy_due: DestroyDue,
                     notify: Notify | None = None, notice_seconds: int = EXPIRY_NOTICE_SECONDS,
@@ -382,7 +379,7 @@ def build_scheduler(deps: Deps, lookup: KeyLookup, keys: KeyAdmin, approvals: Ap
     """The scheduler of one server process, with the lifecycle jobs, elected by the store's
     leader election (keykeeper.scheduler.leader), audited through ``auditor``."""
     key_audit = audit_keys(auditor) if auditor.enabled else None
-    rotator = Rotator(deps, lookup, keys, audit=key_audit)
+    rotator = Rotator(deps, lookup, audit=key_audit)
     jobs = build_jobs(deps, lookup, rotator, approvals, interval_seconds=interval_seconds,
                       destroy_due=destroy_due, notify=notify, notice_seconds=notice_seconds,
                       key_audit=key_audit)

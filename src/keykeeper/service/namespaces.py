@@ -260,7 +260,7 @@ class NamespaceAdmin:
                                      f"its {count} key(s)")
         self._lookup.require_unsealed()
         now = self._d.clock()
-        who = ctx.principal.name if ctx.principal else "system"
+        who = ctx.actor
         with self._d.transaction() as conn:
             if self._repo.get_for_update(conn, name) is None:
                 raise NotFound(f"namespace '{name}' not found")

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime
 
-from keykeeper.crypto.registry import get_spec
 from keykeeper.domain.keys import Key
 from keykeeper.domain.lifecycle import rotation_due
 from keykeeper.domain.states import KeyState
@@ -33,9 +31,7 @@ from keykeeper.scheduler import JobResult
 from keykeeper.scheduler.scans import due_for_rotation
 from keykeeper.service.deps import Deps
 from keykeeper.service.lookup import KeyLookup
-
-if TYPE_CHECKING:  # keys -> destruction -> this module (KeyAudit): no import at run time
-    from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.versions import add_primary_version, prepare_version
 
 __all__ = ["PRINCIPAL", "KeyAudit", "Rotator", "error_code"]
 
@@ -58,12 +54,11 @@ def error_code(exc: BaseException) -> str:
 class Rotator:
     """``run(now)`` is the job; ``rotate_one(key_id, now)`` rotates one key if due."""
 
-    def __init__(self, deps: Deps, lookup: KeyLookup, keys: KeyAdmin, *, page_size: int = PAGE,
+    def __init__(self, deps: Deps, lookup: KeyLookup, *, page_size: int = PAGE,
                  stopping: Callable[[], bool] = lambda: False,
                  audit: KeyAudit | None = None) -> None:
         self._d = deps
         self._lookup = lookup
-        self._keys = keys
         self._page = page_size
         self.stopping = stopping
         self.audit = audit
@@ -113,26 +108,13 @@ class Rotator:
 
     def _rotate(self, current: Key, now: datetime) -> int | None:
         """The new version's number, or None if the key is no longer due."""
-        key_id = current.id
-        spec = get_spec(current.algorithm)
-        generated = self._keys._generate(spec)
-        wrapped_kek = self._lookup.wrapped_kek(current.namespace)
+        prepared = prepare_version(self._lookup, current)
         with self._d.transaction() as conn:
-            key = self._d.keys.get_by_id(conn, key_id, for_update=True)
+            key = self._d.keys.get_by_id(conn, current.id, for_update=True)
             if key is None or not rotation_due(key, now) or key.state != KeyState.ACTIVE:
                 return None    # rotated meanwhile (a retry, another leader) or changed
-            number = max(v.version for v in key.versions) + 1
-            self._d.keys.insert_version(conn, key.id, self._keys._new_version(
-                generated, wrapped_kek, key.id, key.namespace, spec, number))
-            self._d.keys.update(conn, key.id, primary_version=number, updated_at=now,
-                                next_rotation_time=_next(key, now), rotation_reason=None)
-            self._d.keys.record_event(conn, key_id=key.id, action="rotate",
-                                      from_state=str(key.state), to_state=str(key.state),
-                                      principal=PRINCIPAL, at=now, version=number,
-                                      reason=key.rotation_reason or "scheduled")
+            number = add_primary_version(
+                self._d, conn, key, prepared, principal=PRINCIPAL, now=now,
+                reason=key.rotation_reason or "scheduled")
         self._lookup.forget(key)
         return number
-
-
-def _next(key: Key, now: datetime) -> datetime | None:
-    return now + timedelta(seconds=key.rotation_period) if key.rotation_period else None
