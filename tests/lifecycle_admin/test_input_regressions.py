@@ -119,3 +119,17 @@ def test_recipient_periods_are_never_silently_lengthened(node: Node) -> None:
     key = svc.keys.create(ctx, CreateKey(name="k", namespace="short"))
     periods = svc.keys.periods_of([key])[key.id]
     assert (periods.originator, periods.recipient) == (86400, 86400)
+
+
+def test_a_manual_rotation_settles_a_pending_usage_rotation(node: Node) -> None:
+    svc, ctx = node.services, node.ctx()
+    key = svc.keys.create(ctx, CreateKey(name="k"))
+    with svc.deps.transaction() as conn:
+        conn.execute(update(key_versions).where(key_versions.c.key_id == key.id)
+                     .values(protect_count=5))
+    assert svc.keys.update(ctx, "k", lifecycle={"usage_limit": 3}).rotation_reason == "usage"
+    rotated = svc.keys.rotate(ctx, "k")
+    assert rotated.rotation_reason is None and rotated.next_rotation_time is None
+    from keykeeper.service.rotation import Rotator
+    assert Rotator(svc.deps, svc.lookup).run(node.clock()).done == 0   # nothing left due
+    assert svc.keys.get(ctx, "k").primary_version == 2
