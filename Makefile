@@ -20,6 +20,7 @@ run: $(STAMP)
 ## The whole test suite (starts PostgreSQL if it is not running), then lint and types.
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-softhsm.sh
 	$(BIN)/pytest -n 4 -q
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy

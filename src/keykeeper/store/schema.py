@@ -81,6 +81,9 @@ keys = Table(
     Column("originator_usage_period", Integer, nullable=True),
     Column("recipient_usage_period", Integer, nullable=True),
     Column("rotation_reason", String(32), nullable=True),
+    # 0004: "generated" (made here) or "external" (material imported, issue 6 §3).
+    Column("origin", String(16), nullable=False, default="generated",
+           server_default="generated"),
     UniqueConstraint("namespace", "name", name="uq_keys_namespace_name"),
     Index("ix_keys_state", "state"),
     Index("ix_keys_next_rotation_time", "next_rotation_time"),
@@ -114,6 +117,9 @@ key_versions = Table(
     Column("deactivated_at", DateTime(timezone=True), nullable=True),
     Column("compromised_at", DateTime(timezone=True), nullable=True),
     Column("compromise_reason", Text, nullable=True),
+    # 0004: an HSM-protected version (protection "hsm") has no wrapped material; its key
+    # lives in the PKCS#11 token under this CKA_ID (hex), non-extractable.
+    Column("hsm_key_id", String(64), nullable=True),
     Index("ix_key_versions_created_at", "created_at"),          # scheduler scans (0003)
 )
 
@@ -289,4 +295,19 @@ scheduler_jobs = Table(
     Column("items_done", Integer, nullable=False, default=0, server_default="0"),
     Column("items_failed", Integer, nullable=False, default=0, server_default="0"),
     Column("detail", Text, nullable=True),
+)
+
+import_tokens = Table(
+    # Bring-your-own-key (service/key_import.py): one RSA-4096 wrapping key per token.
+    "import_tokens", metadata,
+    Column("id", String(64), primary_key=True),           # SHA-256 hex of the import token
+    Column("key_id", String(34), ForeignKey("keys.id"), nullable=False),
+    Column("wrapping_algorithm", String(32), nullable=False),
+    Column("wrapped_private_key", LargeBinary, nullable=False),  # under the namespace KEK
+    Column("public_key", Text, nullable=False),           # SPKI PEM handed to the importer
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_import_tokens_key", "key_id"),
+    Index("ix_import_tokens_expires_at", "expires_at"),
 )

@@ -1,0 +1,185 @@
+"""One PKCS#11 token: configuration, login, and a pool of sessions (python-pkcs11).
+
+The token is found by label or by serial number, never by slot number (SoftHSM and real
+HSMs renumber slots). The user PIN comes from a file or an environment variable and is
+held only by the loaded library's login state; it is never logged or put into an error.
+
+Every PKCS#11 fault becomes a keykeeper error that fails closed (issue 6 §2):
+
+* the library cannot be loaded, the token is missing, the PIN is wrong or locked, or a
+  session fails: :class:`~keykeeper.errors.Unavailable` (503);
+* the token lacks a mechanism: :class:`~keykeeper.errors.FailedPrecondition` (409).
+
+Never a fall-back to software keys. A session that raised is closed, not returned to the
+pool; the next call opens a fresh one (and logs in again if the token was reset).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keykeeper.errors import FailedPrecondition, InvalidArgument, KeykeeperError, Unavailable
+
+__all__ = ["HsmConfig", "Token"]
+
+log = logging.getLogger("keykeeper.hsm")
+
+DEFAULT_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+POOL_SIZE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HsmConfig:
+    """Where the token is and how to log in. ``pin`` is never shown by ``repr``."""
+
+    library: str
+    token_label: str | None = None
+    token_serial: str | None = None
+    pin: str = ""
+
+    def __repr__(self) -> str:
+        return (f"HsmConfig(library={self.library!r}, token_label={self.token_label!r}, "
+                f"token_serial={self.token_serial!r}, pin=<hidden>)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HsmConfig | None:
+        """From ``KEYKEEPER_PKCS11_LIBRARY``, ``KEYKEEPER_PKCS11_TOKEN_LABEL`` or
+        ``KEYKEEPER_PKCS11_TOKEN_SERIAL``, and ``KEYKEEPER_PKCS11_PIN_FILE`` or
+        ``KEYKEEPER_PKCS11_PIN``. None when neither a label nor a serial is set (no HSM).
+        InvalidArgument when the settings are incomplete or the PIN file unreadable."""
+        env = os.environ if env is None else env
+        label = env.get("KEYKEEPER_PKCS11_TOKEN_LABEL") or None
+        serial = env.get("KEYKEEPER_PKCS11_TOKEN_SERIAL") or None
+        if label is None and serial is None:
+            return None
+        pin_file = env.get("KEYKEEPER_PKCS11_PIN_FILE")
+        if pin_file:
+            try:
+                pin = Path(pin_file).read_text().strip()
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read KEYKEEPER_PKCS11_PIN_FILE: "
+                                      f"{exc.strerror or type(exc).__name__}") from None
+        else:
+            pin = env.get("KEYKEEPER_PKCS11_PIN", "")
+        if not pin:
+            raise InvalidArgument("a PKCS#11 token needs its user PIN: set "
+                                  "KEYKEEPER_PKCS11_PIN_FILE or KEYKEEPER_PKCS11_PIN")
+        return cls(library=env.get("KEYKEEPER_PKCS11_LIBRARY") or DEFAULT_LIBRARY,
+                   token_label=label, token_serial=serial, pin=pin)
+
+
+def _fault(exc: BaseException) -> KeykeeperError:
+    """Map a python-pkcs11 exception to a fail-closed keykeeper error (no PIN, no text
+    from the library beyond the exception class name)."""
+    import pkcs11.exceptions as p11x
+
+    name = type(exc).__name__
+    if isinstance(exc, (p11x.MechanismInvalid, p11x.MechanismParamInvalid,
+                        p11x.FunctionNotSupported)):
+        return FailedPrecondition(f"the HSM does not support this operation ({name})")
+    if isinstance(exc, (p11x.PinIncorrect, p11x.PinLocked, p11x.PinExpired)):
+        return Unavailable(f"the HSM refused the login ({name})")
+    return Unavailable(f"the HSM failed ({name})")
+
+
+class Token:
+    """A logged-in PKCS#11 token with a small pool of read-write sessions.
+
+    ``with token.session() as s:`` lends a python-pkcs11 ``Session``. Thread-safe.
+    Raises :class:`Unavailable` when the token cannot be reached or logged in to.
+    """
+
+    def __init__(self, config: HsmConfig, pool_size: int = POOL_SIZE) -> None:
+        self.config = config
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._lock = threading.Lock()
+        self._token: Any = None
+
+    def _open_token(self) -> Any:
+        with self._lock:
+            if self._token is None:
+                try:
+                    import pkcs11
+
+                    lib = pkcs11.lib(self.config.library)
+                except Exception as exc:
+                    raise Unavailable(f"cannot load the PKCS#11 library "
+                                      f"({type(exc).__name__})") from None
+                try:
+                    if self.config.token_serial is not None:
+                        self._token = lib.get_token(
+                            token_serial=self.config.token_serial.encode())
+                    else:
+                        self._token = lib.get_token(token_label=self.config.token_label)
+                except Exception as exc:
+                    which = (f"serial {self.config.token_serial}" if self.config.token_serial
+                             else f"label {self.config.token_label!r}")
+                    raise Unavailable(f"no single PKCS#11 token with {which} "
+                                      f"({type(exc).__name__})") from None
+            return self._token
+
+    def _new_session(self) -> Any:
+        import pkcs11.exceptions as p11x
+
+        token = self._open_token()
+        try:
+            try:
+                return token.open(user_pin=self.config.pin, rw=True)
+            except p11x.UserAlreadyLoggedIn:
+                # PKCS#11 login state is per process and token (v2.40 §5.6): another
+                # session logged in already, so this one shares that login.
+                return token.open(rw=True)
+        except Exception as exc:
+            with self._lock:  # a reset or removed token: find it again next time
+                self._token = None
+            raise _fault(exc) from None
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """Lend a session; one that raised is closed and replaced, and the exception
+        becomes :class:`Unavailable` or :class:`FailedPrecondition` (keykeeper errors
+        raised inside pass through unchanged)."""
+        with self._slots:
+            try:
+                s = self._pool.get_nowait()
+            except queue.Empty:
+                s = self._new_session()
+            try:
+                yield s
+            except KeykeeperError:
+                self._pool.put(s)
+                raise
+            except Exception as exc:
+                self._discard(s)
+                raise _fault(exc) from None
+            else:
+                self._pool.put(s)
+
+    def _discard(self, s: Any) -> None:
+        try:
+            s.close()
+        except Exception:
+            log.debug("closing a failed PKCS#11 session failed", exc_info=True)
+
+    def check(self) -> None:
+        """Open (or reuse) a session now: Unavailable if the token cannot be used."""
+        with self.session():
+            pass
+
+    def close(self) -> None:
+        """Close every pooled session (the library's login ends with the last one)."""
+        while True:
+            try:
+                s = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            self._discard(s)
