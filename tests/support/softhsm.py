@@ -76,7 +76,7 @@ def new_token(label: str | None = None) -> SoftToken:
                          text=True).stdout
     serial = ""
     block: list[str] = []
-    for line in out.splitlines() + ["Slot end"]:
+    for line in [*out.splitlines(), "Slot end"]:
         if line.startswith("Slot ") and block:
             text = "\n".join(block)
             if f"Label:            {label}" in text or f"Label: {label}" in text:
