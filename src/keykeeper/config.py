@@ -29,6 +29,9 @@ processes receive them):
 ``KEYKEEPER_METRICS_UNAUTHENTICATED`` ``on``: serve /metrics without a token (default
                                    ``off``: a token allowed ``metrics.read``)
 ``KEYKEEPER_USAGE_FLUSH_SECONDS``  seconds between writes of key usage statistics (5)
+``KEYKEEPER_PKCS11_LIBRARY``       PKCS#11 module path (default SoftHSM2's)
+``KEYKEEPER_PKCS11_TOKEN_LABEL``   the token by label (or ``..._TOKEN_SERIAL`` by serial)
+``KEYKEEPER_PKCS11_PIN_FILE``      file holding the user PIN (or ``..._PIN``, the PIN itself)
 =================================  ==========================================================
 """
 
@@ -55,6 +58,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from keykeeper import __version__
+from keykeeper.custody.hsm.token import HsmConfig, Token
 from keykeeper.custody.keyring import Custody
 from keykeeper.domain.durations import parse_duration
 from keykeeper.errors import InvalidArgument, KeykeeperError
@@ -158,7 +162,9 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
-    deps = Deps(engine=engine, custody=Custody(), clock=utcnow)
+    hsm_config = HsmConfig.from_env()  # KEYKEEPER_PKCS11_* (custody/hsm/token.py)
+    hsm = Token(hsm_config) if hsm_config is not None else None
+    deps = Deps(engine=engine, custody=Custody(hsm=hsm), clock=utcnow)
 
     def key_counts() -> dict[tuple[str, str, str], int]:
         with deps.reading() as conn:  # keykeeper_keys{state, algorithm, namespace}

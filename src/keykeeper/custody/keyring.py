@@ -26,6 +26,7 @@ from keykeeper.crypto import KeyHandle, load_private
 from keykeeper.crypto.aead import aead_open, aead_seal
 from keykeeper.crypto.registry import get_spec
 from keykeeper.custody.cache import TTLCache
+from keykeeper.custody.hsm.token import Token
 from keykeeper.errors import DecryptionFailed, Internal, Sealed
 
 __all__ = ["Custody", "WrappedVersion"]
@@ -55,7 +56,11 @@ def _material_aad(namespace: str, key_id: str, version: int, algorithm: str) -> 
 class Custody:
     """Holds the root key while unsealed and wraps and unwraps everything below it."""
 
-    def __init__(self, *, cache_entries: int = 10_000, cache_ttl: float = 300.0) -> None:
+    def __init__(self, *, cache_entries: int = 10_000, cache_ttl: float = 300.0,
+                 hsm: Token | None = None) -> None:
+        #: The configured PKCS#11 token (KEYKEEPER_PKCS11_*), or None: used by the
+        #: ``pkcs11`` seal and by keys created with ``protection: "hsm"``.
+        self.hsm = hsm
         self._root: bytearray | None = None
         self._keks: dict[str, bytes] = {}
         self._lock = threading.Lock()
