@@ -78,6 +78,15 @@ its result or its own `error` (`{code, detail}`); the request as a whole still a
 Match on `code`, not on `detail` or `title`. Every response, success or error, carries an
 `x-request-id` header; the same id is in the audit record.
 
+**Backups stream.** `POST /v1/sys/backup` takes its options as JSON and answers
+`application/x-ndjson`: one `BackupStarted` line (backup id, signer fingerprint, the
+shares, shown once), then the archive ([backup-format.md](backup-format.md)) line by line.
+Refusals come before the first byte, as problem+json; a failure part-way breaks the
+connection off before the signed trailer, so what was received never verifies.
+`POST /v1/sys/restore` takes one JSON line of `RestoreRequest` options, then the archive
+(any length up to `KEYKEEPER_RESTORE_MAX_BYTES`, default 4 GiB; `413` above), and answers
+`RestoreResponse`. The 4 MiB body limit does not apply to either archive.
+
 | code | HTTP | meaning |
 | --- | --- | --- |
 | `invalid_argument` | 400 | malformed request: bad JSON, unknown field, wrong type, bad value |

@@ -22,6 +22,13 @@ processes receive them):
                                    (one leader per cluster; docs/scheduler.md)
 ``KEYKEEPER_SCHEDULER_INTERVAL``   seconds between runs of each lifecycle job (10)
 ``KEYKEEPER_EXPIRY_NOTICE``        crypto-period expiry notice window, e.g. ``30d`` (30 days)
+``KEYKEEPER_BACKUP_DIR``           scheduled backups into this directory (unset: none; the
+                                   scheduler's ``backup`` job, service/backup_schedule.py)
+``KEYKEEPER_BACKUP_INTERVAL``      seconds (or e.g. ``1d``) between scheduled backups (1 day)
+``KEYKEEPER_BACKUP_RETAIN``        scheduled archives kept, the oldest deleted first (7)
+``KEYKEEPER_BACKUP_CUSTODIANS``    custodian public key PEM files, comma-separated (required
+                                   with ``KEYKEEPER_BACKUP_DIR``)
+``KEYKEEPER_BACKUP_THRESHOLD``     custodians needed to open a scheduled archive (2)
 ``KEYKEEPER_ALERT_RULES``          JSON file tuning the anomaly rules (docs/monitoring.md)
 ``KEYKEEPER_ALERT_WEBHOOK``        http(s) URL that receives each new alert as JSON
 ``KEYKEEPER_ALERT_DEDUP``          seconds an alert absorbs repeats of itself (600)
@@ -32,6 +39,12 @@ processes receive them):
 ``KEYKEEPER_PKCS11_LIBRARY``       PKCS#11 module path (default SoftHSM2's)
 ``KEYKEEPER_PKCS11_TOKEN_LABEL``   the token by label (or ``..._TOKEN_SERIAL`` by serial)
 ``KEYKEEPER_PKCS11_PIN_FILE``      file holding the user PIN (or ``..._PIN``, the PIN itself)
+``KEYKEEPER_TLS_CERT_FILE``        REST listener certificate (PEM, chain leaf first; docs/tls.md)
+``KEYKEEPER_TLS_KEY_FILE``         its private key (PEM, unencrypted)
+``KEYKEEPER_TLS_CLIENT_CA_FILE``   CA file that client certificates must chain to
+``KEYKEEPER_TLS_CLIENT_AUTH``      ``none`` | ``optional`` | ``required`` (``optional`` when a
+                                   client CA file is given, else ``none``)
+``KEYKEEPER_INSECURE_NO_TLS``      ``on``: allow plain HTTP on a non-loopback address
 =================================  ==========================================================
 """
 
@@ -40,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -65,6 +79,7 @@ from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.app import create_app
 from keykeeper.service.audit_setup import AuditSettings, build_auditor
+from keykeeper.service.backup_schedule import BackupSchedule, ScheduledBackups
 from keykeeper.service.deps import Deps, utcnow
 from keykeeper.service.facade import Services, build_services
 from keykeeper.service.lifecycle_jobs import build_scheduler
@@ -72,11 +87,13 @@ from keykeeper.service.monitoring import MonitorSettings
 from keykeeper.store.engine import make_engine, sqlite_url
 from keykeeper.store.migrate import upgrade
 from keykeeper.store.usage import UsageRepository
+from keykeeper.tls import TlsSettings, server_context
 
 __all__ = ["Settings", "app_factory", "build", "run_server"]
 
 log = logging.getLogger("keykeeper")
 NAMESPACE_SWEEP_SECONDS = 1.0
+AUTO_UNSEAL_RETRY_SECONDS = 5.0  # pkcs11 seal: retry a failed auto-unseal this often
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ class Settings:
     scheduler: bool = True
     scheduler_interval: float = 10.0
     expiry_notice: int = 30 * 86400
+    tls: TlsSettings | None = None  # KEYKEEPER_TLS_* (docs/tls.md); None: plain HTTP
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -127,6 +145,10 @@ class Settings:
                                         "KEYKEEPER_SCHEDULER_INTERVAL"),
             expiry_notice=parse_duration(os.environ.get("KEYKEEPER_EXPIRY_NOTICE") or "30d",
                                          what="KEYKEEPER_EXPIRY_NOTICE"),
+            tls=TlsSettings.from_values(os.environ.get("KEYKEEPER_TLS_CERT_FILE"),
+                                        os.environ.get("KEYKEEPER_TLS_KEY_FILE"),
+                                        os.environ.get("KEYKEEPER_TLS_CLIENT_CA_FILE"),
+                                        os.environ.get("KEYKEEPER_TLS_CLIENT_AUTH")),
         )
 
     @property
@@ -179,14 +201,19 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
                               max_token_ttl=settings.max_token_ttl,
                               metrics=metrics, monitor=monitor)
     services.scheduling.node_id = settings.node_id or services.scheduling.node_id
+    # KEYKEEPER_BACKUP_* (service/backup_schedule.py): checked even where no scheduler runs.
+    backup_schedule = BackupSchedule.from_env(os.environ)
     if sweeper and settings.scheduler:
+        extra = ([ScheduledBackups(services.backups, backup_schedule,
+                                   auditor if auditor.enabled else None).job()]
+                 if backup_schedule is not None and services.backups is not None else [])
         scheduler = build_scheduler(
             deps, services.lookup, services.approvals, auditor,
             data_dir=settings.data_dir, node_id=services.scheduling.node_id,
             interval_seconds=settings.scheduler_interval,
             destroy_due=services.destruction.destroy_due,
             notify=services.alerts.raise_alert, notice_seconds=settings.expiry_notice,
-            on_run=metrics.scheduler_run, on_leader=metrics.set_leader)
+            on_run=metrics.scheduler_run, on_leader=metrics.set_leader, extra_jobs=extra)
         services.scheduling.scheduler = scheduler
         services.background.append(scheduler)
     app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None,
@@ -194,6 +221,9 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
         services.system.unseal(passphrase)
+    # The pkcs11 seal unseals itself (docs/seal.md); a token that cannot be used leaves the
+    # server sealed with the reason in health and the log, and the lifespan retries.
+    services.system.auto_unseal()
     return app, services
 
 
@@ -209,13 +239,24 @@ def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager
                     log.exception("namespace cache sweep failed")
                 await asyncio.sleep(NAMESPACE_SWEEP_SECONDS)
 
+        async def retry_auto_unseal() -> None:
+            while True:
+                await asyncio.sleep(AUTO_UNSEAL_RETRY_SECONDS)
+                if services.system.needs_auto_unseal():
+                    try:
+                        await run_in_threadpool(services.system.auto_unseal)
+                    except Exception:
+                        log.exception("pkcs11 auto-unseal retry failed")
+
         namespace_task = asyncio.create_task(forget_deleted_namespaces())
+        unseal_task = asyncio.create_task(retry_auto_unseal())
         # Per-node background tasks, the lifecycle scheduler among them (service/facade.py).
         await run_in_threadpool(services.start_background)
         try:
             yield
         finally:
             namespace_task.cancel()
+            unseal_task.cancel()
             await run_in_threadpool(services.stop_background)
             # Sign the audit chain head and flush the sinks, then drop the root key.
             await run_in_threadpool(services.audit.close)
@@ -246,7 +287,7 @@ def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Pat
         result = services.system.init(passphrase, root_token=root_token)
         fd = os.open(passphrase_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(result.unseal_passphrase)
+            fh.write(passphrase)  # dev mode stays on the passphrase seal
         token_note = result.root_token
     services.audit.close()  # frees the audit file slot for the server process
     services.deps.engine.dispose()
@@ -264,19 +305,62 @@ def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Pat
     return passphrase_file
 
 
+def _tls_note(tls: TlsSettings | None) -> str:
+    return "" if tls is None else f"; TLS, client certificates: {tls.client_auth}"
+
+
+def _uvicorn_tls(tls: TlsSettings | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    from keykeeper.rest.tls import uvicorn_options
+
+    return uvicorn_options(tls)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to any interface
+
+
 def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
                database_url: str | None = None, dev: bool = False,
-               dev_root_token: str | None = None, workers: int = 1) -> None:
+               dev_root_token: str | None = None, workers: int = 1,
+               tls_cert: str | None = None, tls_key: str | None = None,
+               tls_client_ca: str | None = None, tls_client_auth: str | None = None,
+               insecure_no_tls: bool = False) -> None:
     """Migrate the store, bootstrap dev mode if asked, and serve with uvicorn.
 
-    Raises InvalidArgument for a malformed ``listen`` or a multi-worker server that could
-    not unseal each worker (set KEYKEEPER_UNSEAL_PASSPHRASE_FILE or use --dev).
+    ``tls_*`` (or ``KEYKEEPER_TLS_*``) serve HTTPS, with client certificates verified
+    when ``tls_client_auth`` is ``optional`` or ``required`` (docs/tls.md). Raises
+    InvalidArgument for a malformed ``listen``, a multi-worker server that could not
+    unseal each worker (set KEYKEEPER_UNSEAL_PASSPHRASE_FILE or use --dev), bad TLS files
+    or settings, and plain HTTP on a non-loopback address without ``insecure_no_tls``
+    (or ``KEYKEEPER_INSECURE_NO_TLS=on``).
     """
     import uvicorn
 
     host, port = _parse_listen(listen)
     if workers < 1:
         raise InvalidArgument("--workers must be at least 1")
+    for name, value in (("KEYKEEPER_TLS_CERT_FILE", tls_cert), ("KEYKEEPER_TLS_KEY_FILE", tls_key),
+                        ("KEYKEEPER_TLS_CLIENT_CA_FILE", tls_client_ca),
+                        ("KEYKEEPER_TLS_CLIENT_AUTH", tls_client_auth)):
+        if value:
+            os.environ[name] = value  # workers read their settings from the environment
+    tls = Settings.from_env().tls
+    if tls is not None:
+        server_context(tls)  # bad files or a mismatched key: one clear line, before anything
+    elif not _is_loopback(host) and not (insecure_no_tls or _on_off(
+            os.environ.get("KEYKEEPER_INSECURE_NO_TLS") or "off", "KEYKEEPER_INSECURE_NO_TLS")):
+        raise InvalidArgument(
+            f"refusing plain HTTP on {host}:{port}, which is not a loopback address: give "
+            "--tls-cert and --tls-key (docs/tls.md), or --insecure-no-tls behind a "
+            "TLS-terminating proxy")
+    scheme = "https" if tls is not None else "http"
     if dev and data_dir is None:
         # Like Vault's -dev, nothing outlives the process: the temporary directory (which
         # holds the dev unseal passphrase) is removed when the server exits.
@@ -301,21 +385,23 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     finally:
         engine.dispose()
     if dev:
-        passphrase_file = _dev_bootstrap(settings, dev_root_token, f"http://{host}:{port}")
+        passphrase_file = _dev_bootstrap(settings, dev_root_token, f"{scheme}://{host}:{port}")
         os.environ["KEYKEEPER_UNSEAL_PASSPHRASE_FILE"] = str(passphrase_file)
-    elif workers > 1 and "KEYKEEPER_UNSEAL_PASSPHRASE_FILE" not in os.environ:
+    elif (workers > 1 and "KEYKEEPER_UNSEAL_PASSPHRASE_FILE" not in os.environ
+          and HsmConfig.from_env() is None):  # a pkcs11 seal unseals each worker itself
         raise InvalidArgument("with --workers > 1 each worker must unseal itself: set "
                               "KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     if not dev:
-        print(f"keykeeper {__version__} listening on http://{host}:{port} ({workers} worker(s));"
+        print(f"keykeeper {__version__} listening on {scheme}://{host}:{port} "
+              f"({workers} worker(s){_tls_note(tls)});"
               f" data: {settings.data_dir}; database: {engine.url.render_as_string()}\n"
               "It starts sealed: run `keykeeper init` once, then `keykeeper unseal` after "
               "every start.", file=sys.stderr, flush=True)
     config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,
                             workers=workers, log_level="warning", access_log=False,
-                            server_header=False)
+                            server_header=False, **_uvicorn_tls(tls))
     if workers == 1:
         uvicorn.Server(config).run()
         return

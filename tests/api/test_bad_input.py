@@ -34,6 +34,7 @@ VALID: dict[str, dict[str, Any]] = {
     "key.compromise": {"reason": "test"},
     "key.compromise_version": {"reason": "test"},
     "key.trim": {"min_available_version": 1},
+    "key.import": {"import_token": "kkit.x", "wrapped_key_material": b64(b"w"), "format": "raw"},
     "key.create": {"name": "x"},
     "random": {"length": 16},
     # access control (tests/identity has the rest)
@@ -188,12 +189,15 @@ def test_bad_create_arguments(live_server: ServerProcess) -> None:
         {"name": ""}, {"name": "a" * 129}, {"name": "sp ace"}, {"name": "x", "purpose": "fly"},
         {"name": "x", "rotation_period": "10m"}, {"name": "x", "rotation_period": "soon"},
         {"name": "x", "rotation_period": 0}, {"name": "x", "labels": {"bad key": "v"}},
-        {"name": "x", "protection": "hsm"}, {"name": "x", "namespace": "a:b"},
+        {"name": "x", "protection": "tpm"}, {"name": "x", "namespace": "a:b"},
         {"name": "x", "description": "d" * 2000}, {},
     ]
     for body in cases:
         r = live_server.post("/v1/keys", body)
         assert (r.status_code, r.json()["code"]) == (400, "invalid_argument"), body
+    # protection "hsm" is valid input; this server has no HSM (docs/hsm.md)
+    r = live_server.post("/v1/keys", {"name": "x", "protection": "hsm"})
+    assert (r.status_code, r.json()["code"]) == (409, "failed_precondition")
 
 
 def test_key_version_zero_and_negative(live_server: ServerProcess) -> None:

@@ -234,7 +234,7 @@ def test_records_hold_only_their_fixed_fields(tmp_path: Path) -> None:
         "phase", "principal", "source", "token_hmac", "error_code", "namespace", "key_id",
         "key_version", "items", "failed_items", "approval_id", "execution", "on_behalf_of",
         "context", "detail", "reason", "public_key", "allow_compromised", "destination_key_id",
-        "hmac", "signature"}
+        "wrapping_key_fingerprint", "hmac", "signature"}
 
 
 def test_a_checkpoint_on_request_is_written_waited_for_and_names_the_request(

@@ -129,7 +129,9 @@ def test_init_prints_secrets_once_with_warning(cli: Cli, tmp_path: Path) -> None
     assert "WARNING" in res.stderr and "only once" in res.stderr
     cli.reply({"root_token": "s.root", "unseal_passphrase": "gen"})
     res = cli.run(["--format", "json", "init"])
-    assert json.loads(res.stdout) == {"root_token": "s.root", "unseal_passphrase": "gen"}
+    out = json.loads(res.stdout)
+    assert {k: out[k] for k in ("root_token", "unseal_passphrase", "seal_type")} == {
+        "root_token": "s.root", "unseal_passphrase": "gen", "seal_type": "passphrase"}
     assert cli.last_json() == {}
 
 
@@ -143,6 +145,7 @@ def test_unseal_sources(cli: Cli, tmp_path: Path) -> None:
     cli.reply(health)
     assert cli.run(["unseal", "--passphrase-file", str(f)]).exit_code == 0
     assert cli.last_json() == {"passphrase": "from-file"}
+    cli.reply(health)  # no passphrase source: the CLI asks the seal type first
     cli.reply(health)
     res = cli.run(["unseal"], input="typed\n")
     assert res.exit_code == 0, res.output
@@ -172,6 +175,11 @@ def test_server_calls_config_lazily(monkeypatch: pytest.MonkeyPatch, cli: Cli) -
         "dev": True,
         "dev_root_token": "root",
         "workers": 2,
+        "tls_cert": None,
+        "tls_key": None,
+        "tls_client_ca": None,
+        "tls_client_auth": None,
+        "insecure_no_tls": False,
     }
     assert cli.run(["server", "--dev-root-token", "x"]).exit_code == 2
 

@@ -91,6 +91,10 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "JobRun",
             "JobRunResult",
             "SchedulerStatus",
+            # backups (issue 7)
+            "BackupCreated",
+            "BackupRestored",
+            "BackupSigningKey",
             "decrypt_stream",
             "encrypt_stream",
         ]

@@ -38,6 +38,8 @@ PRIVATE_OPS = {
     "verify_mac": lambda k: k.verify_mac(b"m", b"t"),
     "encapsulate": lambda k: k.encapsulate(),
     "decapsulate": lambda k: k.decapsulate(b"c"),
+    "wrap": lambda k: k.wrap(b"m"),
+    "unwrap": lambda k: k.unwrap(b"\x00" * 600),
 }
 SUPPORTED = {
     "aes_gcm": {"encrypt", "decrypt"},
@@ -50,11 +52,14 @@ SUPPORTED = {
     "ml_dsa": {"sign", "verify"},
     "hmac": {"mac", "verify_mac"},
     "ml_kem": {"encapsulate", "decapsulate"},
+    "aes_kwp": {"wrap", "unwrap"},
+    "rsa_aes_kwp": {"wrap", "unwrap"},
 }
 PUBLIC_OPS = {
     "encrypt": lambda k: k.encrypt(b"p", b""),
     "verify": lambda k: k.verify(b"m", b"s"),
     "encapsulate": lambda k: k.encapsulate(),
+    "wrap": lambda k: k.wrap(b"m"),
 }
 MATERIAL_SIZES = {
     "AES_128_GCM": 16,
@@ -63,6 +68,7 @@ MATERIAL_SIZES = {
     "HMAC_SHA256": 32,
     "HMAC_SHA384": 48,
     "HMAC_SHA512": 64,
+    "AES_256_KWP": 32,
 }
 
 

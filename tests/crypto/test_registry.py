@@ -31,6 +31,9 @@ EXPECTED = {
     "HMAC_SHA512": ("mac", "hmac", 512, 256, False, False, False, "SHA512"),
     "ML_KEM_768": ("kem", "ml_kem", 192, 192, True, True, False, None),
     "ML_KEM_1024": ("kem", "ml_kem", 256, 256, True, True, False, None),
+    "AES_256_KWP": ("wrap", "aes_kwp", 256, 256, False, False, False, None),
+    "RSA_OAEP_3072_SHA256_KWP": ("wrap", "rsa_aes_kwp", 3072, 128, True, False, False, "SHA256"),
+    "RSA_OAEP_4096_SHA256_KWP": ("wrap", "rsa_aes_kwp", 4096, 128, True, False, False, "SHA256"),
     "RSA_OAEP_2048_SHA256": ("encrypt", "rsa_oaep", 2048, 112, True, False, True, "SHA256"),
     "RSA_PSS_2048_SHA256": ("sign", "rsa_pss", 2048, 112, True, False, True, "SHA256"),
     "RSA_PKCS1_2048_SHA256": ("sign", "rsa_pkcs1", 2048, 112, True, False, True, "SHA256"),
@@ -81,6 +84,7 @@ def test_defaults() -> None:
         Purpose.SIGN: "ECDSA_P256_SHA256",
         Purpose.MAC: "HMAC_SHA256",
         Purpose.KEM: "ML_KEM_768",
+        Purpose.WRAP: "AES_256_KWP",
     }
     for purpose, name in DEFAULT_ALGORITHMS.items():
         assert ALGORITHMS[name].purpose == purpose

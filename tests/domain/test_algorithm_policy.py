@@ -72,9 +72,8 @@ def test_default_values() -> None:
     assert resolve_algorithm("kem", None, DEFAULT).name == "ML_KEM_768"
 
 
-def test_wrap_has_no_default() -> None:
-    with pytest.raises(InvalidArgument, match="purpose 'wrap' has no default algorithm"):
-        resolve_algorithm("wrap", None, DEFAULT)
+def test_wrap_defaults_to_aes_kwp() -> None:
+    assert resolve_algorithm("wrap", None, DEFAULT).name == "AES_256_KWP"
 
 
 def test_unknown_purpose() -> None:

@@ -41,13 +41,17 @@ SELF_SERVICE = {"token.lookup_self", "approval.list", "approval.claim"}
 # Route operations (audit names) governed by another permission of the catalogue.
 PERMISSION_OF = {"audit.search": "audit.read", "audit.head": "audit.read",
                  "audit.public_key": "audit.read", "audit.hash": "audit.read",
-                 "audit.checkpoint_now": "audit.verify"}
+                 "audit.checkpoint_now": "audit.verify",
+                 "sys.rekey_init": "sys.rekey", "sys.rekey_status": "sys.rekey",
+                 "sys.rekey_cancel": "sys.rekey",
+                 "backup.signing_key": "backup.read"}
 
 BODIES: dict[str, dict[str, Any]] = {
     **VALID,
     "key.create": {"name": "mx-new"},
     "key.update": {"description": "matrix"},
     "key.schedule_destruction": {"pending_days": 7},
+    "key.import": {"import_token": "kkit.x", "wrapped_key_material": "AAAA", "format": "raw"},
     "principal.create": {"name": "mx-new"},
     "principal.update": {"kind": "person"},
     "token.create": {"principal": "mx-victim"},

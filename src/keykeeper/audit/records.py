@@ -57,6 +57,8 @@ class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     allow_compromised: bool | None = None  # true: a compromised key or version was used
     destination_key_id: str | None = None  # rewrap into another key: that key's id
                                            # for recovery (decrypt/verify), by request
+    wrapping_key_fingerprint: str | None = None  # key import/export: SHA-256 hex of the
+                                                 # wrapping key (never material)
     # Authenticators: always last, so the canonical bytes are the line without them.
     hmac: str | None = None           # hex HMAC-SHA256 (absent while sealed)
     signature: str | None = None      # checkpoints: base64 Ed25519 signature

@@ -21,8 +21,8 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "security-officer": (
         "Principals, tokens, roles, grants, namespaces and policies; uses no key",
         ("principal.*", "token.*", "role.*", "grant.*", "namespace.*", "approval_policy.*",
-         "sod_policy.*", "audit.config", "inventory.read", "sys.seal", "alert.*",
-         "scheduler.read", "metrics.read", *_APPROVAL_VIEW)),
+         "sod_policy.*", "audit.config", "inventory.read", "sys.seal", "sys.rekey", "alert.*",
+         "scheduler.read", "metrics.read", "backup.create", "backup.read", *_APPROVAL_VIEW)),
     "crypto-officer": (
         "Creates, rotates, disables, destroys and marks keys compromised; no key use",
         (*KEY_READ, *KEY_ADMIN, "namespace.list", "namespace.get", "inventory.read",
@@ -30,12 +30,12 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "key-custodian": (
         "Approves sensitive operations; holds backup and unseal shares",
         ("approval.*", "approval_policy.get", "backup.create", "backup.restore",
-         "sys.seal")),
+         "backup.read", "sys.seal")),
     "auditor": (
         "Reads the audit trail, the inventory and reports; nothing else",
         ("audit.read", "audit.verify", "inventory.read", "report.read", "key.get",
          "key.list", "key.versions", "key.usage", "key.receipt", "key.compromise_report",
-         "alert.list", "scheduler.read", "metrics.read", *_DIRECTORY_READ,
+         "alert.list", "scheduler.read", "metrics.read", "backup.read", *_DIRECTORY_READ,
          *_APPROVAL_VIEW)),
     "application": (
         "Data-plane operations on the keys it is granted",

@@ -31,7 +31,7 @@ KEY_ADMIN = (
     "key.create", "key.update", "key.rotate", "key.disable", "key.enable",
     "key.schedule_destruction", "key.cancel_destruction", "key.compromise",
     "key.destroy_version", "key.export", "key.activate", "key.trim",
-    "key.compromise_version",
+    "key.compromise_version", "key.import_parameters", "key.import",
 )
 DATA_PLANE = (
     "encrypt", "decrypt", "rewrap", "data_key", "sign", "verify", "mac", "verify_mac",
@@ -41,6 +41,7 @@ KEY_OPERATIONS: frozenset[str] = frozenset(KEY_READ + KEY_ADMIN + DATA_PLANE)
 
 SYSTEM_OPERATIONS: frozenset[str] = frozenset((
     "random", "sys.seal",
+    "sys.rekey",  # change the seal type or its unseal material (docs/seal.md)
     "principal.create", "principal.list", "principal.get", "principal.update",
     "principal.delete",
     "token.create", "token.list", "token.revoke", "token.renew", "token.revoke_root",
@@ -54,6 +55,7 @@ SYSTEM_OPERATIONS: frozenset[str] = frozenset((
     "audit.read", "audit.verify", "audit.config",
     "inventory.read", "report.read",
     "backup.create", "backup.restore",
+    "backup.read",  # the backup signing key (to pin when verifying archives elsewhere)
     "key.bulk_revoke",
     "alert.list", "alert.acknowledge",
     "scheduler.read", "scheduler.run",

@@ -1,8 +1,8 @@
 """Where a command's output file goes: a regular file (or a new one) is written to a
-temporary file beside it and renamed into place only when the command succeeds; a
-symlink is followed to its target first; anything else that exists (a device such as
-/dev/null or /dev/stdout's target, a FIFO, a socket) is written in place -- it cannot be
-replaced, and must never be swapped for a regular file."""
+temporary file beside it, fsynced, and renamed into place (the directory fsynced after)
+only when the command succeeds; a symlink is followed to its target first; anything else
+that exists (a device such as /dev/null or /dev/stdout's target, a FIFO, a socket) is
+written in place -- it cannot be replaced, and must never be swapped for a regular file."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def output_file(out: Path, *, binary: bool) -> Iterator[IO[Any]]:
         with suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(target.parent)  # the rename itself survives a crash
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _open(file: str | int, binary: bool) -> IO[Any]:

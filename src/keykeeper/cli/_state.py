@@ -38,13 +38,20 @@ class State:
     token: str | None = None
     output: str = "table"
     transport: httpx.BaseTransport | None = None
+    # TLS (docs/tls.md): CA file or directory, client certificate and key (PEM files).
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     @property
     def json(self) -> bool:
         return self.output == "json"
 
     def client(self) -> Client:
-        return Client(self.addr, self.token, transport=self.transport)
+        cert = ((self.client_cert, self.client_key) if self.client_cert and self.client_key
+                else self.client_cert)
+        return Client(self.addr, self.token, transport=self.transport,
+                      verify=self.ca_cert, cert=cert)
 
 
 def get_state(ctx: typer.Context) -> State:

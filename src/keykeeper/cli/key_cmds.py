@@ -72,6 +72,11 @@ def create(
         help="May protect for this long, e.g. 730d [default: namespace's, SP 800-57's]."),
     recipient_usage_period: str | None = typer.Option(
         None, "--recipient-usage-period", help="May process for this long, e.g. 1825d."),
+    origin: str | None = typer.Option(
+        None, "--origin", help="external: no material until imported (key import)."),
+    protection: str | None = typer.Option(
+        None, "--protection", help="software (default) or hsm: made and used in the "
+        "server's PKCS#11 token (docs/hsm.md)."),
 ) -> None:
     """Create a key."""
     if namespace is None and ":" in name:
@@ -92,6 +97,8 @@ def create(
             usage_rotate_fraction=usage_rotate_fraction,
             originator_usage_period=_period(originator_usage_period),
             recipient_usage_period=_period(recipient_usage_period),
+            origin=origin,
+            protection=protection,
         )
     emit_key(get_state(ctx), key)
 

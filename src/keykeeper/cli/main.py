@@ -19,7 +19,9 @@ from keykeeper.cli import (
     alert_cmds,
     approval_cmds,
     audit_cmds,
+    backup_cmds,
     crypto_cmds,
+    devcert_cmds,
     file_cmds,
     key_cmds,
     namespace_cmds,
@@ -30,6 +32,7 @@ from keykeeper.cli import (
     role_cmds,
     scheduler_cmds,
     sys_cmds,
+    transfer_cmds,
 )
 from keykeeper.cli._state import State
 from keykeeper.client import ConnectionFailed
@@ -98,8 +101,22 @@ def _global(
     ),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print the version and exit."),
+    ca_cert: str | None = typer.Option(
+        None, "--ca-cert", envvar="KEYKEEPER_CACERT",
+        help="CA file (or directory) that the server's certificate must chain to."),
+    client_cert: str | None = typer.Option(
+        None, "--client-cert", envvar="KEYKEEPER_CLIENT_CERT",
+        help="Client certificate (PEM) for mTLS; may hold the key too."),
+    client_key: str | None = typer.Option(
+        None, "--client-key", envvar="KEYKEEPER_CLIENT_KEY",
+        help="The client certificate's private key (PEM)."),
 ) -> None:
+    if client_key and not client_cert:
+        raise typer.BadParameter("--client-key needs --client-cert", param_hint="--client-key")
     state = ctx.ensure_object(State)
+    state.ca_cert = ca_cert or state.ca_cert
+    state.client_cert = client_cert or state.client_cert
+    state.client_key = client_key or state.client_key
     state.addr = addr or state.addr
     state.token = token if token is not None else state.token
     state.output = output.value
@@ -109,6 +126,8 @@ sys_cmds.register(app)
 app.add_typer(key_cmds.app, name="key", help="Create, list and manage keys.")
 app.add_typer(audit_cmds.app, name="audit",
               help="Verify audit files (offline); search and tail audit records.")
+app.add_typer(backup_cmds.app, name="backup",
+              help="Encrypted backups: create, verify (offline), restore; the signing key.")
 app.add_typer(namespace_cmds.app, name="namespace", help="Create, list and delete namespaces.")
 app.add_typer(approval_cmds.app, name="approval",
               help="Dual control: list, show, approve and reject requests.")
@@ -133,17 +152,22 @@ key_cmds.app.add_typer(receipt_cmds.app, name="receipt",
 key_cmds.app.command("revoke")(revoke_cmds.revoke)
 key_cmds.app.command("compromise-version")(revoke_cmds.compromise_version)
 key_cmds.app.command("compromise-report")(revoke_cmds.compromise_report)
+key_cmds.app.command("import-params")(transfer_cmds.import_params)
+key_cmds.app.command("import")(transfer_cmds.import_key)
+key_cmds.app.command("export")(transfer_cmds.export_key)
 # ``rewrap``: one ciphertext (crypto_cmds.rewrap) or a JSON Lines file of them.
 app.command("rewrap")(rewrap_cmds.rewrap)
+app.command("dev-certs")(devcert_cmds.dev_certs)
 
 
-_GLOBAL_OPTIONS = ("--format", "--addr", "--token")
+_GLOBAL_OPTIONS = ("--format", "--addr", "--token", "--ca-cert", "--client-cert",
+                   "--client-key")
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move ``--format``, ``--addr`` and ``--token`` (with their values) to the front, so
-    they work after a subcommand too (``keykeeper key list --format json``), as Vault's
-    CLI allows. Anything after ``--`` is left alone."""
+    """Move ``--format``, ``--addr``, ``--token`` and the TLS options (with their values)
+    to the front, so they work after a subcommand too (``keykeeper key list --format
+    json``), as Vault's CLI allows. Anything after ``--`` is left alone."""
     front: list[str] = []
     rest: list[str] = []
     i = 0

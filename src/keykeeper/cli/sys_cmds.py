@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from pathlib import Path
 
 import typer
 
+from keykeeper.cli import seal_cmds
 from keykeeper.cli._state import emit_fields, emit_json, get_state, stderr
+from keykeeper.cli.seal_cmds import SHARES_WARNING, emit_shares, implied_seal, material
 from keykeeper.client import Health
 from keykeeper.errors import Internal
 
@@ -48,6 +48,10 @@ def _emit_health(ctx: typer.Context, health: Health, addr: str) -> None:
                 ("status", health.status),
                 ("scheduler", health.scheduler),
                 ("node id", health.node_id),
+                ("seal type", health.seal_type),
+                *([("unseal progress", f"{health.progress}/{health.threshold}")]
+                  if health.threshold else []),
+                *([("seal error", health.seal_error)] if health.seal_error else []),
             ]
         )
 
@@ -65,6 +69,22 @@ def server(
         None, "--database-url", envvar="KEYKEEPER_DATABASE_URL"
     ),
     workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+    tls_cert: str | None = typer.Option(
+        None, "--tls-cert", envvar="KEYKEEPER_TLS_CERT_FILE",
+        help="Serve HTTPS with this certificate (PEM, chain leaf first); docs/tls.md."),
+    tls_key: str | None = typer.Option(
+        None, "--tls-key", envvar="KEYKEEPER_TLS_KEY_FILE",
+        help="The certificate's private key (PEM, unencrypted, mode 0600)."),
+    tls_client_ca: str | None = typer.Option(
+        None, "--tls-client-ca", envvar="KEYKEEPER_TLS_CLIENT_CA_FILE",
+        help="CA file that client certificates must chain to."),
+    tls_client_auth: str | None = typer.Option(
+        None, "--tls-client-auth", envvar="KEYKEEPER_TLS_CLIENT_AUTH",
+        help="Client certificates: none | optional | required (default: optional with "
+        "--tls-client-ca, else none)."),
+    insecure_no_tls: bool = typer.Option(
+        False, "--insecure-no-tls",
+        help="Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)."),
 ) -> None:
     """Run a keykeeper server (with --dev: initialised, unsealed, for development only)."""
     if dev_root_token is not None and not dev:
@@ -80,26 +100,48 @@ def server(
         dev=dev,
         dev_root_token=dev_root_token,
         workers=workers,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        tls_client_auth=tls_client_auth,
+        insecure_no_tls=insecure_no_tls,
     )
 
 
 def init(
     ctx: typer.Context,
+    seal: str | None = typer.Option(None, "--seal", help="passphrase (default) | shamir | "
+                                    "pkcs11 (the server's token)."),
+    shares: int | None = typer.Option(None, "--shares", min=1, max=255,
+                                      help="shamir: number of shares (5)."),
+    threshold: int | None = typer.Option(None, "--threshold", min=1, max=255,
+                                         help="shamir: shares needed to unseal (3)."),
     passphrase_file: Path | None = typer.Option(
         None, "--passphrase-file", exists=True, dir_okay=False, help="Unseal passphrase to use."
     ),
 ) -> None:
-    """Initialize the server once; prints the root token and unseal passphrase."""
+    """Initialize the server once; prints the root token and the unseal material once."""
     passphrase = _read_secret_file(passphrase_file) if passphrase_file else None
     with get_state(ctx).client() as kk:
-        result = kk.init(passphrase)
+        result = kk.init(passphrase, seal=seal, secret_shares=shares,
+                         secret_threshold=threshold)
     if get_state(ctx).json:
         emit_json(result)
     else:
-        emit_fields(
-            [("root token", result.root_token), ("unseal passphrase", result.unseal_passphrase)]
-        )
-    stderr(STORE_WARNING)
+        rows: list[tuple[str, object]] = [("root token", result.root_token),
+                                          ("seal type", result.seal_type)]
+        if result.unseal_passphrase is not None:
+            rows.append(("unseal passphrase", result.unseal_passphrase))
+        rows += emit_shares(result.keys)
+        emit_fields(rows)
+    if result.keys:
+        stderr(SHARES_WARNING.format(threshold=result.secret_threshold,
+                                     shares=result.secret_shares))
+    elif result.seal_type == "pkcs11":
+        stderr("WARNING: store the root token somewhere safe now; it is shown only once. "
+               "The server unseals itself with its PKCS#11 token.")
+    else:
+        stderr(STORE_WARNING)
 
 
 def unseal(
@@ -112,22 +154,27 @@ def unseal(
         help="File holding the passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else stdin "
         "(a prompt on a terminal).",
     ),
+    share_file: Path | None = typer.Option(
+        None, "--share-file", exists=True, dir_okay=False,
+        help="shamir: file holding one share; else $KEYKEEPER_UNSEAL_SHARE; else stdin "
+        "(a hidden prompt on a terminal)."),
+    reset: bool = typer.Option(False, "--reset", help="shamir: forget the shares given."),
 ) -> None:
-    """Unseal the server with the passphrase (never echoed)."""
-    passphrase = _passphrase(passphrase_file)
+    """Unseal: the passphrase, or one share per run until the threshold (prompted hidden by
+    the seal type); under pkcs11 retry the auto-unseal."""
     with get_state(ctx).client() as kk:
-        health = kk.unseal(passphrase)
+        if reset:
+            health = kk.unseal(reset=True)
+        else:
+            kind, progress = implied_seal(passphrase_file, share_file), ""
+            if kind is None:  # ask the server what to prompt for
+                now = kk.health()
+                kind = now.seal_type
+                progress = (f" ({(now.progress or 0) + 1}/{now.threshold})"
+                            if now.threshold else "")
+            passphrase, share = material(kind, passphrase_file, share_file, progress)
+            health = kk.unseal(passphrase, key=share)
     _emit_health(ctx, health, kk.addr)
-
-
-def _passphrase(passphrase_file: Path | None) -> str:
-    if passphrase_file is not None:
-        return _read_secret_file(passphrase_file)
-    if os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
-        return os.environ["KEYKEEPER_UNSEAL_PASSPHRASE"]
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")  # piped: no prompt, no echo warning
-    return str(typer.prompt("Unseal passphrase", hide_input=True, err=True))
 
 
 def generate_root(
@@ -136,13 +183,24 @@ def generate_root(
         None, "--passphrase-file", exists=True, dir_okay=False,
         help="File holding the unseal passphrase; else $KEYKEEPER_UNSEAL_PASSPHRASE; else "
         "stdin (a prompt on a terminal)."),
+    share_file: Path | None = typer.Option(
+        None, "--share-file", exists=True, dir_okay=False,
+        help="shamir: file holding one share (run once per share holder)."),
+    reset: bool = typer.Option(False, "--reset", help="shamir: forget the shares given."),
 ) -> None:
-    """Recovery: a root token valid for one hour, for the holder of the unseal passphrase
+    """Recovery: a root token valid for one hour, for the holders of the unseal material
     (when no security officer or approver is left). Shown once; its use is audited."""
     with get_state(ctx).client() as kk:
-        made = kk.generate_root(_passphrase(passphrase_file))
+        if reset:
+            made = kk.generate_root(reset=True)
+        else:
+            kind = implied_seal(passphrase_file, share_file) or kk.health().seal_type
+            passphrase, share = material(kind, passphrase_file, share_file)
+            made = kk.generate_root(passphrase, key=share)
     if get_state(ctx).json:
-        emit_json({"root_token": made.root_token, "expires_in": made.expires_in})
+        emit_json(made)
+    elif made.root_token is None:
+        emit_fields([("complete", False), ("progress", f"{made.progress}/{made.threshold}")])
     else:
         emit_fields([("root token", made.root_token), ("expires in", f"{made.expires_in} s")])
 
@@ -166,3 +224,4 @@ def register(app: typer.Typer) -> None:
     app.command("generate-root")(generate_root)
     app.command()(seal)
     app.command()(status)
+    seal_cmds.register(app)

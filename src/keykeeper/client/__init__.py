@@ -25,6 +25,7 @@ from keykeeper.client._audit import (
     AuditRecord,
     AuditReport,
 )
+from keykeeper.client._backup import BackupCreated, BackupRestored, BackupSigningKey
 from keykeeper.client._client import Client
 from keykeeper.client._http import DEFAULT_ADDR, ConnectionFailed
 from keykeeper.client._lifecycle import (
@@ -75,6 +76,8 @@ from keykeeper.client.models import (
     KeyVersion,
     MacResult,
     PublicKey,
+    RekeyStatus,
+    RekeyUpdate,
     SignResult,
     VerifyResult,
 )
@@ -94,6 +97,9 @@ __all__ = [
     "AuditProblem",
     "AuditRecord",
     "AuditReport",
+    "BackupCreated",
+    "BackupRestored",
+    "BackupSigningKey",
     "BulkRevokeResult",
     "Client",
     "CompromiseReport",
@@ -126,6 +132,8 @@ __all__ = [
     "PrincipalDeleted",
     "PrincipalUsage",
     "PublicKey",
+    "RekeyStatus",
+    "RekeyUpdate",
     "RevokeError",
     "RewrapOutcome",
     "Role",

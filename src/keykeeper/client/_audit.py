@@ -55,6 +55,7 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     public_key: str | None = None
     allow_compromised: bool | None = None  # the recovery flag was needed and used
     destination_key_id: str | None = None  # a rewrap into another key: that key
+    wrapping_key_fingerprint: str | None = None  # key import/export: SHA-256 hex
     hmac: str | None = None
     signature: str | None = None
 

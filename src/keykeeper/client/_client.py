@@ -9,23 +9,32 @@ import httpx
 from keykeeper.client._alerts import AlertsMixin
 from keykeeper.client._approvals import ApprovalsMixin
 from keykeeper.client._audit import AuditMixin
+from keykeeper.client._backup import BackupMixin
 from keykeeper.client._http import Http
 from keykeeper.client._identity import IdentityMixin
 from keykeeper.client._keys import KeysMixin
 from keykeeper.client._lifecycle import LifecycleMixin
 from keykeeper.client._ops import OpsMixin
 from keykeeper.client._scheduler import SchedulerMixin
+from keykeeper.client._tls import CertArg, VerifyArg
+from keykeeper.client._transfer import TransferMixin
 
 __all__ = ["Client"]
 
 
 class Client(KeysMixin, OpsMixin, IdentityMixin, ApprovalsMixin, AuditMixin, LifecycleMixin,
-             AlertsMixin, SchedulerMixin):
+             AlertsMixin, SchedulerMixin, TransferMixin, BackupMixin):
     """A keykeeper REST API client: one method per route.
 
     ``addr`` defaults to ``$KEYKEEPER_ADDR``, then ``http://127.0.0.1:8200``;
     ``token`` defaults to ``$KEYKEEPER_TOKEN``. ``timeout`` is in seconds.
     ``transport`` replaces httpx's network transport (tests, custom TLS, proxies).
+    ``verify``: True (the system's trust store), a CA file or directory, an
+    :class:`ssl.SSLContext`, or False (no verification); default ``$KEYKEEPER_CACERT``,
+    else True. ``cert``: the client certificate for mTLS, a PEM file holding the
+    certificate and key or a ``(certificate, key)`` pair of files; default
+    ``$KEYKEEPER_CLIENT_CERT`` and ``$KEYKEEPER_CLIENT_KEY``. With a client certificate
+    mapped to a principal, no token is needed (docs/tls.md).
 
     Every method raises a :mod:`keykeeper.errors` exception on failure: the class
     named by the server's ``code``, or :class:`ConnectionFailed` (an
@@ -44,8 +53,11 @@ class Client(KeysMixin, OpsMixin, IdentityMixin, ApprovalsMixin, AuditMixin, Lif
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        verify: VerifyArg = None,
+        cert: CertArg = None,
     ) -> None:
-        self._http = Http(addr, token, timeout=timeout, transport=transport)
+        self._http = Http(addr, token, timeout=timeout, transport=transport, verify=verify,
+                          cert=cert)
 
     @property
     def addr(self) -> str:

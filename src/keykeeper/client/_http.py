@@ -20,13 +20,16 @@ import base64
 import binascii
 import math
 import os
-from collections.abc import Mapping
+import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from keykeeper.client._tls import CertArg, VerifyArg, has_client_cert, ssl_config
 from keykeeper.errors import (
     ApprovalRequired,
     FailedPrecondition,
@@ -158,6 +161,25 @@ def _error_from(response: httpx.Response) -> KeykeeperError:
     return _attach(err, response.status_code, header_rid)
 
 
+_NO_CERT_HINT = ("; a server that requires a client certificate closes the connection "
+                 "this way: see KEYKEEPER_CLIENT_CERT")
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """``TLS: <OpenSSL's reason>`` when a TLS error lies under an httpx error (an
+    untrusted server certificate, a client certificate the server refused)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS: certificate verify failed: {seen.verify_message or seen.reason}"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS: {(seen.reason or str(seen)).lower().replace('_', ' ')}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class Http:
     """A thin wrapper over :class:`httpx.Client` that speaks the keykeeper conventions."""
 
@@ -168,23 +190,61 @@ class Http:
         *,
         timeout: float,
         transport: httpx.BaseTransport | None,
+        verify: VerifyArg = None,
+        cert: CertArg = None,
     ) -> None:
         self.addr = (addr or os.environ.get("KEYKEEPER_ADDR") or DEFAULT_ADDR).rstrip("/")
         # The x-request-id of the last answer (the request's id in the audit trail).
         self.last_request_id: str | None = None
         self.token = token if token is not None else os.environ.get("KEYKEEPER_TOKEN")
+        self._hint = "" if has_client_cert(cert) else _NO_CERT_HINT
         try:
             self._client = httpx.Client(
                 base_url=self.addr,
                 timeout=timeout,
                 transport=transport,
                 headers={"user-agent": USER_AGENT, "accept": "application/json"},
+                verify=ssl_config(verify, cert),  # client/_tls.py: KEYKEEPER_CACERT, ...
             )
+
         except (httpx.InvalidURL, ValueError, TypeError):
             raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
 
     def close(self) -> None:
         self._client.close()
+
+    def _auth_headers(self) -> dict[str, str]:
+        if not self.token:
+            return {}
+        if not self.token.isprintable() or not self.token.isascii():
+            raise InvalidArgument("the token holds a non-printable or non-ASCII character "
+                                  "(a stray newline?)")
+        return {"authorization": f"Bearer {self.token}"}
+
+    @contextmanager
+    def stream(self, method: str, path: str, *, content: Any,
+               content_type: str) -> Iterator[httpx.Response]:
+        """Send one request whose body (``content``: bytes or an iterator of bytes) and
+        answer are streamed, and yield the answer once it is known to be a success; an
+        error answer raises as :meth:`call` does. A transport failure while the caller
+        reads the answer is the caller's to map (it knows what was cut off)."""
+        headers = {**self._auth_headers(), "content-type": content_type}
+        try:
+            with self._client.stream(method, path, content=content,
+                                     headers=headers) as response:
+                self.last_request_id = response.headers.get("x-request-id")
+                ctype = response.headers.get("content-type", "")
+                if response.status_code >= 400 or ctype.startswith("application/problem+json"):
+                    response.read()
+                    raise _error_from(response)
+                yield response
+        except httpx.TimeoutException:
+            raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
+        except httpx.TransportError as exc:
+            reason = _tls_reason(exc) or type(exc).__name__
+            raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
 
     def call(
         self,
@@ -199,12 +259,7 @@ class Http:
         """Send one request and decode its JSON answer as ``result``. Raises
         InvalidArgument, before sending, for a NaN or infinite float in ``body`` or
         ``params`` (naming the field), and the errors listed in the module docstring."""
-        headers: dict[str, str] = {}
-        if auth and self.token:
-            if not self.token.isprintable() or not self.token.isascii():
-                raise InvalidArgument("the token holds a non-printable or non-ASCII character "
-                                      "(a stray newline?)")
-            headers["authorization"] = f"Bearer {self.token}"
+        headers = self._auth_headers() if auth else {}
         query = {k: v for k, v in (params or {}).items() if v is not None}
         _require_finite(query, "")
         content = None
@@ -219,7 +274,9 @@ class Http:
         except httpx.TimeoutException:
             raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
         except httpx.TransportError as exc:
-            reason = type(exc).__name__
+            reason = _tls_reason(exc) or type(exc).__name__
+            if isinstance(exc, httpx.RemoteProtocolError) and self.addr.startswith("https:"):
+                reason += self._hint
             raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None

@@ -14,6 +14,8 @@ from keykeeper.client.models import (
     Key,
     KeyPage,
     KeyVersion,
+    RekeyStatus,
+    RekeyUpdate,
     _Versions,
 )
 
@@ -53,27 +55,67 @@ class KeysMixin:
         """``GET /v1/sys/health`` (no auth). Raises ConnectionFailed if unreachable."""
         return self._http.call("GET", "/v1/sys/health", Health, auth=False)
 
-    def init(self, passphrase: str | None = None) -> InitResult:
-        """``POST /v1/sys/init`` (once). The server makes a passphrase if none is given.
+    def init(self, passphrase: str | None = None, *, seal: str | None = None,
+             secret_shares: int | None = None,
+             secret_threshold: int | None = None) -> InitResult:
+        """``POST /v1/sys/init`` (once). ``seal``: "passphrase" (default; the server makes
+        a passphrase if none is given), "shamir" (``secret_shares``/``secret_threshold``,
+        defaults 5 and 3) or "pkcs11" (the server's token; it unseals itself).
 
-        The result is shown once: store both values. The server stays sealed.
-        Raises FailedPrecondition (or AlreadyExists) if already initialized.
+        The result is shown once: store the token and the material. Passphrase and shamir
+        stay sealed. Raises AlreadyExists if already initialized, InvalidArgument for bad
+        parameters, FailedPrecondition for pkcs11 without a token.
         """
         return self._http.call(
-            "POST", "/v1/sys/init", InitResult, body={"passphrase": passphrase}, auth=False
-        )
+            "POST", "/v1/sys/init", InitResult, auth=False,
+            body={"passphrase": passphrase, "seal": seal, "secret_shares": secret_shares,
+                  "secret_threshold": secret_threshold})
 
-    def unseal(self, passphrase: str) -> Health:
-        """``POST /v1/sys/unseal``. Raises Unauthenticated/InvalidArgument on a wrong passphrase."""
+    def unseal(self, passphrase: str | None = None, *, key: str | None = None,
+               nonce: str | None = None, reset: bool = False) -> Health:
+        """``POST /v1/sys/unseal`` with the passphrase, or one base64 share ``key`` per call
+        (the answer's ``progress``/``threshold``), or ``reset``; under pkcs11 no argument
+        retries a failed auto-unseal. InvalidArgument on wrong material."""
         return self._http.call(
-            "POST", "/v1/sys/unseal", Health, body={"passphrase": passphrase}, auth=False
-        )
+            "POST", "/v1/sys/unseal", Health, auth=False,
+            body={"passphrase": passphrase, "key": key, "nonce": nonce,
+                  "reset": True if reset else None})
 
-    def generate_root(self, passphrase: str) -> GeneratedRoot:
+    def generate_root(self, passphrase: str | None = None, *, key: str | None = None,
+                      nonce: str | None = None, reset: bool = False) -> GeneratedRoot:
         """``POST /v1/sys/generate-root``: recovery when no administrator is left; a root
-        token valid for ``expires_in`` seconds. InvalidArgument on a wrong passphrase."""
-        return self._http.call("POST", "/v1/sys/generate-root", GeneratedRoot,
-                               body={"passphrase": passphrase}, auth=False)
+        token valid for ``expires_in`` seconds, for the passphrase or a threshold of
+        shares (one per call, with progress). InvalidArgument on wrong material;
+        FailedPrecondition under pkcs11."""
+        return self._http.call("POST", "/v1/sys/generate-root", GeneratedRoot, auth=False,
+                               body={"passphrase": passphrase, "key": key, "nonce": nonce,
+                                     "reset": True if reset else None})
+
+    def rekey_init(self, seal: str | None = None, *, secret_shares: int | None = None,
+                   secret_threshold: int | None = None,
+                   passphrase: str | None = None) -> RekeyStatus:
+        """``POST /v1/sys/rekey/init`` (``sys.rekey``): start a rekey to ``seal`` (default:
+        the current type, new material); ``passphrase`` is the new one (else generated).
+        FailedPrecondition if one is in progress."""
+        return self._http.call("POST", "/v1/sys/rekey/init", RekeyStatus,
+                               body={"seal": seal, "secret_shares": secret_shares,
+                                     "secret_threshold": secret_threshold,
+                                     "passphrase": passphrase})
+
+    def rekey_status(self) -> RekeyStatus:
+        """``GET /v1/sys/rekey/init`` (``sys.rekey``)."""
+        return self._http.call("GET", "/v1/sys/rekey/init", RekeyStatus)
+
+    def rekey_cancel(self) -> RekeyStatus:
+        """``DELETE /v1/sys/rekey/init`` (``sys.rekey``): forget the attempt."""
+        return self._http.call("DELETE", "/v1/sys/rekey/init", RekeyStatus)
+
+    def rekey_update(self, nonce: str, *, passphrase: str | None = None,
+                     key: str | None = None) -> RekeyUpdate:
+        """``POST /v1/sys/rekey/update``: the current passphrase, one current share, or
+        (pkcs11) nothing; at the threshold the answer holds the new material, once."""
+        return self._http.call("POST", "/v1/sys/rekey/update", RekeyUpdate, auth=False,
+                               body={"nonce": nonce, "passphrase": passphrase, "key": key})
 
     def seal(self) -> Health:
         """``POST /v1/sys/seal``: drop the root key from memory (needs a privileged token)."""
@@ -98,16 +140,23 @@ class KeysMixin:
         usage_rotate_fraction: float | None = None,
         originator_usage_period: _Period | None = None,
         recipient_usage_period: _Period | None = None,
+        origin: str | None = None,
+        protection: str | None = None,
     ) -> Key:
-        """``POST /v1/keys``. ``rotation_period`` is seconds, a timedelta, or "90d"/"12h"
-        (default: the namespace's). ``name`` may be ``namespace:name`` (as the CLI and key
-        references accept), unless ``namespace`` is given too.
+        """``POST /v1/keys``. ``origin="external"``: a key with no version until material is
+        imported (:meth:`import_key_material`). ``rotation_period`` is seconds, a
+        timedelta, or "90d"/"12h" (default: the namespace's). ``name`` may be
+        ``namespace:name`` (as the CLI and key references accept), unless ``namespace`` is
+        given too.
 
         Lifecycle: an ``activation_date`` (aware datetime or RFC 3339 text) in the future
         makes the key pre-active until then; ``deactivation_date`` must come after it;
         ``usage_limit`` caps protect operations per version (at most 2^32 for AES-GCM and
         ChaCha20-Poly1305); ``usage_rotate_fraction`` (0 < f <= 1) of it starts a rotation;
         the usage periods (durations as ``rotation_period``) override the SP 800-57 ones.
+
+        ``protection="hsm"``: generated and used inside the server's PKCS#11 token
+        (docs/hsm.md); FailedPrecondition if the server has none, Unavailable if it fails.
 
         Raises AlreadyExists if the name is taken in the namespace, InvalidArgument
         for a bad name, purpose, algorithm or lifecycle value.
@@ -123,12 +172,14 @@ class KeysMixin:
             "labels": dict(labels) if labels is not None else None,
             "description": description,
             "exportable": exportable,
+            "protection": protection,
             "activation_date": activation_date,
             "deactivation_date": deactivation_date,
             "usage_limit": usage_limit,
             "usage_rotate_fraction": usage_rotate_fraction,
             "originator_usage_period": _period(originator_usage_period),
             "recipient_usage_period": _period(recipient_usage_period),
+            "origin": origin,
         }
         return self._http.call("POST", "/v1/keys", Key, body=body)
 

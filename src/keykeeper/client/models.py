@@ -31,6 +31,8 @@ __all__ = [
     "KeyVersion",
     "MacResult",
     "PublicKey",
+    "RekeyStatus",
+    "RekeyUpdate",
     "SignResult",
     "VerifyResult",
 ]
@@ -51,23 +53,40 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str = ""
     scheduler: str = ""
     node_id: str = ""
+    seal_type: str | None = None    # passphrase | shamir | pkcs11 (None before init)
+    progress: int | None = None     # shamir, sealed: shares given to this unseal attempt
+    threshold: int | None = None    # shamir, sealed: shares needed
+    nonce: str | None = None        # shamir, sealed: names the unseal attempt
+    seal_error: str | None = None   # pkcs11, sealed: why the auto-unseal failed
 
 
 class InitResult(msgspec.Struct, frozen=True, kw_only=True):
-    """``POST /v1/sys/init``: the first root token and the unseal passphrase, shown once."""
+    """``POST /v1/sys/init``: the first root token and the unseal material, shown once:
+    ``unseal_passphrase`` (passphrase seal) or ``keys``, the base64 shares (shamir); a
+    pkcs11 seal has none."""
 
     root_token: str
-    unseal_passphrase: str
+    unseal_passphrase: str | None = None
+    seal_type: str = "passphrase"
+    keys: list[str] = []
+    secret_shares: int | None = None
+    secret_threshold: int | None = None
 
     def __repr__(self) -> str:
-        return "InitResult(root_token=<hidden>, unseal_passphrase=<hidden>)"
+        return (f"InitResult(seal_type={self.seal_type!r}, root_token=<hidden>, "
+                "unseal material=<hidden>)")
 
 
 class GeneratedRoot(msgspec.Struct, frozen=True, kw_only=True):
-    """``POST /v1/sys/generate-root``: a recovery root token, shown once."""
+    """``POST /v1/sys/generate-root``: a recovery root token, shown once; under shamir
+    ``complete`` is False (no token) until the threshold of shares is in."""
 
-    root_token: str
     expires_in: int  # seconds
+    root_token: str | None = None
+    complete: bool = True
+    progress: int | None = None
+    threshold: int | None = None
+    nonce: str | None = None
 
     def __repr__(self) -> str:
         return f"GeneratedRoot(root_token=<hidden>, expires_in={self.expires_in})"
@@ -112,6 +131,7 @@ class Key(msgspec.Struct, frozen=True, kw_only=True):
     originator_usage_period: int | None = None
     recipient_usage_period: int | None = None
     rotation_reason: str | None = None
+    origin: str = "generated"              # "external": material imported
 
 
 class KeyPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -277,3 +297,34 @@ class _BatchItem(msgspec.Struct, frozen=True, kw_only=True):
 
 class _BatchItems(msgspec.Struct, frozen=True):
     items: list[_BatchItem]
+
+
+class RekeyStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """``/v1/sys/rekey/init``: the rekey in progress (``nonce``), the current and new seal
+    types, and how much current material is in (``progress`` of ``required``)."""
+
+    started: bool
+    nonce: str = ""
+    seal_type: str = ""
+    new_seal_type: str = ""
+    progress: int = 0
+    required: int = 0
+    new_shares: int | None = None
+    new_threshold: int | None = None
+
+
+class RekeyUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /v1/sys/rekey/update``: the progress, or once ``complete`` the new material,
+    shown once (``keys``: new shares; ``unseal_passphrase``: a generated passphrase)."""
+
+    complete: bool
+    nonce: str = ""
+    seal_type: str = ""
+    progress: int = 0
+    required: int = 0
+    keys: list[str] = []
+    unseal_passphrase: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"RekeyUpdate(complete={self.complete}, progress={self.progress}, "
+                f"required={self.required}, material=<hidden>)")

@@ -103,6 +103,10 @@ class _Sealed:
         """ML-KEM encapsulation: ``(shared_secret(32), ciphertext)``."""
         self._unsupported("encapsulate")
 
+    def wrap(self, material: bytes) -> bytes:
+        """Wrap key ``material`` (wrap-purpose keys only; see :mod:`keykeeper.crypto.wrap`)."""
+        self._unsupported("wrap")
+
 
 class PublicKeyHandle(_Sealed):
     """A loaded public key: ``public_key_pem``, ``verify``, ``encrypt`` (RSA-OAEP),
@@ -141,6 +145,11 @@ class KeyHandle(_Sealed):
     def decapsulate(self, ciphertext: bytes) -> bytes:
         """ML-KEM decapsulation; a wrong-length ciphertext raises DecryptionFailed."""
         self._unsupported("decapsulate")
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        """Unwrap what :meth:`wrap` made (wrap-purpose keys only); InvalidArgument, one
+        uniform message, for anything that does not unwrap."""
+        self._unsupported("unwrap")
 
 
 def require_bytes(name: str, value: object) -> bytes:

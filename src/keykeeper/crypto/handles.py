@@ -13,6 +13,8 @@ family                        material
 ============================  ==============================================================
 aes_gcm, chacha20_poly1305    raw key: 16 / 32 bytes (AES-128 / AES-256), 32 (ChaCha20)
 hmac                          raw key, hash output size: 32 / 48 / 64 bytes
+aes_kwp                       raw key: 32 bytes (AES_256_KWP, wrap purpose)
+rsa_aes_kwp                   PKCS#8 DER private key (RSA_OAEP_*_SHA256_KWP, wrap purpose)
 rsa_*, ecdsa, ed25519         PKCS#8 DER private key (RSA e = 65537 on generation)
 ml_dsa, ml_kem                seed-only PKCS#8 DER; the raw seed (32 / 64 bytes) is also loaded
 ============================  ==============================================================
@@ -27,7 +29,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-from keykeeper.crypto import ecc, pq, rsa
+from keykeeper.crypto import ecc, pq, rsa, wrap
 from keykeeper.crypto.base import KeyHandle, PublicKeyHandle
 from keykeeper.crypto.keyio import load_private_der, load_public_der_or_pem
 from keykeeper.crypto.spec import AlgorithmSpec
@@ -61,6 +63,8 @@ _GENERATORS: Final[Mapping[str, Callable[[AlgorithmSpec], bytes]]] = MappingProx
         "ed25519": ecc.generate_ed25519,
         "ml_dsa": pq.generate_mldsa,
         "ml_kem": pq.generate_mlkem,
+        "aes_kwp": _random_key,
+        "rsa_aes_kwp": rsa.generate_rsa,
     }
 )
 
@@ -72,6 +76,7 @@ _RAW_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, bytes], KeyHandle]]] =
         "hmac": HmacKeyHandle,
         "ml_dsa": pq.mldsa_private_handle,
         "ml_kem": pq.mlkem_private_handle,
+        "aes_kwp": wrap.AesKwpKeyHandle,
     }
 )
 
@@ -84,6 +89,7 @@ _PKCS8_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, PrivateKeyTypes], Ke
             "rsa_pkcs1": rsa.rsa_private_handle,
             "ecdsa": ecc.ecdsa_private_handle,
             "ed25519": ecc.ed25519_private_handle,
+            "rsa_aes_kwp": wrap.rsa_wrap_private_handle,
         }
     )
 )
@@ -98,6 +104,7 @@ _PUBLIC_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, PublicKeyTypes], Pu
             "ed25519": ecc.ed25519_public_handle,
             "ml_dsa": pq.mldsa_public_handle,
             "ml_kem": pq.mlkem_public_handle,
+            "rsa_aes_kwp": wrap.rsa_wrap_public_handle,
         }
     )
 )

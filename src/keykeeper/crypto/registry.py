@@ -23,7 +23,7 @@ __all__ = [
     "get_spec",
 ]
 
-_E, _S, _M, _K = Purpose.ENCRYPT, Purpose.SIGN, Purpose.MAC, Purpose.KEM
+_E, _S, _M, _K, _W = Purpose.ENCRYPT, Purpose.SIGN, Purpose.MAC, Purpose.KEM, Purpose.WRAP
 
 # Columns: name, purpose, family, key_bits, security_strength (NIST SP 800-57 Part 1
 # Rev 5 Tables 2 and 3; FIPS 203/204 categories), asymmetric, post_quantum, hash_name.
@@ -50,6 +50,11 @@ _ROWS: tuple[tuple[str, Purpose, str, int, int, bool, bool, str | None], ...] = 
     ("HMAC_SHA512", _M, "hmac", 512, 256, False, False, "SHA512"),
     ("ML_KEM_768", _K, "ml_kem", 192, 192, True, True, None),
     ("ML_KEM_1024", _K, "ml_kem", 256, 256, True, True, None),
+    # Wrap keys (crypto/wrap.py): export and import of key material only, never data.
+    # AES-KWP is RFC 5649; the RSA rows are RSA-AES key wrap (PKCS#11 CKM_RSA_AES_KEY_WRAP).
+    ("AES_256_KWP", _W, "aes_kwp", 256, 256, False, False, None),
+    ("RSA_OAEP_3072_SHA256_KWP", _W, "rsa_aes_kwp", 3072, 128, True, False, "SHA256"),
+    ("RSA_OAEP_4096_SHA256_KWP", _W, "rsa_aes_kwp", 4096, 128, True, False, "SHA256"),
 )
 
 _CURRENT_SPECS: tuple[AlgorithmSpec, ...] = tuple(
@@ -78,9 +83,10 @@ DEFAULT_ALGORITHMS: Mapping[Purpose, str] = MappingProxyType(
         Purpose.SIGN: "ECDSA_P256_SHA256",
         Purpose.MAC: "HMAC_SHA256",
         Purpose.KEM: "ML_KEM_768",
+        Purpose.WRAP: "AES_256_KWP",
     }
 )
-"""The algorithm for a key created with a purpose and no algorithm (none for wrap)."""
+"""The algorithm for a key created with a purpose and no algorithm."""
 
 _SP800_131A = "NIST SP 800-131A Rev 2"
 

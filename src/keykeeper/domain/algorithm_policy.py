@@ -64,7 +64,7 @@ def resolve_algorithm(
 ) -> AlgorithmSpec:
     """The spec for a new key from what the caller gave: a purpose, an algorithm, or both.
 
-    * purpose only: the purpose's default (``DEFAULT_ALGORITHMS``; wrap has none yet);
+    * purpose only: the purpose's default (``DEFAULT_ALGORITHMS``);
     * algorithm only: that algorithm, whose purpose is implied;
     * both: they must agree.
 

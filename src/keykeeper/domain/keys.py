@@ -40,6 +40,9 @@ class KeyVersion:
     deactivated_at: datetime | None = None   # end of its originator usage period, or by hand
     compromised_at: datetime | None = None   # when the compromise happened (may be earlier)
     compromise_reason: str | None = None
+    # A version imported as a public key alone (issue 6 §3): no private material, so it
+    # verifies or encrypts only (service/lookup.py hands out a public-only handle).
+    public_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,9 @@ class Key:
     originator_usage_period: int | None = None
     recipient_usage_period: int | None = None
     rotation_reason: str | None = None
+    # "generated" (material made here) or "external" (imported, issue 6 §3): an external
+    # key starts with no version (primary_version 0, pre-active) until material arrives.
+    origin: str = "generated"
 
     @property
     def ref(self) -> str:

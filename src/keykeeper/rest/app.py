@@ -25,7 +25,7 @@ from keykeeper.errors import (
 )
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.dispatch import DataPlaneDispatch
-from keykeeper.rest.endpoint import Endpoint, bearer
+from keykeeper.rest.endpoint import Endpoint, bearer, client_certificate
 from keykeeper.rest.openapi import build_openapi
 from keykeeper.rest.problems import problem_response
 from keykeeper.rest.routes import ROUTES
@@ -44,7 +44,7 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
     (``KEYKEEPER_METRICS_UNAUTHENTICATED``); by default it needs a bearer token whose
     principal may ``metrics.read`` (as Vault's ``sys/metrics``): the series name key ids,
     namespaces and per-key counts."""
-    endpoints = {r: Endpoint(svc, metrics, r) for r in ROUTES}
+    endpoints = {r: (r.endpoint or Endpoint)(svc, metrics, r) for r in ROUTES}
     routes = [StarletteRoute(r.path, endpoints[r], methods=[r.method]) for r in ROUTES]
     data_plane = {(r.method, r.path.rsplit("/", 1)[1]): endpoints[r] for r in ROUTES
                   if r.path.count("/") == 4 and r.path.startswith("/v1/keys/{key}/")}
@@ -53,15 +53,17 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
     async def openapi_endpoint(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    def authorize_metrics(token: str | None) -> None:
+    def authorize_metrics(token: str | None, cert: bytes | None) -> None:
         ctx = RequestContext(interface="rest", token=token)
-        ctx.principal = svc.auth.authenticate(token)
+        ctx.principal = (svc.auth.authenticate_certificate(cert) if token is None and cert
+                         else svc.auth.authenticate(token))
         svc.authz.require(ctx, "metrics.read")
 
     async def metrics_endpoint(request: Request) -> Response:
         if not metrics_unauthenticated:
             try:
-                await run_in_threadpool(authorize_metrics, bearer(request.scope))
+                await run_in_threadpool(authorize_metrics, bearer(request.scope),
+                                        client_certificate(request.scope))
             except KeykeeperError as exc:
                 return problem_response(exc, secrets.token_hex(8))
         payload = await run_in_threadpool(metrics.render)

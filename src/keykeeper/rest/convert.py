@@ -46,7 +46,7 @@ def key_out(key: Key, periods: Periods | None = None) -> s.KeyOut:
                                else DEFAULT_ROTATE_FRACTION),
         rotation_threshold=rotation_threshold(key),
         originator_usage_period=p.originator, recipient_usage_period=p.recipient,
-        rotation_reason=key.rotation_reason,
+        rotation_reason=key.rotation_reason, origin=key.origin,
     )
 
 

@@ -1,11 +1,12 @@
 """One route as a plain ASGI callable: Starlette routes to it, nothing else wraps it.
 
-Per request: build a context, open the audit scope, check seal state and the
-bearer token, read the body from ``receive`` (4 MiB at most, 413 above), decode it
-with msgspec, for a mutating route write the audit ``request`` record and wait for it,
-call the handler (storage-bound handlers in the thread pool, the data plane inline),
-write the outcome record and wait for it (without blocking the event loop), and send
-the encoded result -- or 503 ``unavailable`` when the audit trail cannot record it.
+Per request: build a context, open the audit scope, check seal state and the bearer
+token (or, without one, the verified TLS client certificate), read the body from
+``receive`` (4 MiB at most, 413 above), decode it with msgspec, for a mutating route
+write the audit ``request`` record and wait for it, call the handler (storage-bound
+handlers in the thread pool, the data plane inline), write the outcome record and wait
+for it (without blocking the event loop), and send the encoded result -- or 503
+``unavailable`` when the audit trail cannot record it.
 Every :class:`KeykeeperError` becomes problem+json; anything else is logged and
 answered as ``internal`` with no detail.
 Bypassing Starlette's Request/Response objects here halves the framework's cost on
@@ -15,6 +16,7 @@ the hot path (bench/profile_app.py).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,7 +38,7 @@ from keykeeper.rest.routes import Route
 from keykeeper.service.context import RequestContext
 from keykeeper.service.facade import Services
 
-__all__ = ["MAX_BODY", "Endpoint"]
+__all__ = ["MAX_BODY", "Endpoint", "authenticate", "client_certificate", "read_body"]
 
 log = logging.getLogger("keykeeper.rest")
 MAX_BODY = 4 * 1024 * 1024
@@ -51,6 +53,15 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def client_certificate(scope: Scope) -> bytes | None:
+    """The verified client certificate (DER) of a TLS connection, from the ASGI TLS
+    extension (rest/tls.py puts it there); None without TLS or without a certificate."""
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
+    chain = tls.get("client_cert_chain") if tls else None
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
+
+
 def bearer(scope: Scope) -> str | None:
     value = _header(scope, b"authorization")
     if value is None:
@@ -60,7 +71,7 @@ def bearer(scope: Scope) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
+async def read_body(scope: Scope, receive: Receive) -> bytes:
     length = _header(scope, b"content-length")
     if length is not None and (not (length.isascii() and length.isdigit())
                                or int(length) > MAX_BODY):
@@ -79,6 +90,26 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def authenticate(svc: Services, scope: Scope, ctx: RequestContext) -> None:
+    """Set ``ctx.token`` and ``ctx.principal`` from the bearer token or, without one, the
+    verified client certificate, and check the principal's rate limit. Raises
+    Unauthenticated, ResourceExhausted."""
+    token = bearer(scope)
+    # GET /v1/tokens/self names the token of the call; the audit record
+    # holds its HMAC (a rejected token's too).
+    ctx.token = token
+    # No bearer token: a verified client certificate (mTLS) may name the
+    # principal instead (service/cert_auth.py). A token always wins.
+    cert = client_certificate(scope) if token is None else None
+    if cert is not None:
+        ctx.principal = (svc.auth.cached_certificate(cert)
+                         or await run_in_threadpool(svc.auth.authenticate_certificate, cert))
+    else:
+        ctx.principal = (svc.auth.cached(token) or
+                         await run_in_threadpool(svc.auth.authenticate, token))
+    svc.limits.check_principal(ctx.principal)
 
 
 class Endpoint:
@@ -104,16 +135,10 @@ class Endpoint:
                                  svc.system.initialized() else
                                  "keykeeper is not initialized; run keykeeper init")
                 if route.auth:
-                    token = bearer(scope)
-                    # GET /v1/tokens/self names the token of the call; the audit record
-                    # holds its HMAC (a rejected token's too).
-                    ctx.token = token
-                    ctx.principal = (svc.auth.cached(token)
-                                     or await run_in_threadpool(svc.auth.authenticate, token))
-                    svc.limits.check_principal(ctx.principal)
+                    await authenticate(svc, scope, ctx)
                 body: Any = None
                 if self.decoder is not None:
-                    raw = await _read_body(scope, receive)
+                    raw = await read_body(scope, receive)
                     try:
                         body = self.decoder.decode(raw or b"{}")
                     except msgspec.ValidationError as exc:

@@ -22,7 +22,6 @@ from keykeeper.service.facade import Services
 from keykeeper.service.key_lifecycle import LIFECYCLE_FIELDS
 from keykeeper.service.keys import CreateKey
 from keykeeper.service.operations import Encrypted
-from keykeeper.service.system import GENERATED_ROOT_TTL
 from keykeeper.store.keys import KeyFilter
 
 Params = Mapping[str, str]
@@ -63,38 +62,6 @@ def _item_error(exc: Exception) -> s.ItemError:
     return s.ItemError(code=exc.code, detail=exc.detail)
 
 
-# -- sys -------------------------------------------------------------------------------------
-def health(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:
-    h = svc.system.health()
-    status = ("uninitialized" if not h.initialized else "sealed" if h.sealed else "active")
-    return s.Health(initialized=h.initialized, sealed=h.sealed, version=h.version,
-                    status=status, scheduler=svc.scheduling.role,
-                    node_id=svc.scheduling.node_id)
-
-
-def init(svc: Services, ctx: RequestContext, p: Params, body: s.InitRequest) -> s.InitResponse:
-    result = svc.system.init(body.passphrase)
-    return s.InitResponse(root_token=result.root_token,
-                          unseal_passphrase=result.unseal_passphrase)
-
-
-def unseal(svc: Services, ctx: RequestContext, p: Params, body: s.UnsealRequest) -> s.Health:
-    svc.system.unseal(body.passphrase)
-    return health(svc, ctx, p, None)
-
-
-def generate_root(svc: Services, ctx: RequestContext, p: Params,
-                  body: s.UnsealRequest) -> s.GenerateRootResponse:
-    token = svc.system.generate_root(body.passphrase)
-    return s.GenerateRootResponse(root_token=token, expires_in=GENERATED_ROOT_TTL)
-
-
-def seal(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.Health:
-    svc.authz.require(ctx, "sys.seal")
-    svc.system.seal()
-    return health(svc, ctx, p, None)
-
-
 # -- keys ------------------------------------------------------------------------------------
 def _key_out(svc: Services, key: Key) -> s.KeyOut:
     """A key with its effective crypto-period (the namespace's defaults need a read)."""
@@ -111,7 +78,8 @@ def create_key(svc: Services, ctx: RequestContext, p: Params,
                      deactivation_date=body.deactivation_date, usage_limit=body.usage_limit,
                      usage_rotate_fraction=body.usage_rotate_fraction,
                      originator_usage_period=body.originator_usage_period,
-                     recipient_usage_period=body.recipient_usage_period)
+                     recipient_usage_period=body.recipient_usage_period,
+                     origin=body.origin)
     return _key_out(svc, svc.keys.create(ctx, args))
 
 

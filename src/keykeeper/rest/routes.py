@@ -11,10 +11,13 @@ from keykeeper.rest import schemas as s
 from keykeeper.rest.alert_routes import alert_routes
 from keykeeper.rest.approval_routes import approval_routes
 from keykeeper.rest.audit_routes import audit_routes
+from keykeeper.rest.backup_routes import backup_routes
 from keykeeper.rest.compromise_routes import compromise_routes
 from keykeeper.rest.identity_routes import identity_routes
 from keykeeper.rest.namespace_routes import namespace_routes
 from keykeeper.rest.scheduler_routes import scheduler_routes
+from keykeeper.rest.sys_routes import sys_routes
+from keykeeper.rest.transfer_routes import transfer_routes
 
 # The data plane: one audit record each, after the operation, and the answer is withheld
 # (503) unless it is recorded. Every other non-GET route mutates: its audit ``request``
@@ -42,6 +45,8 @@ class Route:
     query: tuple[str, ...] = ()  # the query parameters it reads
     mutating: bool | None = None  # audit request record first; None: every non-GET route
                                   # outside DATA_PLANE_OPERATIONS
+    endpoint: Any = None         # a streaming ASGI endpoint factory (svc, metrics, route) in
+                                 # place of rest/endpoint.py's (rest/backup_routes.py)
 
     def __post_init__(self) -> None:
         if self.mutating is None:
@@ -51,19 +56,6 @@ class Route:
 
 K = "/v1/keys/{key}"
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/sys/health", "sys.health", h.health, None, s.Health,
-          "Initialization and seal status", auth=False, unsealed=False, offload=False,
-          audit=False),
-    Route("POST", "/v1/sys/init", "sys.init", h.init, s.InitRequest, s.InitResponse,
-          "Create the root key and the first admin token (once)", auth=False, unsealed=False),
-    Route("POST", "/v1/sys/unseal", "sys.unseal", h.unseal, s.UnsealRequest, s.Health,
-          "Unseal with the passphrase", auth=False, unsealed=False),
-    Route("POST", "/v1/sys/generate-root", "sys.generate_root", h.generate_root,
-          s.UnsealRequest, s.GenerateRootResponse,
-          "Recovery: a 1-hour root token for the holder of the unseal passphrase",
-          auth=False, unsealed=False),
-    Route("POST", "/v1/sys/seal", "sys.seal", h.seal, None, s.Health,
-          "Seal: drop the root key from memory", unsealed=False),
     Route("POST", "/v1/keys", "key.create", h.create_key, s.CreateKeyRequest, s.KeyOut,
           "Create a key", status=201),
     Route("GET", "/v1/keys", "key.list", h.list_keys, None, s.KeyList,
@@ -119,6 +111,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/random", "random", h.random, s.RandomRequest, s.RandomResponse,
           "Random bytes from the OS CSPRNG", offload=False),
 )
+ROUTES = sys_routes() + ROUTES  # /v1/sys: health, init, unseal, seal, rekey
 ROUTES += identity_routes()
 ROUTES += approval_routes()
 ROUTES += namespace_routes()
@@ -126,3 +119,5 @@ ROUTES += audit_routes()
 ROUTES += alert_routes()
 ROUTES += compromise_routes()
 ROUTES += scheduler_routes()
+ROUTES += transfer_routes()
+ROUTES += backup_routes()

@@ -26,33 +26,6 @@ class Problem(Struct, omit_defaults=True):
     retry_after: int | None = None    # resource_exhausted: seconds (also Retry-After)
 
 
-class Health(Struct):
-    initialized: bool
-    sealed: bool
-    version: str
-    status: str = "active"          # active | sealed | uninitialized
-    scheduler: str = "disabled"     # leader | standby | disabled (docs/scheduler.md)
-    node_id: str = ""
-
-
-class InitRequest(Struct, forbid_unknown_fields=True):
-    passphrase: str | None = None
-
-
-class InitResponse(Struct):
-    root_token: str
-    unseal_passphrase: str
-
-
-class UnsealRequest(Struct, forbid_unknown_fields=True):
-    passphrase: str
-
-
-class GenerateRootResponse(Struct):
-    root_token: str
-    expires_in: int            # seconds
-
-
 class CreateKeyRequest(Struct, forbid_unknown_fields=True):
     name: str
     namespace: str | None = None
@@ -71,6 +44,8 @@ class CreateKeyRequest(Struct, forbid_unknown_fields=True):
     usage_rotate_fraction: float | None = None
     originator_usage_period: int | str | None = None
     recipient_usage_period: int | str | None = None
+    # "external": no version until key material is imported (docs/import-export.md).
+    origin: str | None = None
 
 
 class UpdateKeyRequest(Struct, forbid_unknown_fields=True):
@@ -124,6 +99,7 @@ class KeyOut(Struct):
     originator_usage_period: int          # seconds, effective (key, namespace, SP 800-57)
     recipient_usage_period: int           # seconds, effective
     rotation_reason: str | None           # why a rotation is due early ("usage")
+    origin: str = "generated"             # "external": material imported (issue 6 §3)
 
 
 class KeyList(Struct, omit_defaults=True):

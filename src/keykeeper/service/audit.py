@@ -196,7 +196,8 @@ class Auditor(AuditReads):
                       "failed_items": ctx.failed_items, "approval_id": ctx.approval_id,
                       "execution": ctx.execution, "on_behalf_of": ctx.on_behalf_of,
                       "allow_compromised": ctx.allow_compromised,
-                      "destination_key_id": ctx.destination_key_id}
+                      "destination_key_id": ctx.destination_key_id,
+                      "wrapping_key_fingerprint": ctx.wrapping_key_fingerprint}
             if keys is not None:  # sealed: sensitive fields are left out, never in clear
                 if ctx.token:
                     fields["token_hmac"] = keys.field(ctx.token)

@@ -87,6 +87,11 @@ class TokenAuthenticator:
         self._bad.clear()
         self._certs.forget()
 
+    def cached_certificate(self, cert_der: bytes) -> Principal | None:
+        """The principal of a client certificate when the cache knows it (no I/O: safe on
+        the event loop); None when :meth:`authenticate_certificate` must read the store."""
+        return self._certs.cached(cert_der)
+
     def authenticate_certificate(self, cert_der: bytes) -> Principal:
         """The principal a (chain-verified) client certificate maps to, by its subject DN
         or a subjectAltName (service/cert_auth.py); Unauthenticated if none. Reads the

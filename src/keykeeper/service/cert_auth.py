@@ -53,6 +53,13 @@ class CertificateAuthenticator:
         self._d = deps
         self._cache: TTLCache[str, Principal] = TTLCache(10_000, cache_ttl)
 
+    def cached(self, cert_der: bytes) -> Principal | None:
+        """The principal when the cache knows the certificate (no I/O: safe on the event
+        loop); None when :meth:`authenticate` must read the store."""
+        if not isinstance(cert_der, bytes) or not cert_der or len(cert_der) > 64 * 1024:
+            return None
+        return self._cache.get(hashlib.sha256(cert_der).hexdigest())
+
     def authenticate(self, cert_der: bytes) -> Principal:
         """The principal of a (chain-verified) DER certificate; Unauthenticated if none."""
         if not isinstance(cert_der, bytes) or not cert_der or len(cert_der) > 64 * 1024:

@@ -35,6 +35,9 @@ class RequestContext:
     approval_id: str | None = None
     # A rewrap into another key: that key's id (the record's key is the source).
     destination_key_id: str | None = None
+    # Key import and export (issue 6 §3, §4): SHA-256 hex of the wrapping key's SPKI DER
+    # (or of a keykeeper wrap key's "id:version"); never material.
+    wrapping_key_fingerprint: str | None = None
     # On the approving call that ran an approved request (the M-th approval): how the
     # execution ended, "executed" or "failed:<code>", and the requester it ran as:
     execution: str | None = None

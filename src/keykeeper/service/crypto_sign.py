@@ -124,6 +124,8 @@ class SignMacKemMixin(ABC):
         self._limit(ctx, key)
         number = key.primary_version if version is None else version
         v = key.version(number)
+        if v is None and number == 0:  # an external key before its first import
+            raise FailedPrecondition(f"key '{key.ref}' has no key material yet")
         if v is None:
             raise NotFound(f"key '{key.ref}' has no version {number}")
         if v.public_key_pem is None:

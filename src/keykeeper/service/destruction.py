@@ -5,7 +5,9 @@ Erasing sets every chosen version's ``wrapped_material`` to NULL, moves it to
 ``destroyed`` (``destroyed-compromised`` if it was compromised), keeps all metadata as a
 tombstone, confirms in the same transaction that no erased row still holds material,
 and stores a signed receipt (service/receipts.py) in ``destruction_receipts``: the
-erasure and its receipt commit together or not at all. After an erasure the SQLite
+erasure and its receipt commit together or not at all. An HSM-protected version's token
+object is destroyed (``C_DestroyObject``) as the transaction's last step, and its receipt
+entry names the SHA-256 of its ``CKA_ID`` instead of a wrapped blob. After an erasure the SQLite
 write-ahead log is checkpointed and truncated, so no pre-erasure page image survives
 in it (``secure_delete`` zeroes freed space in the database file).
 """
@@ -21,13 +23,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from keykeeper.custody.hsm.keys import sha256_of_id
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import ERASED, KeyState, VersionState
 from keykeeper.errors import Internal
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
-from keykeeper.service.erasure import checkpoint_after_erasure
+from keykeeper.service.erasure import checkpoint_after_erasure, destroy_in_hsm
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.receipts import ErasedVersion, ReceiptSigner
 from keykeeper.service.rotation import KeyAudit, error_code
@@ -61,14 +64,20 @@ class Destruction:
         remains after the erasure (it rolls back too)."""
         chosen = [v for v in key.versions if versions is None or v.version in versions]
         erased: list[ErasedVersion] = []
+        in_hsm: list[str] = []   # CKA_IDs of HSM-protected versions (issue 6 §2)
         for v in chosen:
             blob = self._d.keys.wrapped_material(conn, key.id, v.version)
-            digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
+            hsm_id = self._d.keys.hsm_key_id(conn, key.id, v.version)
+            digest = (hashlib.sha256(blob).hexdigest() if blob is not None
+                      else sha256_of_id(hsm_id) if hsm_id is not None else None)
+            if hsm_id is not None:
+                in_hsm.append(hsm_id)
             state = (VersionState.DESTROYED_COMPROMISED if v.state in _COMPROMISED
                      else VersionState.DESTROYED)
             when = v.destroyed_at if v.state in ERASED and v.destroyed_at else at
             self._d.keys.update_version(conn, key.id, v.version, state=str(state),
-                                        wrapped_material=None, destroyed_at=when)
+                                        wrapped_material=None, hsm_key_id=None,
+                                        destroyed_at=when)
             erased.append(ErasedVersion(v.version, str(state), when, digest))
         scope = tuple(v.version for v in chosen) if versions is not None else None
         if self._receipts.versions_with_material(conn, key.id, scope):
@@ -79,6 +88,9 @@ class Destruction:
             at=at)
         self._receipts.insert(conn, receipt_id=receipt_id, key_id=key.id, receipt=text,
                               created_at=at)
+        # Last, so that any earlier failure leaves the token untouched: C_DestroyObject
+        # of each HSM version's key; a failure here rolls the erasure back (service/erasure.py).
+        destroy_in_hsm(self._d, in_hsm)
         return erased
 
     def checkpoint(self) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from keykeeper.errors import Unavailable
+from keykeeper.custody.hsm.keys import destroy_hsm_key
+from keykeeper.errors import FailedPrecondition, Unavailable
 from keykeeper.service.deps import Deps
 from keykeeper.store.namespaces import NamespaceRepository
 
-__all__ = ["checkpoint_after_erasure"]
+__all__ = ["checkpoint_after_erasure", "destroy_in_hsm"]
 
 log = logging.getLogger("keykeeper.erasure")
 _REPO = NamespaceRepository()
@@ -30,3 +31,20 @@ def checkpoint_after_erasure(deps: Deps, what: str) -> bool:
         log.warning("the SQLite write-ahead log could not be checkpointed after erasing %s: "
                     "old pages stay in it until the next checkpoint", what)
     return complete
+
+
+def destroy_in_hsm(deps: Deps, cka_ids: list[str]) -> None:
+    """Crypto-erase HSM-protected versions: ``C_DestroyObject`` of each token object named
+    by ``cka_ids`` (hex), inside the caller's erasure transaction, as its last step. An
+    object already gone counts as destroyed (a retry after a rolled-back attempt).
+    Raises FailedPrecondition when no HSM is configured and Unavailable when the token
+    fails: the transaction then rolls back, and the versions stay as they were (never a
+    row erased while its key lives on in the token)."""
+    if not cka_ids:
+        return
+    token = deps.custody.hsm
+    if token is None:
+        raise FailedPrecondition("the key has HSM-protected versions and no HSM is configured "
+                                 "on this server: they cannot be destroyed here")
+    for cka_id in cka_ids:
+        destroy_hsm_key(token, cka_id)

@@ -11,6 +11,7 @@ from keykeeper.service.approvals import Approvals
 from keykeeper.service.audit import Auditor
 from keykeeper.service.auth import TokenAuthenticator
 from keykeeper.service.authorizer import Authorizer
+from keykeeper.service.backup import Backups, build_backups
 from keykeeper.service.bulk_revoke import BulkRevoke
 from keykeeper.service.compromise import CompromiseService
 from keykeeper.service.deps import Deps
@@ -68,6 +69,8 @@ class Services:
     # This node's lifecycle scheduler (service/lifecycle_jobs.py): its node id and role;
     # config.py attaches the scheduler when it runs one.
     scheduling: SchedulerControl = field(default_factory=SchedulerControl)
+    # Backup create, verify and restore (service/backup*.py; issue 7).
+    backups: Backups | None = None
 
     def start_background(self) -> None:
         for task in self.background:
@@ -117,6 +120,7 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
         approvals=approvals, namespaces=namespaces, identity=identity,
         compromise=compromise, bulk_revoke=bulk_revoke, destruction=keys.destruction,
         alerts=alerts, monitoring=monitoring, usage=usage,
+        backups=build_backups(deps, authz, auditor, approvals, lookup),
     )
     services.background.extend((alerts, monitoring))  # stopped in reverse: monitoring first
     services.background.append(usage)

@@ -16,10 +16,26 @@ from keykeeper.errors import InvalidArgument
 from keykeeper.service.context import RequestContext
 from keykeeper.service.identity_views import rfc3339
 
-__all__ = ["MAX_DESCRIPTION", "MAX_LABELS", "MIN_ROTATION_PERIOD", "PENDING_DAYS_DEFAULT",
-           "PENDING_DAYS_MAX", "PENDING_DAYS_MIN", "CreateKey", "Gate", "check_description",
-           "check_fraction", "check_labels", "check_period", "check_rotation_period",
-           "check_text", "check_time", "check_usage_limit", "key_summary"]
+__all__ = [
+    "MAX_DESCRIPTION",
+    "MAX_LABELS",
+    "MIN_ROTATION_PERIOD",
+    "PENDING_DAYS_DEFAULT",
+    "PENDING_DAYS_MAX",
+    "PENDING_DAYS_MIN",
+    "CreateKey",
+    "Gate",
+    "check_description",
+    "check_fraction",
+    "check_labels",
+    "check_origin",
+    "check_period",
+    "check_rotation_period",
+    "check_text",
+    "check_time",
+    "check_usage_limit",
+    "key_summary",
+]
 
 
 class Gate(Protocol):
@@ -144,8 +160,12 @@ class CreateKey:
                  deactivation_date: datetime | str | None = None,
                  usage_limit: int | None = None, usage_rotate_fraction: float | None = None,
                  originator_usage_period: int | str | None = None,
-                 recipient_usage_period: int | str | None = None) -> None:
+                 recipient_usage_period: int | str | None = None,
+                 origin: str | None = None) -> None:
         self.name = validate_name(name, "key name")
+        # Issue 6 §3/§4: "external" keys get their material by import; HSM keys neither
+        # import nor export (service/key_import.py check_origin).
+        self.origin = check_origin(origin, protection, exportable, rotation_period)
         self.namespace = validate_name(namespace or DEFAULT_NAMESPACE, "namespace")
         # As AWS KMS: with neither purpose nor algorithm, a symmetric encryption key.
         self.purpose = purpose if (purpose or algorithm) else "encrypt"
@@ -168,9 +188,36 @@ class CreateKey:
         self.labels = check_labels(labels or {})
         self.description = check_description(description or "")
         self.exportable = exportable
-        if protection not in (None, "software"):
-            raise InvalidArgument("protection must be 'software' (HSM protection is not "
-                                  "configured on this server)")
+        if protection not in (None, "software", "hsm"):
+            raise InvalidArgument("protection must be 'software' or 'hsm'")
+        # "hsm": generated and used in the PKCS#11 token (custody/hsm/; the algorithm and
+        # the configured token are checked at creation, service/versions.py).
+        self.protection = protection or "software"
+
+
+ORIGINS = ("generated", "external")
+
+
+def check_origin(origin: str | None, protection: str | None, exportable: bool,
+                 rotation_period: object) -> str:
+    """The key's origin ("generated" by default, or "external"); InvalidArgument for an
+    unknown one, an exportable or external key with ``protection: "hsm"`` (HSM keys are
+    never exportable; import into them is not supported), or an external key with a
+    rotation period (imported keys rotate by importing new material)."""
+    value = origin or "generated"
+    if value not in ORIGINS:
+        raise InvalidArgument(f"origin must be 'generated' or 'external', not "
+                              f"'{str(value)[:32]}'")
+    if protection == "hsm" and exportable:
+        raise InvalidArgument("an HSM-protected key is never exportable: its material "
+                              "never leaves the token")
+    if protection == "hsm" and value == "external":
+        raise InvalidArgument("import into HSM-protected keys is not supported: create an "
+                              "external key with protection 'software'")
+    if value == "external" and rotation_period is not None:
+        raise InvalidArgument("an external key is not rotated automatically: import new "
+                              "material instead (no rotation_period)")
+    return value
 
 
 def key_summary(key: Key) -> dict[str, Any]:

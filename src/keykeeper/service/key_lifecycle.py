@@ -125,6 +125,9 @@ class KeyLifecycleMixin(ABC):
             if key.state != KeyState.PRE_ACTIVE:
                 raise FailedPrecondition(f"cannot activate a key in state '{key.state}': "
                                          "only a pre-active key can be activated")
+            if key.primary_version == 0:
+                raise FailedPrecondition(f"key '{key.ref}' has no key material yet: import "
+                                         "it first (origin 'external')")
             now = self._d.clock()
             self._d.keys.update(
                 conn, key.id, state=str(KeyState.ACTIVE), activation_date=now, updated_at=now,

@@ -36,6 +36,12 @@ from keykeeper.service.key_args import (
     check_time,
     key_summary,
 )
+from keykeeper.service.key_export import KeyExportMixin
+from keykeeper.service.key_import import (
+    KeyImportMixin,
+    external_at_creation,
+    refuse_external_rotation,
+)
 from keykeeper.service.key_lifecycle import KeyLifecycleMixin, lifecycle_at_creation
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.page_tokens import open_page_token, seal_page_token
@@ -43,18 +49,19 @@ from keykeeper.service.ratelimit import RateLimiter
 from keykeeper.service.versions import (
     PreparedVersion,
     add_primary_version,
-    generate,
+    discard_on_failure,
     new_version,
+    prepare_first_version,
     prepare_version,
 )
-from keykeeper.store.keys import KeyFilter
+from keykeeper.store.keys import KeyFilter, NewVersion
 
 __all__ = ["CreateKey", "Gate", "KeyAdmin", "key_summary"]
 
 _LIST_READS = 20  # store reads per page at most when the caller's grants hide rows
 
 
-class KeyAdmin(KeyLifecycleMixin):
+class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
     def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer,
                  limits: RateLimiter | None = None) -> None:
         self._d = deps
@@ -91,6 +98,7 @@ class KeyAdmin(KeyLifecycleMixin):
             self.compromise(ctx, a["key"], a["reason"],
                             compromise_time=_when(a.get("compromise_time")))))
         self.register_lifecycle_executors(register)
+        self.register_export_executor(register)
 
     def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key:
         """The key named by ``ref`` if the caller may run ``operation`` on it; NotFound if
@@ -169,21 +177,27 @@ class KeyAdmin(KeyLifecycleMixin):
                   algorithm=spec.name, state=KeyState.ACTIVE, primary_version=1, created_at=now,
                   updated_at=now, description=args.description,
                   labels=MappingProxyType(args.labels), exportable=args.exportable,
+                  protection=args.protection,
                   rotation_period=args.rotation_period,
                   next_rotation_time=(now + timedelta(seconds=args.rotation_period)
                                       if args.rotation_period else None),
                   created_by=ctx.actor)
         key = lifecycle_at_creation(key, args, ns, now)  # dates, limits, periods
         ctx.key_id = key.id
-        first = new_version(self._d, PreparedVersion(spec, generate(spec), ns.wrapped_kek),
-                            key.id, key.namespace, 1)
-        with self._d.transaction() as conn:
+        first: NewVersion | None = None
+        prepared = PreparedVersion(spec, (b"", None), ns.wrapped_kek)  # external: none
+        if args.origin == "external":  # no version until material is imported (key_import)
+            key = external_at_creation(key)
+        else:
+            prepared = prepare_first_version(self._d, key, spec, ns.wrapped_kek)
+            first = new_version(self._d, prepared, key.id, key.namespace, 1)
+        with discard_on_failure(self._d, prepared), self._d.transaction() as conn:
             self._d.keys.insert(conn, key, first)
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
                                       to_state=str(key.state), principal=ctx.actor,
-                                      at=now, version=1)
+                                      at=now, version=None if first is None else first.version)
             created = self._reload(conn, key)
-        ctx.key_version = 1
+        ctx.key_version = None if first is None else first.version
         return created
 
     def get(self, ctx: RequestContext, ref: str, operation: str = "key.get") -> Key:
@@ -229,9 +243,10 @@ class KeyAdmin(KeyLifecycleMixin):
         transaction does that)."""
         self._lookup.require_unsealed()
         current = self._authorized(ctx, ref, "key.rotate")
+        refuse_external_rotation(current)
         check_transition("rotate", current.state)
         prepared = prepare_version(self._lookup, current)
-        with self._d.transaction() as conn:
+        with discard_on_failure(self._d, prepared), self._d.transaction() as conn:
             key = self._locked(conn, ctx, ref, "key.rotate")
             check_transition("rotate", key.state)
             number = add_primary_version(self._d, conn, key, prepared, principal=ctx.actor,

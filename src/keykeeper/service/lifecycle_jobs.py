@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -180,7 +180,8 @@ class CryptoPeriods:
     def _activate(self, key_id: str, now: datetime) -> int:
         return self._set_state(key_id, now, "activate", KeyState.ACTIVE, lambda k: (
             k.state == KeyState.PRE_ACTIVE and k.activation_date is not None
-            and k.activation_date <= now))
+            and k.activation_date <= now
+            and k.primary_version > 0))  # an external key waits for its import
 
     def _deactivate(self, key_id: str, now: datetime) -> int:
         return self._set_state(key_id, now, "deactivate", KeyState.DEACTIVATED, lambda k: (
@@ -375,14 +376,17 @@ def build_scheduler(deps: Deps, lookup: KeyLookup, approvals: Approvals,
                     destroy_due: DestroyDue,
                     notify: Notify | None = None, notice_seconds: int = EXPIRY_NOTICE_SECONDS,
                     on_run: Callable[[str, str, float, int, int], None] | None = None,
-                    on_leader: Callable[[bool], None] | None = None) -> Scheduler:
-    """The scheduler of one server process, with the lifecycle jobs, elected by the store's
-    leader election (keykeeper.scheduler.leader), audited through ``auditor``."""
+                    on_leader: Callable[[bool], None] | None = None,
+                    extra_jobs: Sequence[Job] = ()) -> Scheduler:
+    """The scheduler of one server process, with the lifecycle jobs and ``extra_jobs``
+    after them (the scheduled ``backup``, service/backup_schedule.py), elected by the
+    store's leader election (keykeeper.scheduler.leader), audited through ``auditor``."""
     key_audit = audit_keys(auditor) if auditor.enabled else None
     rotator = Rotator(deps, lookup, audit=key_audit)
     jobs = build_jobs(deps, lookup, rotator, approvals, interval_seconds=interval_seconds,
                       destroy_due=destroy_due, notify=notify, notice_seconds=notice_seconds,
                       key_audit=key_audit)
+    jobs.extend(extra_jobs)
     scheduler = Scheduler(jobs, leader_for(deps.engine, data_dir), deps.clock, node_id,
                           on_run=on_run, on_leader=on_leader,
                           audit=audit_runs(auditor) if auditor.enabled else None,

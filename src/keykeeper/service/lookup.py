@@ -12,8 +12,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
-from keykeeper.crypto import KeyHandle
+from keykeeper.crypto import KeyHandle, load_public
+from keykeeper.crypto.public_only import PublicOnlyKeyHandle
+from keykeeper.crypto.registry import get_spec
 from keykeeper.custody.cache import TTLCache
+from keykeeper.custody.hsm.token import Token
 from keykeeper.custody.keyring import WrappedVersion
 from keykeeper.domain.keys import Key
 from keykeeper.domain.names import KeyRef, parse_key_ref
@@ -72,6 +75,13 @@ class KeyLookup:
         self._cache.drop_where(lambda r: r in (key.id, key.ref, key.name))
         self._d.custody.drop_key(key.id)
 
+    def forget_all(self) -> None:
+        """Drop all cached key metadata and namespace periods (after a restore replaced
+        the key domain); KEKs and handles are dropped per namespace by the caller."""
+        self._epoch += 1
+        self._cache.clear()
+        self._periods.clear()
+
     def forget_namespace(self, namespace: str, key_ids: Iterable[str] = ()) -> None:
         """Drop everything held for a deleted (crypto-erased) namespace: its wrapped KEK,
         the metadata and loaded handles of its keys, and custody's unwrapped KEK."""
@@ -106,12 +116,32 @@ class KeyLookup:
             self._periods.put(namespace, found)
         return found
 
+    @property
+    def hsm(self) -> Token | None:
+        """The configured PKCS#11 token (custody/hsm/), or None."""
+        return self._d.custody.hsm
+
     def handle(self, key: Key, version: int) -> KeyHandle:
-        """The loaded handle of one version; reads the store only on a cache miss."""
+        """The loaded handle of one version; reads the store only on a cache miss. A
+        version imported as a public key alone gets a public-only handle (its private
+        operations raise FailedPrecondition)."""
+        meta = key.version(version)
+        if meta is not None and meta.public_only and meta.public_key_pem is not None:
+            self.require_unsealed()
+            return PublicOnlyKeyHandle(load_public(get_spec(key.algorithm),
+                                                   meta.public_key_pem.encode("ascii")))
 
         def load() -> WrappedVersion:
             with self._d.reading() as conn:
                 blob = self._d.keys.wrapped_material(conn, key.id, version)
+                hsm_id = (self._d.keys.hsm_key_id(conn, key.id, version)
+                          if blob is None else None)
+            if hsm_id is not None:  # protection "hsm": the key is in the PKCS#11 token
+                v = key.version(version)
+                return WrappedVersion(namespace=key.namespace, wrapped_kek=b"",
+                                      algorithm=key.algorithm, wrapped_material=b"",
+                                      hsm_key_id=hsm_id,
+                                      public_key_pem=v.public_key_pem if v else None)
             if blob is None:  # destroyed since the (cached) metadata was read
                 raise FailedPrecondition(f"key version {version} has been destroyed")
             return WrappedVersion(namespace=key.namespace, wrapped_kek=self.wrapped_kek(

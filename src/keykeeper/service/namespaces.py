@@ -36,7 +36,7 @@ from keykeeper.service.approvals import Approvals
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
-from keykeeper.service.erasure import checkpoint_after_erasure
+from keykeeper.service.erasure import checkpoint_after_erasure, destroy_in_hsm
 from keykeeper.service.identity_views import rfc3339
 from keykeeper.service.key_args import check_period, check_rotation_period
 from keykeeper.service.lookup import KeyLookup
@@ -265,6 +265,9 @@ class NamespaceAdmin:
             if self._repo.get_for_update(conn, name) is None:
                 raise NotFound(f"namespace '{name}' not found")
             erased = self._repo.erase(conn, name, principal=who, at=now)
+            # HSM-protected versions: C_DestroyObject as the transaction's last step, so a
+            # token failure rolls the erasure back (service/erasure.py).
+            destroy_in_hsm(self._d, list(erased.hsm_key_ids))
         self._forget(name, erased.key_ids)
         checkpoint_after_erasure(self._d, f"namespace {name}")
         log.warning("namespace %s deleted by %s: %d key(s), %d version(s) crypto-erased", name,

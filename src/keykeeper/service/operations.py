@@ -134,6 +134,9 @@ class Crypto(SignMacKemMixin):
         audit record names it: the compromise report and the monitor read it), and a
         needed ``allow_compromised``."""
         number = key.primary_version if version is None else version
+        if number == 0 and version is None:  # an external key before its first import
+            raise FailedPrecondition(f"key '{key.ref}' has no key material yet: import it "
+                                     "first (origin 'external')")
         if number < 1:
             raise InvalidArgument("key_version must be at least 1")
         v = key.version(number)

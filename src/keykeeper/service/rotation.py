@@ -31,7 +31,11 @@ from keykeeper.scheduler import JobResult
 from keykeeper.scheduler.scans import due_for_rotation
 from keykeeper.service.deps import Deps
 from keykeeper.service.lookup import KeyLookup
-from keykeeper.service.versions import add_primary_version, prepare_version
+from keykeeper.service.versions import (
+    add_primary_version,
+    discard_on_failure,
+    prepare_version,
+)
 
 __all__ = ["PRINCIPAL", "KeyAudit", "Rotator", "error_code"]
 
@@ -94,8 +98,8 @@ class Rotator:
         rotation, or its failure (raised again), is audited through ``audit``."""
         with self._d.reading() as conn:
             current = self._d.keys.get_by_id(conn, key_id)
-        if current is None or not rotation_due(current, now):
-            return False
+        if current is None or current.origin == "external" or not rotation_due(current, now):
+            return False  # external keys get versions by import only (issue 6 §3)
         try:
             number = self._rotate(current, now)
         except Exception as exc:
@@ -109,9 +113,10 @@ class Rotator:
     def _rotate(self, current: Key, now: datetime) -> int | None:
         """The new version's number, or None if the key is no longer due."""
         prepared = prepare_version(self._lookup, current)
-        with self._d.transaction() as conn:
+        with discard_on_failure(self._d, prepared) as outcome, self._d.transaction() as conn:
             key = self._d.keys.get_by_id(conn, current.id, for_update=True)
             if key is None or not rotation_due(key, now) or key.state != KeyState.ACTIVE:
+                outcome.unused = True   # an HSM key made for it is destroyed
                 return None    # rotated meanwhile (a retry, another leader) or changed
             number = add_primary_version(
                 self._d, conn, key, prepared, principal=PRINCIPAL, now=now,

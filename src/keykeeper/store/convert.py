@@ -31,6 +31,7 @@ def version_from_row(row: Any) -> KeyVersion:
         public_key_pem=row.public_key, protect_count=int(row.protect_count or 0),
         deactivated_at=utc(row.deactivated_at), compromised_at=utc(row.compromised_at),
         compromise_reason=row.compromise_reason,
+        public_only=bool(getattr(row, "public_only", False)),
     )
 
 
@@ -53,4 +54,5 @@ def key_from_row(row: Any, labels: dict[str, str], versions: tuple[KeyVersion, .
         originator_usage_period=row.originator_usage_period,
         recipient_usage_period=row.recipient_usage_period,
         rotation_reason=row.rotation_reason,
+        origin=row.origin,
     )

@@ -39,9 +39,10 @@ __all__ = ["KeyFilter", "KeyRepository", "NewVersion"]
 class NewVersion:
     version: int
     state: str
-    wrapped_material: bytes
+    wrapped_material: bytes | None   # None: a public key imported alone (issue 6 §3)
     public_key_pem: str | None
     created_at: datetime
+    hsm_key_id: str | None = None    # an HSM-protected version: its CKA_ID (hex), no material
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,11 @@ class KeyRepository:
                      key_versions.c.public_key, key_versions.c.created_at,
                      key_versions.c.destroyed_at, key_versions.c.protect_count,
                      key_versions.c.deactivated_at, key_versions.c.compromised_at,
-                     key_versions.c.compromise_reason)
+                     key_versions.c.compromise_reason,
+                     # no wrapped material, no HSM key, not erased: a public key alone
+                     and_(key_versions.c.wrapped_material.is_(None),
+                          key_versions.c.hsm_key_id.is_(None),
+                          key_versions.c.destroyed_at.is_(None)).label("public_only"))
               .where(key_versions.c.key_id.in_(ids)).order_by(key_versions.c.version))
         for vr in conn.execute(vq):
             versions[vr.key_id].append(version_from_row(vr))
@@ -145,6 +150,14 @@ class KeyRepository:
         value = conn.execute(q).scalar_one_or_none()
         return bytes(value) if value is not None else None
 
+    def hsm_key_id(self, conn: Connection, key_id: str, version: int) -> str | None:
+        """The ``CKA_ID`` (hex) of an HSM-protected version's token object; None for a
+        software version, or once erased (issue 6 §2)."""
+        q = select(key_versions.c.hsm_key_id).where(
+            key_versions.c.key_id == key_id, key_versions.c.version == version)
+        value = conn.execute(q).scalar_one_or_none()
+        return str(value) if value is not None else None
+
     def count_by_state(self, conn: Connection) -> dict[str, int]:
         q = select(keys.c.state, func.count()).group_by(keys.c.state)
         return {state: int(n) for state, n in conn.execute(q)}
@@ -155,7 +168,8 @@ class KeyRepository:
         return [r.id for r in conn.execute(q)]
 
     # -- writes ----------------------------------------------------------------------------
-    def insert(self, conn: Connection, key: Key, version: NewVersion) -> None:
+    def insert(self, conn: Connection, key: Key, version: NewVersion | None) -> None:
+        """Insert ``key`` with its first version (None: an external key awaiting import)."""
         # The namespace must still be live when the key lands: its row is share-locked, so
         # a concurrent deletion (which locks it for update) either comes first and the key
         # is refused, or waits and then erases the new key with the rest.
@@ -179,16 +193,17 @@ class KeyRepository:
                 min_decryption_version=key.min_decryption_version,
                 usage_limit=key.usage_limit, usage_rotate_fraction=key.usage_rotate_fraction,
                 originator_usage_period=key.originator_usage_period,
-                recipient_usage_period=key.recipient_usage_period))
+                recipient_usage_period=key.recipient_usage_period, origin=key.origin))
         except IntegrityError:
             raise AlreadyExists(f"key '{key.ref}' already exists") from None
         self.set_labels(conn, key.id, key.labels)
-        self.insert_version(conn, key.id, version)
+        if version is not None:
+            self.insert_version(conn, key.id, version)
 
     def insert_version(self, conn: Connection, key_id: str, v: NewVersion) -> None:
         conn.execute(insert(key_versions).values(
             key_id=key_id, version=v.version, state=v.state, wrapped_material=v.wrapped_material,
-            public_key=v.public_key_pem, created_at=v.created_at))
+            public_key=v.public_key_pem, created_at=v.created_at, hsm_key_id=v.hsm_key_id))
 
     def set_labels(self, conn: Connection, key_id: str, labels: Mapping[str, str]) -> None:
         conn.execute(delete(key_labels).where(key_labels.c.key_id == key_id))

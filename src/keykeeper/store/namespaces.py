@@ -29,6 +29,7 @@ class Erased:
     """What one erasure destroyed."""
 
     key_ids: tuple[str, ...]       # every key of the namespace
+    hsm_key_ids: tuple[str, ...]   # CKA_IDs (hex) of its HSM-protected versions to destroy
     keys_destroyed: int            # keys that were not destroyed before
     versions_destroyed: int        # versions that still had material
 
@@ -73,16 +74,20 @@ class NamespaceRepository:
                                                  .where(keys.c.namespace == name))
         with_material = int(conn.execute(
             select(func.count()).select_from(key_versions)
-            .where(in_namespace, key_versions.c.wrapped_material.is_not(None))).scalar_one())
+            .where(in_namespace, key_versions.c.wrapped_material.is_not(None)
+                   | key_versions.c.hsm_key_id.is_not(None))).scalar_one())
+        hsm_ids = tuple(r.hsm_key_id for r in conn.execute(
+            select(key_versions.c.hsm_key_id)
+            .where(in_namespace, key_versions.c.hsm_key_id.is_not(None))))
         destroyed_at = func.coalesce(key_versions.c.destroyed_at, at)
         conn.execute(update(key_versions)
                      .where(in_namespace, key_versions.c.state.in_(_COMPROMISED))
                      .values(state="destroyed-compromised", wrapped_material=None,
-                             destroyed_at=destroyed_at))
+                             hsm_key_id=None, destroyed_at=destroyed_at))
         conn.execute(update(key_versions)
                      .where(in_namespace, key_versions.c.state.not_in(_COMPROMISED))
                      .values(state="destroyed", wrapped_material=None,
-                             destroyed_at=destroyed_at))
+                             hsm_key_id=None, destroyed_at=destroyed_at))
         events = []
         for r in rows:
             if r.state in _DESTROYED:
@@ -97,7 +102,8 @@ class NamespaceRepository:
             conn.execute(insert(key_events), events)
         conn.execute(update(namespaces).where(namespaces.c.name == name)
                      .values(wrapped_kek=b"", deleted_at=at))
-        return Erased(key_ids=tuple(r.id for r in rows), keys_destroyed=len(events),
+        return Erased(key_ids=tuple(r.id for r in rows), hsm_key_ids=hsm_ids,
+                      keys_destroyed=len(events),
                       versions_destroyed=with_material)
 
     def checkpoint(self, conn: Connection) -> bool:

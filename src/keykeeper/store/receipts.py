@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, or_, select
 
 from keykeeper.store.schema import destruction_receipts, key_versions, keys
 
@@ -44,9 +44,11 @@ class ReceiptRepository:
     def versions_with_material(self, conn: Connection, key_id: str,
                                versions: tuple[int, ...] | None = None) -> int:
         """How many ``key_versions`` rows of the key (or of ``versions`` of it) still hold
-        wrapped material."""
+        wrapped material or name an HSM key (``hsm_key_id``)."""
         q = select(func.count()).select_from(key_versions).where(
-            key_versions.c.key_id == key_id, key_versions.c.wrapped_material.is_not(None))
+            key_versions.c.key_id == key_id,
+            or_(key_versions.c.wrapped_material.is_not(None),
+                key_versions.c.hsm_key_id.is_not(None)))
         if versions is not None:
             q = q.where(key_versions.c.version.in_(versions))
         return int(conn.execute(q).scalar_one())

@@ -12,6 +12,12 @@ Every PKCS#11 fault becomes a keykeeper error that fails closed (issue 6 §2):
 
 Never a fall-back to software keys. A session that raised is closed, not returned to the
 pool; the next call opens a fresh one (and logs in again if the token was reset).
+
+Calls into the library are serialized per process (:data:`LIBRARY_LOCK`): python-pkcs11
+calls ``C_Initialize`` with no arguments, which tells the library that the application
+will not call it from several threads at once (PKCS#11 v2.40 §5.4), and SoftHSM2 then
+takes no locks of its own (concurrent calls crash it). Sessions are still pooled, so no
+call pays for opening one.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from keykeeper.errors import FailedPrecondition, InvalidArgument, KeykeeperError
 __all__ = ["HsmConfig", "Token"]
 
 log = logging.getLogger("keykeeper.hsm")
+
+LIBRARY_LOCK = threading.RLock()
+"""Held around every use of a PKCS#11 library in this process (see the module docstring)."""
 
 DEFAULT_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
 POOL_SIZE = 4
@@ -105,7 +114,7 @@ class Token:
         self._token: Any = None
 
     def _open_token(self) -> Any:
-        with self._lock:
+        with LIBRARY_LOCK, self._lock:
             if self._token is None:
                 try:
                     import pkcs11
@@ -148,7 +157,7 @@ class Token:
         """Lend a session; one that raised is closed and replaced, and the exception
         becomes :class:`Unavailable` or :class:`FailedPrecondition` (keykeeper errors
         raised inside pass through unchanged)."""
-        with self._slots:
+        with LIBRARY_LOCK, self._slots:
             try:
                 s = self._pool.get_nowait()
             except queue.Empty:
@@ -177,6 +186,10 @@ class Token:
 
     def close(self) -> None:
         """Close every pooled session (the library's login ends with the last one)."""
+        with LIBRARY_LOCK:
+            self._close_pooled()
+
+    def _close_pooled(self) -> None:
         while True:
             try:
                 s = self._pool.get_nowait()
