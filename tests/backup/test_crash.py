@@ -130,14 +130,25 @@ def _child(mode: str, url: str, passphrase: str, *args: str) -> subprocess.Popen
                             text=True, cwd=ROOT)
 
 
-def _run(proc: subprocess.Popen[str], kill_after: float | None) -> str:
-    """Wait for ``ready``, then let the child run ``kill_after`` seconds (None: to the end)
-    and SIGKILL it. What it said after ``ready`` (``done`` if it finished its work)."""
+def _run(proc: subprocess.Popen[str], kill_after: float | None, mark: str = "") -> str:
+    """Wait for ``ready`` (and then for the line ``mark``, if given), then let the child
+    run ``kill_after`` seconds (None: to the end) and SIGKILL it. What it said after
+    ``ready`` (``done`` if it finished its work)."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.kill()
         raise AssertionError(f"the child did not start: {line!r} {proc.communicate()[1]}")
+    if mark:
+        line = proc.stdout.readline()
+        assert line.strip() == mark, line
+        kill_after = kill_after or 0.0
+        if kill_after > 0:
+            time.sleep(kill_after)
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, -signal.SIGKILL), err
+        return line + out
     if kill_after is not None:
         time.sleep(kill_after)
         proc.send_signal(signal.SIGKILL)
@@ -278,7 +289,10 @@ def test_kill_during_restore(source: Source, tmp_path: Path) -> None:
     for i, backend in enumerate(backends):
         url, pg = target(i, backend)
         try:
-            said = _run(_child("restore", url, TARGET, *extra), rng.uniform(0, full * 2.5))
+            # Half the kills at any point, half once the transaction writes.
+            said = (_run(_child("restore", url, TARGET, *extra), rng.uniform(0, full * 1.3))
+                    if i % 2 else _run(_child("restore", url, TARGET, *extra),
+                                       rng.uniform(0, full * 0.8), mark="writing"))
             done = "done" in said
             outcomes["finished" if done else "killed"] += 1
             state = _state(url, source)

@@ -156,7 +156,8 @@ def test_drill_postgresql_to_sqlite_to_postgresql(instances: list[_Instance],
     _check(pg.n, seeded)
 
     mib = first.stat().st_size / 2**20
-    print(f"\nDRILL {KEYS} keys, {seeded.versions} versions, {len(seeded.goldens) + len(seeded.service_goldens)} goldens, "
+    goldens = len(seeded.goldens) + len(seeded.service_goldens)
+    print(f"\nDRILL {KEYS} keys, {seeded.versions} versions, {goldens} goldens, "
           f"{len(seeded.signatures)} signatures; archive {mib:.1f} MiB\n"
           f"  seed (PostgreSQL)            {seeded.seconds:7.1f} s\n"
           f"  backup  PostgreSQL           {pg_backup:7.1f} s  ({KEYS / pg_backup:,.0f} keys/s)\n"

@@ -167,7 +167,8 @@ _GLOBAL_OPTIONS = ("--format", "--addr", "--token", "--ca-cert", "--client-cert"
 def hoist_global_options(argv: list[str]) -> list[str]:
     """Move ``--format``, ``--addr``, ``--token`` and the TLS options (with their values)
     to the front, so they work after a subcommand too (``keykeeper key list --format
-    json``), as Vault's CLI allows. Anything after ``--`` is left alone."""
+    json``), as Vault's CLI allows. Anything after ``--`` is left alone, and so is a
+    ``--format`` naming a key-material format (``key import --format raw``)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -176,8 +177,12 @@ def hoist_global_options(argv: list[str]) -> list[str]:
         if arg == "--":
             rest.extend(argv[i:])
             break
-        name = arg.split("=", 1)[0]
-        if name in _GLOBAL_OPTIONS:
+        name, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(argv):
+            value = argv[i + 1]
+        if name == "--format" and value in transfer_cmds.MATERIAL_FORMATS:
+            rest.append(arg)  # ``key import --format raw``: the material's format stays
+        elif name in _GLOBAL_OPTIONS:
             if "=" in arg:
                 front.append(arg)
             else:

@@ -26,8 +26,9 @@ SHARES_WARNING = (
 
 
 def _read_file(path: Path, flag: str) -> str:
+    # Only the line ending goes: a passphrase's own spaces are part of it (as at init).
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise typer.BadParameter(f"{path} is not UTF-8 text", param_hint=flag) from None
     except OSError as exc:
@@ -45,8 +46,8 @@ def read_secret(path: Path | None, flag: str, env: str, prompt: str) -> str:
     if os.environ.get(env):
         return os.environ[env]
     if not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    return str(typer.prompt(prompt, hide_input=True, err=True)).strip()
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt(prompt, hide_input=True, err=True))
 
 
 def implied_seal(passphrase_file: Path | None, share_file: Path | None) -> str | None:

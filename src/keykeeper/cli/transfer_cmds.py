@@ -14,7 +14,11 @@ import typer
 from keykeeper.cli._output import output_file
 from keykeeper.cli._state import emit_fields, emit_json, emit_key, get_state, stderr
 
-__all__ = ["export_key", "import_key", "import_params"]
+__all__ = ["MATERIAL_FORMATS", "export_key", "import_key", "import_params"]
+
+#: The values of ``key import --format`` (the material's format, not the output's: cli/main.py
+#: leaves ``--format`` with one of these in place instead of hoisting it).
+MATERIAL_FORMATS = ("raw", "pkcs8", "pkcs1", "sec1", "spki")
 
 KEY_ARG = typer.Argument(..., help="Key id, namespace:name, or name (namespace default).")
 

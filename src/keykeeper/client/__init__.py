@@ -38,6 +38,7 @@ from keykeeper.client._lifecycle import (
     UsageTotals,
 )
 from keykeeper.client._scheduler import JobRun, JobRunResult, SchedulerStatus
+from keykeeper.client._transfer import ExportedKey, ImportParameters
 from keykeeper.client.approval_models import (
     Approval,
     ApprovalPage,
@@ -112,10 +113,12 @@ __all__ = [
     "Encapsulation",
     "EncryptItem",
     "EncryptResult",
+    "ExportedKey",
     "GeneratedRoot",
     "Grant",
     "GrantDeleted",
     "Health",
+    "ImportParameters",
     "InitResult",
     "ItemError",
     "JobRun",

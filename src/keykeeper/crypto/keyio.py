@@ -158,7 +158,8 @@ _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----\r?\n(.*?)-----END \1-----
 def _from_pem(data: bytes) -> tuple[str, bytes]:
     """(label, DER) of a single PEM block; InvalidArgument if malformed or encrypted."""
     found = _PEM.search(data)
-    if found is None or data.count(b"-----BEGIN") != 1:
+    if (found is None or data.count(b"-----BEGIN") != 1
+            or data[:found.start()].strip() or data[found.end():].strip()):
         raise InvalidArgument("key material is not a single well-formed PEM block")
     label = found.group(1).decode("ascii")
     body = found.group(2)

@@ -189,7 +189,10 @@ def load_wrapping_public_key(data: bytes | str) -> rsa.RSAPublicKey:
         "wrapping_public_key", data)
     try:
         if raw.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(raw.strip())
+            pem = raw.strip()
+            if pem.count(b"-----BEGIN") != 1 or not pem.endswith(b"-----"):
+                raise ValueError("not one PEM block alone")  # e.g. junk after END
+            key = serialization.load_pem_public_key(pem)
         else:
             key = serialization.load_der_public_key(raw)
     except (ValueError, TypeError, UnsupportedAlgorithm):

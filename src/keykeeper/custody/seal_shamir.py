@@ -144,7 +144,10 @@ class ShareCollector:
         threshold, else None."""
         raw = decode_share(share)
         with self._lock:
-            if nonce is not None and not hmac.compare_digest(nonce, self._nonce):
+            # Compared as bytes: compare_digest refuses non-ASCII str (a TypeError, not a
+            # stale nonce).
+            if nonce is not None and not hmac.compare_digest(
+                    nonce.encode("utf-8", "replace"), self._nonce.encode()):
                 _zero(raw)
                 raise FailedPrecondition("this attempt was completed or reset (the nonce "
                                          "does not match); start again")

@@ -166,7 +166,8 @@ class RekeyService:
         record = self._record()
         with self._lock:
             a = self._attempt
-            if a is None or not hmac.compare_digest(nonce, a.nonce):
+            if a is None or not hmac.compare_digest(nonce.encode("utf-8", "replace"),
+                                                    a.nonce.encode()):
                 raise FailedPrecondition("no rekey in progress with this nonce; start one "
                                          "with rekey init")
         opened = a.gate.present(record, passphrase=passphrase, key=key)

@@ -261,6 +261,9 @@ class SystemService:
                                            nonce=nonce)
         if isinstance(opened, Opened):
             self._finish_unseal(opened)
+        if not self._d.custody.sealed:
+            # A share that raced the one completing the threshold is not kept in memory.
+            self._unseal_gate.shares.reset()
         return self.health()
 
     def _finish_unseal(self, opened: Opened) -> None:
@@ -387,9 +390,10 @@ class SystemService:
     def seal(self) -> Health:
         """Seal this process now, and every other worker and node within a second (the seal
         generation in the store moves on; see :meth:`sealed`). Under pkcs11 only a restart
-        unseals again."""
+        unseals again. A rekey in progress here is cancelled (its shares forgotten)."""
         self._auto_pending = False
         self._d.custody.seal()
+        self.rekey.cancel()
         with self._d.transaction() as conn:
             generation = int(self._d.system.get_config(conn, _SEAL_GENERATION) or 0)
             self._d.system.set_config(conn, _SEAL_GENERATION, generation + 1)
