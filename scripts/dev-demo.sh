@@ -114,6 +114,16 @@ keykeeper decrypt demo-orders "${CT1}" --context tenant=acme || true
 step keykeeper key compromise-report demo-orders --version 1
 
 echo
+echo "== backups: encrypted for a quorum of custodians, verified offline =="
+step keykeeper backup custodian-keygen --out "${DATA_DIR}/alice.key" --public-out "${DATA_DIR}/alice.pub"
+step keykeeper backup custodian-keygen --out "${DATA_DIR}/bob.key" --public-out "${DATA_DIR}/bob.pub"
+step keykeeper backup create --out "${DATA_DIR}/demo.backup" --custodian-key "${DATA_DIR}/alice.pub" \
+  --custodian-key "${DATA_DIR}/bob.pub" --custodian-threshold 2
+step keykeeper backup signing-key --out "${DATA_DIR}/signer.pem"
+step keykeeper backup verify "${DATA_DIR}/demo.backup" --signer "${DATA_DIR}/signer.pem" \
+  --custodian-key "${DATA_DIR}/alice.key" --custodian-key "${DATA_DIR}/bob.key"
+
+echo
 echo "== the audit trail: hash-chained, HMAC'd, checkpoints signed =="
 step keykeeper audit search --principal demo-checkout
 step keykeeper audit verify "${DATA_DIR}/audit.log"
