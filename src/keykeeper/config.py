@@ -29,6 +29,9 @@ processes receive them):
 ``KEYKEEPER_BACKUP_CUSTODIANS``    custodian public key PEM files, comma-separated (required
                                    with ``KEYKEEPER_BACKUP_DIR``)
 ``KEYKEEPER_BACKUP_THRESHOLD``     custodians needed to open a scheduled archive (2)
+``KEYKEEPER_BACKUP_MIN_QUORUM``    the fewest people (share or custodian threshold) any
+                                   archive may be opened by, for REST, CLI and scheduled
+                                   backups (2; 1 lets one person open an archive alone)
 ``KEYKEEPER_ALERT_RULES``          JSON file tuning the anomaly rules (docs/monitoring.md)
 ``KEYKEEPER_ALERT_WEBHOOK``        http(s) URL that receives each new alert as JSON
 ``KEYKEEPER_ALERT_DEDUP``          seconds an alert absorbs repeats of itself (600)
@@ -79,6 +82,11 @@ from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.app import create_app
 from keykeeper.service.audit_setup import AuditSettings, build_auditor
+from keykeeper.service.backup_export import (
+    DEFAULT_MIN_QUORUM,
+    MAX_MIN_QUORUM,
+    MIN_QUORUM_SETTING,
+)
 from keykeeper.service.backup_schedule import BackupSchedule, ScheduledBackups
 from keykeeper.service.deps import Deps, utcnow
 from keykeeper.service.facade import Services, build_services
@@ -115,6 +123,7 @@ class Settings:
     scheduler_interval: float = 10.0
     expiry_notice: int = 30 * 86400
     tls: TlsSettings | None = None  # KEYKEEPER_TLS_* (docs/tls.md); None: plain HTTP
+    backup_min_quorum: int = DEFAULT_MIN_QUORUM  # KEYKEEPER_BACKUP_MIN_QUORUM
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -149,6 +158,7 @@ class Settings:
                                         os.environ.get("KEYKEEPER_TLS_KEY_FILE"),
                                         os.environ.get("KEYKEEPER_TLS_CLIENT_CA_FILE"),
                                         os.environ.get("KEYKEEPER_TLS_CLIENT_AUTH")),
+            backup_min_quorum=_min_quorum(os.environ.get(MIN_QUORUM_SETTING) or ""),
         )
 
     @property
@@ -167,6 +177,15 @@ def _seconds(value: str, what: str) -> float:
     if not 0 < seconds < 86400:
         raise InvalidArgument(f"{what} must be a number of seconds above 0, got '{value}'")
     return seconds
+
+
+def _min_quorum(value: str) -> int:
+    """``KEYKEEPER_BACKUP_MIN_QUORUM``: 1..MAX_MIN_QUORUM people (default 2)."""
+    text = value.strip() or str(DEFAULT_MIN_QUORUM)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_MIN_QUORUM:
+        raise InvalidArgument(f"{MIN_QUORUM_SETTING} must be a number of people "
+                              f"1..{MAX_MIN_QUORUM}, got '{value[:32]}'")
+    return int(text)
 
 
 def _on_off(value: str, what: str) -> bool:
@@ -203,6 +222,12 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
     services.scheduling.node_id = settings.node_id or services.scheduling.node_id
     # KEYKEEPER_BACKUP_* (service/backup_schedule.py): checked even where no scheduler runs.
     backup_schedule = BackupSchedule.from_env(os.environ)
+    if services.backups is not None:
+        services.backups.create.min_quorum = settings.backup_min_quorum
+    if backup_schedule is not None and backup_schedule.threshold < settings.backup_min_quorum:
+        raise InvalidArgument(f"KEYKEEPER_BACKUP_THRESHOLD ({backup_schedule.threshold}) is "
+                              f"below {MIN_QUORUM_SETTING} ({settings.backup_min_quorum}): "
+                              "scheduled archives would be refused")
     if sweeper and settings.scheduler:
         extra = ([ScheduledBackups(services.backups, backup_schedule,
                                    auditor if auditor.enabled else None).job()]

@@ -99,9 +99,12 @@ def decode_value(kind: str, value: Any, where: str) -> Any:
             raise ArchiveInvalid(f"{where} should be an RFC 3339 time")
         try:
             when = datetime.fromisoformat(value)
-        except ValueError:
-            raise ArchiveInvalid(f"{where} should be an RFC 3339 time") from None
-        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            # In UTC, as written: a time whose UTC instant is out of range is refused here,
+            # not stored to break every later read of the row.
+            return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                    ).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise ArchiveInvalid(f"{where} should be an RFC 3339 time in range") from None
     if kind == "material":
         if (not isinstance(value, dict) or set(value) != {"namespace", "algorithm", "wrapped"}
                 or not isinstance(value["namespace"], str)
@@ -282,7 +285,7 @@ class ArchiveReader:
     def _json(self, line: bytes, what: str) -> Any:
         try:
             return json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ArchiveInvalid(f"{what} (line {self._line_no}) is not valid JSON "
                                  "(corrupted)") from None
 
@@ -305,8 +308,9 @@ class ArchiveReader:
                 raise ArchiveInvalid(f"record {obj['n']!r} is out of order (expected record "
                                      f"{expected}): the archive was re-ordered or cut")
             table = obj["t"]
-            if table not in self.header.tables:
-                raise ArchiveInvalid(f"record {expected} names an unknown table {table!r}")
+            if not isinstance(table, str) or table not in self.header.tables:
+                raise ArchiveInvalid(f"record {expected} names an unknown table "
+                                     f"{str(table)[:64]!r}")
             index = order.index(table)
             if index < table_index:
                 raise ArchiveInvalid(f"record {expected} ({table}) is out of the header's "
@@ -340,6 +344,9 @@ class ArchiveReader:
         self.signature = unb64(trailer["signature"], "the signature")
         self.mac = unb64(trailer["mac"], "the manifest MAC")
         expected = self._digests.manifest(self.records_read, list(self.header.tables))
+        if not isinstance(manifest.get("counts"), dict) or not isinstance(
+                manifest.get("digests"), dict):
+            raise ArchiveInvalid("the manifest is malformed (no counts or digests)")
         if manifest.get("records") != expected["records"]:
             raise ArchiveInvalid(f"the manifest counts {manifest.get('records')!r} records, "
                                  f"the archive holds {expected['records']}")

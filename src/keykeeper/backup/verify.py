@@ -113,6 +113,8 @@ def _custody_summary(header: Header) -> dict[str, object]:
         out["shares"] = {"count": shares.get("count"), "threshold": shares.get("threshold")}
     custodians = header.custody.get("custodians")
     if isinstance(custodians, dict):
+        if not isinstance(custodians.get("entries", []), list):
+            raise ArchiveInvalid("the archive's custodian entries are malformed")
         out["custodians"] = {
             "threshold": custodians.get("threshold"),
             "keys": [{"kind": e.get("kind"), "fingerprint": e.get("fingerprint")}

@@ -43,7 +43,8 @@ from keykeeper.service.deps import Deps
 from keykeeper.store import backup_tables as bt
 from keykeeper.store import schema
 
-__all__ = ["AUDIT_TABLE", "SIGN_INFO", "BackupCreate", "BackupPlan", "BackupSigner"]
+__all__ = ["AUDIT_TABLE", "DEFAULT_MIN_QUORUM", "MAX_MIN_QUORUM", "MIN_QUORUM_SETTING",
+           "SIGN_INFO", "BackupCreate", "BackupPlan", "BackupSigner", "check_quorum"]
 
 log = logging.getLogger("keykeeper.backup")
 
@@ -54,6 +55,10 @@ _AUDIT_COLUMNS = [["chain", "string"], ["seq", "int"], ["hash", "string"],
                   ["public_key", "string"]]
 MAX_CUSTODIANS = 32
 MAX_SELECTED_KEYS = 10_000
+#: ``KEYKEEPER_BACKUP_MIN_QUORUM`` by default: no single person opens an archive alone.
+DEFAULT_MIN_QUORUM = 2
+MAX_MIN_QUORUM = 32
+MIN_QUORUM_SETTING = "KEYKEEPER_BACKUP_MIN_QUORUM"
 _KEYED = {"keys": "id", "key_labels": "key_id", "key_versions": "key_id",
           "key_events": "key_id", "destruction_receipts": "key_id"}
 
@@ -96,12 +101,37 @@ class BackupPlan:
         return f"BackupPlan({self.backup_id})"
 
 
+def check_quorum(custody: dict[str, Any], min_quorum: int) -> None:
+    """Refuse custody that fewer than ``min_quorum`` people could open: every way to open
+    the archive (the share threshold M, the custodian threshold M) must need at least
+    ``min_quorum`` of them (issue 7 §1: "no single person can open a backup alone unless
+    the policy says M = 1"). ``custody`` is the header's custody object
+    (backup/custodians.py ``protect``). Raises FailedPrecondition naming
+    ``KEYKEEPER_BACKUP_MIN_QUORUM``."""
+    for block, what in (("shares", "share threshold"),
+                        ("custodians", "custodian threshold")):
+        entry = custody.get(block)
+        if not isinstance(entry, dict):
+            continue
+        m = int(entry.get("threshold") or 0)
+        if m < min_quorum:
+            raise FailedPrecondition(
+                f"the backup policy needs at least {min_quorum} people to open an archive "
+                f"({MIN_QUORUM_SETTING}={min_quorum}): a {what} of {m} is below it; ask for "
+                f"a {what} of {min_quorum} or more")
+
+
 class BackupCreate:
-    def __init__(self, deps: Deps, authz: Authorizer, auditor: Auditor) -> None:
+    """Makes archives. ``min_quorum`` (``KEYKEEPER_BACKUP_MIN_QUORUM``, set by config.py;
+    default 2): the fewest people any archive may be opened by (:func:`check_quorum`)."""
+
+    def __init__(self, deps: Deps, authz: Authorizer, auditor: Auditor,
+                 min_quorum: int = DEFAULT_MIN_QUORUM) -> None:
         self._d = deps
         self._authz = authz
         self._auditor = auditor
         self.signer = BackupSigner(deps)
+        self.min_quorum = min_quorum
 
     def plan(self, ctx: RequestContext, *, shares: int | None = None,
              threshold: int | None = None, custodian_keys: Sequence[str | bytes] = (),
@@ -111,7 +141,8 @@ class BackupCreate:
         ``threshold`` M; custodian public keys in PEM with ``custodian_threshold``), and
         optionally a selection of ``keys`` (ids, ``namespace:name`` or names). Raises
         PermissionDenied, InvalidArgument (no custodian, a bad threshold or key file),
-        NotFound (a selected key), Sealed."""
+        FailedPrecondition (a threshold below ``min_quorum``: REST, CLI and scheduled
+        backups alike), NotFound (a selected key), Sealed."""
         self._authz.require(ctx, "backup.create")
         if len(custodian_keys) > MAX_CUSTODIANS:
             raise InvalidArgument(f"at most {MAX_CUSTODIANS} custodian keys")
@@ -122,6 +153,7 @@ class BackupCreate:
         raw = new_backup_key()
         custody, texts = protect(raw, backup_id, shares=shares, threshold=threshold,
                                  custodians=publics, custodian_threshold=custodian_threshold)
+        check_quorum(custody, self.min_quorum)
         key = BackupKey(raw, backup_id)
         tables = [{"name": spec.name, "columns": [list(c) for c in bt.column_kinds(spec)]}
                   for spec in bt.ARCHIVED]

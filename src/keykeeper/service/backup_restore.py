@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
+from keykeeper.authz.model import ROOT
 from keykeeper.backup.errors import ArchiveInvalid, WrongBackupKey
 from keykeeper.backup.format import ArchiveReader, Header, Material, Record
 from keykeeper.backup.keys import BackupKey, fingerprint
@@ -132,6 +134,7 @@ class BackupRestore:
                                  "key recovered with custodian private keys)")
         with open_archive() as stream:
             header = ArchiveReader(stream).header
+        _check_tables(header)
         own = self._signer.fingerprint()
         actual = fingerprint(header.signer_public)
         if (opts.signer is None and actual != own and opts.backup_key is not None):
@@ -149,11 +152,19 @@ class BackupRestore:
             with self._d.transaction() as conn:
                 if opts.force and opts.approval_id is not None:
                     self._consume(conn, ctx, opts.approval_id)
-                known = self._check_target(conn, opts.force)
-                with open_archive() as stream:
-                    result = self._write(conn, stream, header, key, opts, known, keks)
+                known = self._check_target(conn, opts.force, only=_scope(header))
+                try:
+                    with open_archive() as stream:
+                        result = self._write(conn, stream, header, key, opts, known, keks)
+                except IntegrityError:  # the transaction rolls back: nothing is written
+                    raise ArchiveInvalid("the archive's rows conflict with each other or "
+                                         "with this instance (a duplicate key, version or "
+                                         "name, or a row whose key or namespace is not "
+                                         "there), or another restore ran at the same "
+                                         "time") from None
         finally:
             self._forget_caches(keks)
+        self._audit_restored(ctx, result, archive_sha256)
         if result.restored_destroyed:
             self._auditor.note("backup.restore_destroyed", reason="forced",
                                detail=f"backup {header.backup_id} restored version(s) this "
@@ -162,6 +173,25 @@ class BackupRestore:
         log.warning("backup %s restored by %s%s: %s", header.backup_id, ctx.actor,
                     " (forced)" if opts.force else "", result.counts)
         return result
+
+    def _audit_restored(self, ctx: RequestContext, result: RestoreResult,
+                        digest: str) -> None:
+        """After the commit: ``items`` (keys restored) on the request's own outcome record,
+        and a ``backup.restored`` record with what was restored, from which archive, by
+        whom (the request's records carry no counts)."""
+        c = result.counts
+        ctx.items = c.get("keys", 0)
+        self._auditor.note("backup.restored", reason="forced" if result.forced else None,
+                           detail=(f"backup {result.backup_id} (archive sha256 {digest}) "
+                                   f"restored by {ctx.actor} over {ctx.interface} (request "
+                                   f"{ctx.request_id}"
+                                   + (f", approval {ctx.approval_id}" if ctx.approval_id
+                                      else "")
+                                   + f"): {c.get('keys', 0)} keys, "
+                                   f"{c.get('key_versions', 0)} versions, "
+                                   f"{c.get('namespaces', 0)} namespaces, "
+                                   f"{len(result.kept_destroyed)} versions kept destroyed, "
+                                   f"{len(result.restored_destroyed)} brought back"))
 
     # -- dual control -----------------------------------------------------------------------
     def _gate(self, ctx: RequestContext, header: Header, opts: RestoreOptions,
@@ -200,7 +230,8 @@ class BackupRestore:
         ctx.approval_id = approval_id
 
     # -- the target -------------------------------------------------------------------------
-    def _check_target(self, conn: Connection, force: bool) -> _Known:
+    def _check_target(self, conn: Connection, force: bool, *,
+                      only: frozenset[str] | None = None) -> _Known:
         keys = int(conn.execute(select(schema.keys.c.id).limit(1)).first() is not None)
         others = conn.execute(select(schema.namespaces.c.name)
                               .where(schema.namespaces.c.name != DEFAULT_NAMESPACE)
@@ -234,18 +265,21 @@ class BackupRestore:
         for nr in conn.execute(select(n.c.name, n.c.deleted_at)
                                .where(n.c.deleted_at.is_not(None))):
             known.deleted_namespaces[nr.name] = nr.deleted_at
-        # A forced restore replaces the key domain (keys, versions, labels, events).
-        conn.execute(schema.key_labels.delete())
-        conn.execute(schema.key_events.delete())
-        conn.execute(schema.import_tokens.delete())
-        conn.execute(schema.key_versions.delete())
-        conn.execute(schema.keys.delete())
+        # A forced restore replaces the key domain (keys, versions, labels, events); that
+        # of a per-key archive (``only``) replaces its keys and leaves the others be.
+        for table in (schema.key_labels, schema.key_events, schema.import_tokens,
+                      schema.key_versions):
+            conn.execute(table.delete() if only is None
+                         else table.delete().where(table.c.key_id.in_(only)))
+        conn.execute(schema.keys.delete() if only is None
+                     else schema.keys.delete().where(schema.keys.c.id.in_(only)))
         return known
 
     # -- writing ----------------------------------------------------------------------------
     def _write(self, conn: Connection, stream: IO[bytes], header: Header, key: BackupKey,
                opts: RestoreOptions, known: _Known, keks: dict[str, bytes]) -> RestoreResult:
         specs = {spec.name: spec for spec in bt.ARCHIVED}
+        only = _scope(header)
         result = RestoreResult(backup_id=header.backup_id, counts={}, forced=opts.force)
         pending: dict[str, list[dict[str, Any]]] = {}
         key_meta: dict[str, tuple[str, str]] = {}
@@ -270,6 +304,9 @@ class BackupRestore:
                 self._namespace(conn, row, keks, known, opts)
                 return
             if table == "keys":
+                if only is not None and row["id"] not in only:
+                    raise ArchiveInvalid(f"key {str(row['id'])[:64]} is not among the keys "
+                                         "the archive's scope names")
                 key_meta[row["id"]] = (row["namespace"], row["algorithm"])
                 gone = known.keys.get(row["id"])
                 if gone is not None and not opts.restore_destroyed:
@@ -279,6 +316,7 @@ class BackupRestore:
             elif table == "key_versions":
                 row = self._version(row, material, key_meta, keks, known, opts, result)
             elif table in ("principals", "tokens", "roles", "grants", "system_config"):
+                _check_identity(spec, row)
                 self._replace(conn, spec, row)
             elif table == "destruction_receipts" and row["id"] in receipts:
                 return
@@ -372,3 +410,57 @@ class BackupRestore:
             self._lookup.forget_namespace(name)
         self._lookup.forget_all()  # keys cached by id or bare name too
         self._authz.invalidate()
+
+
+def _check_tables(header: Header) -> None:
+    """Refuse an archive whose header names a table, a column or a column kind this
+    instance does not archive, or lacks a column a row cannot go without: the signature
+    and the MAC only prove the archive is as its maker (whoever held the shares) wrote it,
+    so a restore writes only what a backup of this schema holds (ArchiveInvalid)."""
+    specs = {spec.name: spec for spec in bt.ARCHIVED}
+    for name, columns in header.tables.items():
+        if name == AUDIT_TABLE:
+            continue
+        spec = specs.get(name)
+        if spec is None:
+            raise ArchiveInvalid(f"the archive holds table {name[:64]!r}, which a backup "
+                                 "does not hold")
+        kinds = dict(bt.column_kinds(spec))
+        for column, kind in columns:
+            if kinds.get(column) != kind:
+                raise ArchiveInvalid(f"table {name} has a column {column[:64]!r} of kind "
+                                     f"{kind} that a backup does not hold")
+        given = {c for c, _ in columns}
+        for c in spec.table.columns:
+            required = c.primary_key or (not c.nullable and c.default is None
+                                         and c.server_default is None)
+            if (required and c.name not in given and c.name not in spec.omitted
+                    and c.name not in spec.surrogate):
+                raise ArchiveInvalid(f"table {name} lacks the column {c.name}")
+
+
+def _check_identity(spec: bt.ArchivedTable, row: dict[str, Any]) -> None:
+    """What a backup never holds of identities and policies: ``system_config`` rows other
+    than the policies, and anything of ``root``, the break-glass principal of each
+    instance's own init token (ArchiveInvalid)."""
+    if spec.config_names and row.get("name") not in spec.config_names:
+        raise ArchiveInvalid(f"the archive holds the system_config row "
+                             f"{str(row.get('name'))[:64]!r}: a backup holds only the "
+                             f"policies ({', '.join(spec.config_names)})")
+    if ((spec.name == "tokens" and row.get("principal") == ROOT)
+            or (spec.name == "principals" and row.get("name") == ROOT)):
+        raise ArchiveInvalid(f"the archive holds a {spec.name[:-1]} of {ROOT}: a backup "
+                             f"never carries the break-glass principal of an instance")
+
+
+def _scope(header: Header) -> frozenset[str] | None:
+    """The key ids of a per-key archive (``scope`` ``{"kind": "keys", "keys": [...]}``),
+    None for a full one; ArchiveInvalid for anything else."""
+    scope = header.raw.get("scope")
+    if scope == {"kind": "full"}:
+        return None
+    if (isinstance(scope, dict) and scope.get("kind") == "keys"
+            and isinstance(scope.get("keys"), list) and scope["keys"]
+            and all(isinstance(k, str) for k in scope["keys"])):
+        return frozenset(scope["keys"])
+    raise ArchiveInvalid("the archive's scope is malformed")

@@ -5,7 +5,8 @@ Shamir shares are shown once to whoever asks for a backup, and a scheduled job h
 to show them to: a scheduled archive is protected for custodian public keys only
 (``KEYKEEPER_BACKUP_CUSTODIANS``, RSA-4096 or X25519 + ML-KEM-768 PEM files; any
 ``KEYKEEPER_BACKUP_THRESHOLD`` of them open it, 2 by default; docs/backup-format.md,
-Custody).
+Custody). The threshold may not be below ``KEYKEEPER_BACKUP_MIN_QUORUM`` (config.py
+refuses to start; a run would be refused by ``BackupCreate.plan`` as any backup is).
 
 Each run (on the scheduler's leader, while unsealed):
 

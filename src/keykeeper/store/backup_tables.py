@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
 )
 
+from keykeeper.authz.model import ROOT
 from keykeeper.store import schema as s
 
 __all__ = ["ARCHIVED", "LEFT_OUT", "ArchivedTable", "column_kinds", "count", "delete_rows",
@@ -45,6 +46,7 @@ class ArchivedTable:
     material: str | None = None          # re-wrapped under the backup key
     surrogate: tuple[str, ...] = ()      # archived, not restored (the target numbers them)
     config_names: tuple[str, ...] = ()   # system_config: only these rows
+    excluded: tuple[tuple[str, str], ...] = ()  # (column, value): rows never archived
 
     @property
     def name(self) -> str:
@@ -58,7 +60,8 @@ ARCHIVED: tuple[ArchivedTable, ...] = (
     ArchivedTable(s.key_versions, material="wrapped_material"),
     ArchivedTable(s.key_events, surrogate=("id",)),
     ArchivedTable(s.principals),
-    ArchivedTable(s.tokens),
+    # The init (root) token is the break-glass of its own instance: never archived.
+    ArchivedTable(s.tokens, excluded=(("principal", ROOT),)),
     ArchivedTable(s.roles),
     ArchivedTable(s.grants),
     ArchivedTable(s.system_config, config_names=POLICY_CONFIG_NAMES),
@@ -101,6 +104,8 @@ def column_kinds(spec: ArchivedTable) -> list[tuple[str, str]]:
 def _filtered(spec: ArchivedTable, stmt: Any) -> Any:
     if spec.config_names:
         stmt = stmt.where(spec.table.c.name.in_(spec.config_names))
+    for column, value in spec.excluded:
+        stmt = stmt.where(spec.table.c[column] != value)
     return stmt
 
 
