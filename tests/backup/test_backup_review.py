@@ -264,7 +264,7 @@ def test_duplicate_key_is_refused(genuine: Any, target_factory: Any, tmp_path: P
         records.insert(records.index(key), json.loads(json.dumps(key)))
 
     bad = _forge(path, shares[:2], tmp_path / "dup.backup", mutate)
-    _refused(target_factory("sqlite"), bad, shares[:2], "")
+    _refused(target_factory("sqlite"), bad, shares[:2], "conflict")
 
 
 def test_key_in_a_namespace_not_archived_is_refused(genuine: Any, target_factory: Any,

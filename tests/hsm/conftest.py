@@ -29,11 +29,7 @@ def hsm_token() -> SoftToken:
     """A fresh token, visible in this process: SoftHSM reads its token directory at
     ``C_Initialize``, so the library is finalized and initialized again (which closes
     every session this process had: call it before opening any for the test)."""
-    t = new_token()
-    import pkcs11
-
-    pkcs11.lib(LIBRARY).reinitialize()
-    return t
+    return new_token()  # reinitializes the library (tests/support/softhsm.py)
 
 
 @pytest.fixture

@@ -88,6 +88,12 @@ def new_token(label: str | None = None) -> SoftToken:
     pin_file = directory / f"{label}.pin"
     pin_file.write_text(pin + "\n")
     pin_file.chmod(0o600)
+    # SoftHSM reads its token directory at C_Initialize: finalize and initialize the library
+    # again so this process sees the new token whatever ran before (this closes every
+    # session the process had, so make tokens before opening sessions in a test).
+    import pkcs11
+
+    pkcs11.lib(LIBRARY).reinitialize()
     return SoftToken(label=label, pin=pin, serial=serial, pin_file=pin_file)
 
 
