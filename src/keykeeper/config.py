@@ -268,8 +268,8 @@ def _lifespan(services: Services) -> Callable[[Any], AbstractAsyncContextManager
             while True:
                 await asyncio.sleep(AUTO_UNSEAL_RETRY_SECONDS)
                 if services.system.needs_auto_unseal():
-                    try:
-                        await run_in_threadpool(services.system.auto_unseal)
+                    try:  # not after a refused PIN (service/system.py retry_auto_unseal)
+                        await run_in_threadpool(services.system.retry_auto_unseal)
                     except Exception:
                         log.exception("pkcs11 auto-unseal retry failed")
 

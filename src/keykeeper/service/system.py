@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from keykeeper import __version__
 from keykeeper.authz.model import ROOT
+from keykeeper.custody.hsm.token import LoginRefused
 from keykeeper.custody.keyring import Custody
 from keykeeper.custody.passphrase import seal_root_key
 from keykeeper.custody.root import HsmRoot, RootWrapper
@@ -226,7 +227,9 @@ class SystemService:
         """Unseal with the material of the seal type: the ``passphrase`` (a wrong one is an
         error even when already unsealed); one base64 share ``key`` per call until the
         threshold (``nonce`` optionally pins the attempt; ``reset`` drops the shares given
-        so far); under pkcs11 no material: retries a failed auto-unseal.
+        so far); under pkcs11 no material: reads the PIN again (KEYKEEPER_PKCS11_PIN_FILE,
+        else KEYKEEPER_PKCS11_PIN) and tries the auto-unseal once -- after the token
+        refused the PIN, only if the PIN changed (docs/seal.md).
 
         Raises FailedPrecondition before init, after an operator's seal under pkcs11
         (restart to auto-unseal) or for a stale nonce; InvalidArgument for wrong or
@@ -250,6 +253,7 @@ class SystemService:
                     raise FailedPrecondition(
                         "sealed by an operator: the pkcs11 seal unseals itself when the "
                         "server starts; restart the server")
+                self._reload_pin()
                 self.auto_unseal(raise_errors=True)
             return self.health()
         if isinstance(record, SealedShamir) and not self._d.custody.sealed:
@@ -265,6 +269,21 @@ class SystemService:
             # A share that raced the one completing the threshold is not kept in memory.
             self._unseal_gate.shares.reset()
         return self.health()
+
+    def _reload_pin(self) -> None:
+        """Before an explicit pkcs11 unseal: read the PIN again, so a corrected PIN file
+        counts without a restart. After the token refused the PIN, the same PIN is not
+        tried again (Unavailable, no login): this call needs no credentials, and a real
+        HSM locks the PIN after a few failed logins."""
+        token = self._d.custody.hsm
+        if token is None:
+            return
+        if not token.login_refused:
+            token.reload_pin()
+        elif not token.reload_pin(only_if_changed=True):
+            raise Unavailable("the HSM refused this PIN and it has not changed: no login is "
+                              "tried, so the token does not lock the PIN; correct "
+                              "KEYKEEPER_PKCS11_PIN_FILE, then unseal again")
 
     def _finish_unseal(self, opened: Opened) -> None:
         try:
@@ -282,10 +301,31 @@ class SystemService:
         """True while a pkcs11 auto-unseal is owed (at start, until it succeeds)."""
         return self._auto_pending and self._d.custody.sealed
 
+    def retry_auto_unseal(self) -> bool:
+        """The periodic retry (config.py, every ``AUTO_UNSEAL_RETRY_SECONDS``) of an owed
+        pkcs11 auto-unseal. Token faults (missing token, library error) are retried each
+        time; after the token *refused the PIN* nothing is tried (a real HSM locks the PIN
+        after a few failures) until the PIN file holds another PIN -- then once. True
+        when this call unsealed."""
+        if not self.needs_auto_unseal():
+            return False
+        token = self._d.custody.hsm
+        if token is not None and token.login_refused:
+            try:
+                if not token.reload_pin(only_if_changed=True):
+                    return False
+            except KeykeeperError as exc:
+                self.seal_error = exc.detail
+                return False
+            log.info("the PKCS#11 PIN changed: trying the auto-unseal once")
+        return self.auto_unseal()
+
     def auto_unseal(self, *, raise_errors: bool = False) -> bool:
         """Unseal with the configured token when the seal is pkcs11 (at start, and on retry
         while it fails). False, with the reason in :attr:`seal_error` and the log, when
-        the token is unusable: the server stays sealed, nothing falls back."""
+        the token is unusable: the server stays sealed, nothing falls back. A refused PIN
+        (:class:`~keykeeper.custody.hsm.token.LoginRefused`) stops the retries
+        (:meth:`retry_auto_unseal`)."""
         record = self.record(fresh=True) if self.initialized() else None
         if not isinstance(record, SealedPkcs11) or not self._d.custody.sealed:
             return False
@@ -293,9 +333,15 @@ class SystemService:
         try:
             opened = self._unseal_gate.present(record)
         except KeykeeperError as exc:
-            if self.seal_error != exc.detail:
-                log.warning("pkcs11 auto-unseal failed, staying sealed: %s", exc.detail)
-            self.seal_error = exc.detail
+            detail = exc.detail
+            if isinstance(exc, LoginRefused):
+                detail = (f"the HSM refused the PIN ({exc.reason}); automatic unseal "
+                          "retries are stopped so the token does not lock the PIN: correct "
+                          "the PIN (KEYKEEPER_PKCS11_PIN_FILE), then run `keykeeper unseal` "
+                          "or restart the server")
+            if self.seal_error != detail:
+                log.warning("pkcs11 auto-unseal failed, staying sealed: %s", detail)
+            self.seal_error = detail
             if raise_errors:
                 raise
             return False

@@ -8,6 +8,10 @@ Every PKCS#11 fault becomes a keykeeper error that fails closed (issue 6 §2):
 
 * the library cannot be loaded, the token is missing, the PIN is wrong or locked, or a
   session fails: :class:`~keykeeper.errors.Unavailable` (503);
+* a login the token refused (wrong, locked, expired or invalid PIN) is
+  :class:`LoginRefused` (an ``Unavailable``), and the token then tries no more logins
+  until :meth:`Token.reload_pin`: a real HSM locks the user PIN after a few failures, so a
+  wrong PIN must not be retried on every request or every retry tick (docs/hsm.md);
 * the token lacks a mechanism: :class:`~keykeeper.errors.FailedPrecondition` (409).
 
 Never a fall-back to software keys. A session that raised is closed, not returned to the
@@ -22,6 +26,8 @@ call pays for opening one.
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import logging
 import os
 import queue
@@ -34,7 +40,7 @@ from typing import Any
 
 from keykeeper.errors import FailedPrecondition, InvalidArgument, KeykeeperError, Unavailable
 
-__all__ = ["HsmConfig", "Token"]
+__all__ = ["HsmConfig", "LoginRefused", "Token"]
 
 log = logging.getLogger("keykeeper.hsm")
 
@@ -85,6 +91,25 @@ class HsmConfig:
                    token_label=label, token_serial=serial, pin=pin)
 
 
+class LoginRefused(Unavailable):
+    """The token refused the user PIN (``reason``: the PKCS#11 error's class name, e.g.
+    ``PinIncorrect``). Still ``unavailable`` (503) to a caller; the token tries no more
+    logins until :meth:`Token.reload_pin`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the HSM refused the login ({reason}); no more logins are "
+                         "tried, so the token does not lock the PIN: correct the PIN, then "
+                         "unseal again (pkcs11 seal) or restart the server")
+
+
+def _login_refusals() -> tuple[type[BaseException], ...]:
+    import pkcs11.exceptions as p11x
+
+    return (p11x.PinIncorrect, p11x.PinLocked, p11x.PinExpired, p11x.PinInvalid,
+            p11x.PinLenRange, p11x.UserPinNotInitialized)
+
+
 def _fault(exc: BaseException) -> KeykeeperError:
     """Map a python-pkcs11 exception to a fail-closed keykeeper error (no PIN, no text
     from the library beyond the exception class name)."""
@@ -94,8 +119,8 @@ def _fault(exc: BaseException) -> KeykeeperError:
     if isinstance(exc, (p11x.MechanismInvalid, p11x.MechanismParamInvalid,
                         p11x.FunctionNotSupported)):
         return FailedPrecondition(f"the HSM does not support this operation ({name})")
-    if isinstance(exc, (p11x.PinIncorrect, p11x.PinLocked, p11x.PinExpired)):
-        return Unavailable(f"the HSM refused the login ({name})")
+    if isinstance(exc, _login_refusals()):
+        return LoginRefused(name)
     return Unavailable(f"the HSM failed ({name})")
 
 
@@ -103,7 +128,9 @@ class Token:
     """A logged-in PKCS#11 token with a small pool of read-write sessions.
 
     ``with token.session() as s:`` lends a python-pkcs11 ``Session``. Thread-safe.
-    Raises :class:`Unavailable` when the token cannot be reached or logged in to.
+    Raises :class:`Unavailable` when the token cannot be reached or logged in to, and
+    :class:`LoginRefused` (without calling the token again) once it refused the PIN.
+    ``login_attempts`` counts the ``C_Login`` calls made (what a token's PIN counter sees).
     """
 
     def __init__(self, config: HsmConfig, pool_size: int = POOL_SIZE) -> None:
@@ -112,6 +139,33 @@ class Token:
         self._slots = threading.BoundedSemaphore(pool_size)
         self._lock = threading.Lock()
         self._token: Any = None
+        self._refused: LoginRefused | None = None
+        self.login_attempts = 0
+
+    @property
+    def login_refused(self) -> bool:
+        """True after the token refused the PIN, until :meth:`reload_pin`."""
+        return self._refused is not None
+
+    def reload_pin(self, env: Mapping[str, str] | None = None, *,
+                   only_if_changed: bool = False) -> bool:
+        """Read the user PIN again (``KEYKEEPER_PKCS11_PIN_FILE``, else
+        ``KEYKEEPER_PKCS11_PIN``; :meth:`HsmConfig.from_env`) and allow logins again.
+        The library, label and serial stay as configured at start. With
+        ``only_if_changed``, a PIN equal to the current one changes nothing and answers
+        False (so a refused PIN is not tried again). InvalidArgument when the PIN
+        settings are gone or the file cannot be read."""
+        fresh = HsmConfig.from_env(env)
+        if fresh is None:
+            raise InvalidArgument("the PKCS#11 token settings are gone: set "
+                                  "KEYKEEPER_PKCS11_TOKEN_LABEL (or _SERIAL)")
+        with self._lock:
+            same = hmac.compare_digest(fresh.pin.encode(), self.config.pin.encode())
+            if only_if_changed and same:
+                return False
+            self.config = dataclasses.replace(self.config, pin=fresh.pin)
+            self._refused = None
+            return True
 
     def _open_token(self) -> Any:
         with LIBRARY_LOCK, self._lock:
@@ -139,18 +193,26 @@ class Token:
     def _new_session(self) -> Any:
         import pkcs11.exceptions as p11x
 
+        if self._refused is not None:  # never C_Login again with a refused PIN
+            raise LoginRefused(self._refused.reason)
         token = self._open_token()
         try:
             try:
+                self.login_attempts += 1
                 return token.open(user_pin=self.config.pin, rw=True)
             except p11x.UserAlreadyLoggedIn:
                 # PKCS#11 login state is per process and token (v2.40 §5.6): another
                 # session logged in already, so this one shares that login.
                 return token.open(rw=True)
         except Exception as exc:
+            fault = _fault(exc)
             with self._lock:  # a reset or removed token: find it again next time
                 self._token = None
-            raise _fault(exc) from None
+                if isinstance(fault, LoginRefused):
+                    self._refused = fault
+                    log.warning("the PKCS#11 token refused the login (%s): no more logins "
+                                "until the PIN is reloaded", fault.reason)
+            raise fault from None
 
     @contextmanager
     def session(self) -> Iterator[Any]:
