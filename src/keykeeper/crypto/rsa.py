@@ -22,6 +22,7 @@ from keykeeper.errors import DecryptionFailed, FailedPrecondition, InvalidArgume
 __all__ = [
     "RsaKeyHandle",
     "RsaPublicKeyHandle",
+    "check_rsa_public_numbers",
     "generate_rsa",
     "rsa_private_handle",
     "rsa_public_handle",
@@ -36,7 +37,8 @@ def generate_rsa(spec: AlgorithmSpec) -> bytes:
     return private_der(rsa.generate_private_key(PUBLIC_EXPONENT, spec.key_bits))
 
 
-def _check_public_numbers(spec: AlgorithmSpec, key: rsa.RSAPublicKey) -> None:
+def check_rsa_public_numbers(spec: AlgorithmSpec, key: rsa.RSAPublicKey) -> None:
+    """The modulus has the spec's size and the exponent is allowed (InvalidArgument)."""
     if key.key_size != spec.key_bits:
         raise wrong_key_type(spec, f"modulus is {key.key_size} bits, not {spec.key_bits}")
     e = key.public_numbers().e
@@ -48,14 +50,14 @@ def _check_public_numbers(spec: AlgorithmSpec, key: rsa.RSAPublicKey) -> None:
 def rsa_private_handle(spec: AlgorithmSpec, key: PrivateKeyTypes) -> RsaKeyHandle:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise wrong_key_type(spec, "not an RSA private key")
-    _check_public_numbers(spec, key.public_key())
+    check_rsa_public_numbers(spec, key.public_key())
     return RsaKeyHandle(spec, key)
 
 
 def rsa_public_handle(spec: AlgorithmSpec, key: PublicKeyTypes) -> RsaPublicKeyHandle:
     if not isinstance(key, rsa.RSAPublicKey):
         raise wrong_key_type(spec, "not an RSA public key")
-    _check_public_numbers(spec, key)
+    check_rsa_public_numbers(spec, key)
     return RsaPublicKeyHandle(spec, key)
 
 

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.keywrap import (
 
 from keykeeper.crypto.base import KeyHandle, PublicKeyHandle, require_bytes
 from keykeeper.crypto.keyio import private_der, public_pem, wrong_key_type
+from keykeeper.crypto.rsa import check_rsa_public_numbers
 from keykeeper.crypto.spec import AlgorithmSpec
 from keykeeper.errors import DecryptionFailed, InvalidArgument
 
@@ -245,14 +246,6 @@ class AesKwpKeyHandle(KeyHandle):
         return kwp_unwrap(self._key, wrapped)
 
 
-def _check_rsa(spec: AlgorithmSpec, key: rsa.RSAPublicKey) -> None:
-    if key.key_size != spec.key_bits:
-        raise wrong_key_type(spec, f"modulus is {key.key_size} bits, not {spec.key_bits}")
-    e = key.public_numbers().e
-    if not (2**16 < e < 2**256 and e % 2 == 1):
-        raise wrong_key_type(spec, "public exponent is outside 2**16 < e < 2**256")
-
-
 class RsaWrapPublicKeyHandle(PublicKeyHandle):
     """Public half of an ``RSA_OAEP_*_SHA256_KWP`` key: ``wrap`` (RSA-AES key wrap)."""
 
@@ -293,12 +286,12 @@ class RsaWrapKeyHandle(KeyHandle):
 def rsa_wrap_private_handle(spec: AlgorithmSpec, key: PrivateKeyTypes) -> RsaWrapKeyHandle:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise wrong_key_type(spec, "not an RSA private key")
-    _check_rsa(spec, key.public_key())
+    check_rsa_public_numbers(spec, key.public_key())
     return RsaWrapKeyHandle(spec, key)
 
 
 def rsa_wrap_public_handle(spec: AlgorithmSpec, key: PublicKeyTypes) -> RsaWrapPublicKeyHandle:
     if not isinstance(key, rsa.RSAPublicKey):
         raise wrong_key_type(spec, "not an RSA public key")
-    _check_rsa(spec, key)
+    check_rsa_public_numbers(spec, key)
     return RsaWrapPublicKeyHandle(spec, key)
