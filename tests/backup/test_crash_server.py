@@ -131,7 +131,7 @@ def _in_thread(call: Callable[[], Any]) -> Outcome:
     def run() -> None:
         try:
             out.value = call()
-        except BaseException as exc:  # noqa: BLE001 (inspected by the test)
+        except BaseException as exc:  # inspected by the test
             out.error = exc
         finally:
             out.done.set()
@@ -165,6 +165,7 @@ class Sources:
     by_backend: dict[str, Source]
     reference: Path          # a complete archive of the SQLite source
     shares: list[str]
+    signer: str              # the source's signing key fingerprint, pinned by restores
     records: int             # records of a complete archive
     tmp: Path
 
@@ -188,7 +189,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sources]:
             created = kk.backup_create(reference, shares=3, threshold=2)
         report = verify_archive(lambda: reference.open("rb"), shares=created.shares[:2])
         assert report.opened and report.counts["keys"] == KEYS
-        yield Sources(made, reference, created.shares, report.records, tmp)
+        yield Sources(made, reference, created.shares, created.signer, report.records, tmp)
     finally:
         for source in made.values():
             source.server.stop()
@@ -247,9 +248,9 @@ def test_kill_server_during_backup_create(sources: Sources, tmp_path: Path) -> N
                 assert left == [], f"a killed backup left {left}"  # nothing, not even .part
         if returned:
             shares = outcome.value.shares
-            opener = ((lambda: final.open("rb")) if to_path
-                      else (lambda: io.BytesIO(received.getvalue())))
-            report = verify_archive(opener, shares=shares[1:])
+            data = final.read_bytes() if to_path else received.getvalue()
+            report = verify_archive(lambda data=data: io.BytesIO(data),  # type: ignore[misc]
+                                    shares=shares[1:])
             assert report.opened and report.counts["keys"] == KEYS
             assert report.records == sources.records  # whole, by an outside count
             counts["kept"] += 1
@@ -390,25 +391,30 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
 
     def restore(t: Target) -> Any:
         with _client(t.server) as kk:
-            result = kk.backup_restore(sources.reference, shares=sources.shares[:2])
+            result = kk.backup_restore(sources.reference, shares=sources.shares[:2],
+                                       signer=sources.signer)
         assert result.archive_sha256 == digest
         return result
 
     try:
-        # The measuring run: an uncut restore, and the two states to compare with.
-        first = target(-1, "sqlite")
-        empty = _counts(first.url)
-        started = time.monotonic()
-        restore(first)
-        full = time.monotonic() - started
-        assert _state(first, seeded, empty, None) == "restored"
-        whole = _counts(first.url)
-        first.server.stop()
+        plan = _plan(RESTORE_RUNS)
+        # A measuring run per backend: an uncut restore, and the two states to compare with.
+        full: dict[str, float] = {}
+        empty: dict[str, dict[str, int]] = {}
+        whole: dict[str, dict[str, int]] = {}
+        for k, backend in enumerate(sorted(set(plan))):
+            first = target(-1 - k, backend)
+            empty[backend] = _counts(first.url)
+            started = time.monotonic()
+            restore(first)
+            full[backend] = time.monotonic() - started
+            assert _state(first, seeded, empty[backend], None) == "restored"
+            whole[backend] = _counts(first.url)
+            first.server.stop()
 
         rng = random.Random(29)
         outcomes = {"empty": 0, "restored": 0, "killed while writing": 0,
                     "second restore": 0}
-        plan = _plan(RESTORE_RUNS)
         for i, backend in enumerate(plan):
             t = target(i, backend)
             aim = i % 2 == 0
@@ -418,7 +424,7 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
                 if aim:
                     # Fire the moment the restore's transaction holds its write lock
                     # (SQLite: on three probes in a row, not a short audit write).
-                    seen, deadline = 0, time.monotonic() + full * 3 + 10
+                    seen, deadline = 0, time.monotonic() + full[backend] * 3 + 10
                     need = 1 if backend == "postgresql" else 3
                     while not outcome.done.is_set() and time.monotonic() < deadline:
                         seen = seen + 1 if probe.writing() else 0
@@ -429,12 +435,12 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
                     if writing:
                         time.sleep(rng.uniform(0, 0.05))
                         writing = probe.writing()  # still open at the kill
-                else:
-                    time.sleep(rng.uniform(0, full * 1.3))
+                else:  # anywhere, upload and verification included, or after the end
+                    time.sleep(rng.uniform(0, full[backend] * 2))
                 _kill(t.server)
             returned = _settle(outcome)
             _up(t.server)  # a restarted server on the same store
-            state = _state(t, seeded, empty, whole)
+            state = _state(t, seeded, empty[backend], whole[backend])
             assert not (returned and state == "empty"), "a restore that answered was lost"
             if writing and not returned:
                 outcomes["killed while writing"] += 1
@@ -443,13 +449,14 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
             outcomes[state] += 1
             if state == "empty":  # the restore simply runs again
                 restore(t)
-                assert _state(t, seeded, empty, None) == "restored"
+                assert _state(t, seeded, empty[backend], whole[backend]) == "restored"
                 outcomes["second restore"] += 1
             t.server.stop()
             if t.schema is not None:
                 t.schema.drop()
                 t.schema = None
-        print(f"\nCRASH server restore: {len(plan)} runs ({full:.2f} s uncut; "
+        print(f"\nCRASH server restore: {len(plan)} runs (uncut "
+              + ", ".join(f"{b} {t:.2f} s" for b, t in full.items()) + "; "
               f"{plan.count('postgresql')} on PostgreSQL): {outcomes}")
         assert outcomes["empty"] >= 3 and outcomes["restored"] >= 3
         assert outcomes["killed while writing"] >= 3

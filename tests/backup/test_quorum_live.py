@@ -51,7 +51,7 @@ def _cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
 def test_rest_and_cli_refuse_below_the_default_quorum(start: Start, tmp_path: Path) -> None:
     server = start()
     server.create_key("q")
-    private, public = generate_custodian_key("hybrid")
+    _, public = generate_custodian_key("hybrid")
     pub = tmp_path / "c.pub"
     pub.write_bytes(public)
     for body in ({"shares": 1, "threshold": 1},

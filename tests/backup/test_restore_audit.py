@@ -78,7 +78,7 @@ def test_restore_refusal_and_forced_restore_are_audited(
     # 1. into an empty instance
     target = servers()
     with Client(target.addr, target.root_token) as kk:
-        kk.backup_restore(archive, shares=made.shares[:2])
+        kk.backup_restore(archive, shares=made.shares[:2], signer=made.signer)
     records = _records(target, lambda rs: len(_restored(rs)) == 1)
     phases = [(r["phase"], r["outcome"]) for r in _restores(records)]
     assert phases == [("request", "requested"), ("response", "success")]
@@ -97,7 +97,7 @@ def test_restore_refusal_and_forced_restore_are_audited(
     c1, c2, c3 = (add_principal(target.database_url, f"{n}-{secrets.token_hex(3)}",
                                 ("key-custodian",)) for n in ("c1", "c2", "c3"))
     with Client(target.addr, c1) as kk, pytest.raises(FailedPrecondition, match="not empty"):
-        kk.backup_restore(archive, shares=made.shares[1:])
+        kk.backup_restore(archive, shares=made.shares[1:], signer=made.signer)
     records = _records(target, lambda rs: len(_restores(rs)) >= 4)
     refused = _restores(records)[2:]
     assert [(r["phase"], r["outcome"], r.get("error_code")) for r in refused] == [
@@ -107,20 +107,21 @@ def test_restore_refusal_and_forced_restore_are_audited(
 
     # 3. forced, under dual control: filed (202), approved by two others, then run
     with Client(target.addr, c1) as kk, pytest.raises(ApprovalRequired) as filed:
-        kk.backup_restore(archive, shares=made.shares[1:], force=True)
+        kk.backup_restore(archive, shares=made.shares[1:], signer=made.signer,
+                            force=True)
     approval_id = filed.value.approval_id
     assert approval_id
     for token in (c2, c3):
         r = target.post(f"/v1/approvals/{approval_id}/approve", {}, token=token)
         assert r.status_code == 200, r.text
     with Client(target.addr, c1) as kk:
-        result = kk.backup_restore(archive, shares=made.shares[1:], force=True,
-                                   approval_id=approval_id)
+        result = kk.backup_restore(archive, shares=made.shares[1:], signer=made.signer,
+                                   force=True, approval_id=approval_id)
     assert result.forced
     records = _records(target, lambda rs: len(_restored(rs)) == 2)
     forced = [r for r in _restores(records) if r["phase"] == "response"][-1]
     assert forced["outcome"] == "success" and forced["approval_id"] == approval_id
-    assert forced["items"] == 2
+    assert forced["items"] == 0  # both keys were there: a forced restore adds only
     gated = [r for r in _restores(records) if r["outcome"] == "pending"]
     assert gated and gated[0]["approval_id"] == approval_id
     note = _restored(records)[-1]
