@@ -124,6 +124,7 @@ def run(backend: str, n: int, tmp: Path, pg_dsn: str | None) -> dict[str, float]
         ctx = source.node.ctx()
         started = time.perf_counter()
         plan = svc.create.plan(ctx, shares=3, threshold=2)
+        signer = svc.signer.fingerprint()  # pinned by the restore: another instance's
         with archive.open("wb") as f:
             for chunk in svc.create.stream(ctx, plan):
                 f.write(chunk)
@@ -138,7 +139,8 @@ def run(backend: str, n: int, tmp: Path, pg_dsn: str | None) -> dict[str, float]
         assert restorer is not None
         started = time.perf_counter()
         restorer.restore.restore(target.node.ctx(), lambda: archive.open("rb"),
-                                 RestoreOptions(shares=plan.shares[:2]), archive_sha256=digest)
+                                 RestoreOptions(shares=plan.shares[:2], signer=signer),
+                                 archive_sha256=digest)
         restore = time.perf_counter() - started
     finally:
         target.close()

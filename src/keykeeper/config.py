@@ -60,6 +60,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -95,7 +96,7 @@ from keykeeper.service.monitoring import MonitorSettings
 from keykeeper.store.engine import make_engine, sqlite_url
 from keykeeper.store.migrate import upgrade
 from keykeeper.store.usage import UsageRepository
-from keykeeper.tls import TlsSettings, server_context
+from keykeeper.tls import TlsSettings, issuing_ca_file, server_context
 
 __all__ = ["Settings", "app_factory", "build", "run_server"]
 
@@ -188,6 +189,18 @@ def _min_quorum(value: str) -> int:
     return int(text)
 
 
+def backup_schedule_settings(settings: Settings) -> BackupSchedule | None:
+    """``KEYKEEPER_BACKUP_*`` checked (service/backup_schedule.py) against the quorum
+    policy: None when scheduled backups are off. InvalidArgument naming the setting; the
+    server checks them before it says it is listening."""
+    schedule = BackupSchedule.from_env(os.environ)
+    if schedule is not None and schedule.threshold < settings.backup_min_quorum:
+        raise InvalidArgument(f"KEYKEEPER_BACKUP_THRESHOLD ({schedule.threshold}) is "
+                              f"below {MIN_QUORUM_SETTING} ({settings.backup_min_quorum}): "
+                              "scheduled archives would be refused")
+    return schedule
+
+
 def _on_off(value: str, what: str) -> bool:
     if value.lower() not in ("on", "off"):
         raise InvalidArgument(f"{what} must be 'on' or 'off', got '{value}'")
@@ -221,13 +234,9 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
                               metrics=metrics, monitor=monitor)
     services.scheduling.node_id = settings.node_id or services.scheduling.node_id
     # KEYKEEPER_BACKUP_* (service/backup_schedule.py): checked even where no scheduler runs.
-    backup_schedule = BackupSchedule.from_env(os.environ)
+    backup_schedule = backup_schedule_settings(settings)
     if services.backups is not None:
         services.backups.create.min_quorum = settings.backup_min_quorum
-    if backup_schedule is not None and backup_schedule.threshold < settings.backup_min_quorum:
-        raise InvalidArgument(f"KEYKEEPER_BACKUP_THRESHOLD ({backup_schedule.threshold}) is "
-                              f"below {MIN_QUORUM_SETTING} ({settings.backup_min_quorum}): "
-                              "scheduled archives would be refused")
     if sweeper and settings.scheduler:
         extra = ([ScheduledBackups(services.backups, backup_schedule,
                                    auditor if auditor.enabled else None).job()]
@@ -302,7 +311,8 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Path:
+def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str,
+                   cacert: Path | None = None) -> Path:
     """Initialise (first start) and return the file holding the dev unseal passphrase."""
     passphrase_file = settings.data_dir / "dev-unseal-passphrase"
     _, services = build(replace(settings, unseal_passphrase_file=None))
@@ -325,9 +335,31 @@ def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str) -> Pat
           f"  Root token:  {token_note}\n"
           f"  Data dir:    {settings.data_dir}\n"
           f"  Unseal file: {passphrase_file}\n\n"
-          f"  export KEYKEEPER_ADDR={addr}\n  export KEYKEEPER_TOKEN={token_note}\n{bar}",
+          f"  export KEYKEEPER_ADDR={addr}\n  export KEYKEEPER_TOKEN={token_note}\n"
+          + (f"  export KEYKEEPER_CACERT={shlex.quote(str(cacert))}\n" if cacert else "")
+          + bar,
           file=sys.stderr, flush=True)
     return passphrase_file
+
+
+def _start_note(engine: Any) -> str:
+    """The banner's next step, by the stored seal type (docs/seal.md)."""
+    from keykeeper.store.system import SystemRepository
+
+    with engine.connect() as conn:
+        repo = SystemRepository()
+        record: Any = repo.get_config(conn, "seal")
+        legacy = repo.get_config(conn, "seal.passphrase")
+    kind = record.get("type", "passphrase") if isinstance(record, dict) else (
+        "passphrase" if legacy is not None else None)
+    if kind is None:
+        return ("Not initialized: run `keykeeper init` once (--seal passphrase | shamir | "
+                "pkcs11); it then starts sealed.")
+    if kind == "pkcs11":
+        return ("Sealed by a PKCS#11 token: it unseals itself at start (`keykeeper status` "
+                "shows why if it cannot).")
+    what = "the passphrase" if kind == "passphrase" else "a threshold of the unseal shares"
+    return f"It starts sealed: run `keykeeper unseal` ({what}) after every start."
 
 
 def _tls_note(tls: TlsSettings | None) -> str:
@@ -401,16 +433,19 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
         os.environ["KEYKEEPER_DATABASE_URL"] = database_url
     settings = Settings.from_env()
     MonitorSettings.from_env()  # a bad rules file or webhook: one clear line, before workers
+    backup_schedule_settings(settings)  # a bad KEYKEEPER_BACKUP_*: the same, before the banner
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
+        start_note = _start_note(engine)
     except Exception as exc:
         raise KeykeeperError(f"cannot prepare the database: {type(exc).__name__}") from None
     finally:
         engine.dispose()
     if dev:
-        passphrase_file = _dev_bootstrap(settings, dev_root_token, f"{scheme}://{host}:{port}")
+        passphrase_file = _dev_bootstrap(settings, dev_root_token, f"{scheme}://{host}:{port}",
+                                         issuing_ca_file(tls) if tls is not None else None)
         os.environ["KEYKEEPER_UNSEAL_PASSPHRASE_FILE"] = str(passphrase_file)
     elif (workers > 1 and "KEYKEEPER_UNSEAL_PASSPHRASE_FILE" not in os.environ
           and HsmConfig.from_env() is None):  # a pkcs11 seal unseals each worker itself
@@ -422,8 +457,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
         print(f"keykeeper {__version__} listening on {scheme}://{host}:{port} "
               f"({workers} worker(s){_tls_note(tls)});"
               f" data: {settings.data_dir}; database: {engine.url.render_as_string()}\n"
-              "It starts sealed: run `keykeeper init` once, then `keykeeper unseal` after "
-              "every start.", file=sys.stderr, flush=True)
+              + start_note, file=sys.stderr, flush=True)
     config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,
                             workers=workers, log_level="warning", access_log=False,
                             server_header=False, **_uvicorn_tls(tls))

@@ -10,6 +10,8 @@ from typing import IO
 
 import pytest
 
+from keykeeper.backup import ArchiveReader
+from keykeeper.backup.keys import fingerprint
 from keykeeper.service.backup import Backups
 from keykeeper.service.backup_restore import RestoreOptions, RestoreResult
 from keykeeper.service.context import RequestContext
@@ -18,7 +20,8 @@ from keykeeper.store.migrate import upgrade
 from tests.conftest import PgSchema, pg_available
 from tests.integration.conftest import PASSPHRASE, Clock, Node, make_node, node, sqlite_path
 
-__all__ = ["make_archive", "node", "restore", "sqlite_path", "target_factory"]
+__all__ = ["make_archive", "node", "restore", "signer_of", "sqlite_path",
+           "target_factory"]
 
 
 def backups(n: Node) -> Backups:
@@ -39,9 +42,20 @@ def make_archive(n: Node, path: Path, **options: object) -> list[str]:
     return plan.shares
 
 
+def signer_of(path: Path) -> str:
+    """The fingerprint of the key that signed the archive at ``path`` (its header's)."""
+    with path.open("rb") as f:
+        return fingerprint(ArchiveReader(f).header.signer_public)
+
+
 def restore(n: Node, path: Path, ctx: RequestContext | None = None,
             **options: object) -> RestoreResult:
+    """Restore ``path`` into ``n``. A restore accepts only archives signed by the target
+    itself or by the signer the restorer pins: unless ``signer`` is given (None: pin
+    nothing), the test pins the archive's own signer, as a restorer who trusts its maker
+    would (test_restore_rules.py checks the refusal of an unpinned foreign signer)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    options.setdefault("signer", signer_of(path))
 
     def opener() -> IO[bytes]:
         return path.open("rb")

@@ -110,7 +110,8 @@ def _first(records: list[Any], table: str) -> dict[str, Any]:
 
 def test_the_genuine_archive_restores(genuine: Any, target_factory: Any,
                                       tmp_path: Path) -> None:
-    """The control: a forgery that changes nothing restores (shares, unpinned)."""
+    """The control: a forgery that changes nothing restores (shares, its signer pinned
+    by a restorer who trusts it)."""
     path, shares = genuine
     same = _forge(path, shares[:2], tmp_path / "same.backup", lambda h, r: None)
     assert restore(target_factory("sqlite"), same, shares=shares[:2]).counts["keys"] == 1
@@ -303,7 +304,8 @@ def test_huge_int_is_refused(genuine: Any, target_factory: Any, tmp_path: Path) 
 def test_forced_per_key_restore_keeps_the_other_keys(target_factory: Any,
                                                      tmp_path: Path) -> None:
     """A per-key archive holds one key: restoring it (forced, into the instance that
-    has moved on) brings that key back and leaves every other key as it is."""
+    has moved on) deletes nothing: the key keeps its newer version, and every other key
+    stays as it is."""
     n: Node = target_factory("sqlite")
     svc, ctx = n.services, n.ctx()
     svc.keys.create(ctx, CreateKey(name="one"))
@@ -314,6 +316,9 @@ def test_forced_per_key_restore_keeps_the_other_keys(target_factory: Any,
     svc.keys.rotate(ctx, "one")
     result = restore(n, archive, shares=shares[:2], force=True)
     assert result.counts["keys"] == 1
-    assert svc.keys.get(ctx, "one").primary_version == 1
+    assert result.kept == {"namespaces": 1, "keys": 1, "key_versions": 1}
+    assert result.added == {}
+    assert svc.keys.get(ctx, "one").primary_version == 2
+    assert [v.version for v in svc.keys.get(ctx, "one").versions] == [1, 2]
     assert svc.keys.get(ctx, other.id).name == "other"
     assert svc.crypto.decrypt(ctx, "other", golden)[0] == b"must survive"

@@ -84,14 +84,17 @@ def _timed_backup(n: Node, path: Path) -> tuple[list[str], float]:
     return shares, time.monotonic() - started
 
 
-def _timed_restore(n: Node, path: Path, shares: list[str]) -> float:
+def _timed_restore(n: Node, path: Path, shares: list[str], signer: str) -> float:
+    """Restore with ``signer`` pinned: the fingerprint the operators recorded from the lost
+    instance (``keykeeper backup signing-key``) before they lost it."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def opener() -> IO[bytes]:
         return path.open("rb")
 
     started = time.monotonic()
-    result = backups(n).restore.restore(n.ctx(), opener, RestoreOptions(shares=shares),
+    result = backups(n).restore.restore(n.ctx(), opener, RestoreOptions(shares=shares,
+                                                                         signer=signer),
                                         archive_sha256=digest)
     seconds = time.monotonic() - started
     assert result.counts["keys"] == KEYS and not result.kept_destroyed
@@ -139,20 +142,22 @@ def test_drill_postgresql_to_sqlite_to_postgresql(instances: list[_Instance],
     assert len({a for a in seeded.by_algorithm}) >= 8 and len(seeded.signatures) >= 20
     first = tmp_path / "pg.kkbackup"
     shares, pg_backup = _timed_backup(source.n, first)
+    pinned = backups(source.n).signer.fingerprint()
     source.drop()                                   # the PostgreSQL schema is gone
 
     sqlite = _Instance("sqlite", tmp_path, "sqlite-target")
     instances.append(sqlite)
-    to_sqlite = _timed_restore(sqlite.n, first, [shares[2], shares[0]])
+    to_sqlite = _timed_restore(sqlite.n, first, [shares[2], shares[0]], pinned)
     _check(sqlite.n, seeded)
 
     second = tmp_path / "sqlite.kkbackup"
     shares2, sqlite_backup = _timed_backup(sqlite.n, second)
+    pinned2 = backups(sqlite.n).signer.fingerprint()
     sqlite.drop()                                   # the SQLite file is gone
 
     pg = _Instance("postgresql", tmp_path, "pg-target")
     instances.append(pg)
-    to_pg = _timed_restore(pg.n, second, shares2[:2])
+    to_pg = _timed_restore(pg.n, second, shares2[:2], pinned2)
     _check(pg.n, seeded)
 
     mib = first.stat().st_size / 2**20

@@ -52,7 +52,10 @@ def test_forced_restore_needs_approval_once(team: Team, tmp_path: Path) -> None:
     result = restore(node, archive, requester, shares=shares[:2], force=True,
                      approval_id=approval_id)
     assert result.forced and result.counts["keys"] == 1
-    assert svc.keys.get(root, "kept").primary_version == 1  # as archived
+    # Key data only, and nothing deleted: the key keeps its newer version 2.
+    assert result.added == {} and not result.identity_restored
+    assert result.kept == {"namespaces": 1, "keys": 1, "key_versions": 1}
+    assert svc.keys.get(root, "kept").primary_version == 2
     assert svc.crypto.decrypt(root, "kept", golden)[0] == b"before the accident"
     with pytest.raises(FailedPrecondition, match="used already"):
         restore(node, archive, requester, shares=shares[:2], force=True,

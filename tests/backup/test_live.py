@@ -22,7 +22,7 @@ from keykeeper.backup import ArchiveInvalid, verify_archive
 from keykeeper.cli._state import State
 from keykeeper.cli.main import app, hoist_global_options
 from keykeeper.client import Client
-from keykeeper.errors import Unavailable
+from keykeeper.errors import FailedPrecondition, Unavailable
 from keykeeper.store.engine import make_engine
 from keykeeper.store.schema import key_versions
 from tests.conftest import PgSchema, pg_available
@@ -109,8 +109,13 @@ def test_sdk_sqlite_to_postgresql(start: Start, tmp_path: Path) -> None:
 
     target = start("postgresql")
     with Client(target.addr, target.root_token) as kk:
-        restored = kk.backup_restore(archive, shares=[made.shares[2], made.shares[0]])
+        # another instance's archive: refused until its signer is pinned, shares or not
+        with pytest.raises(FailedPrecondition, match="pin its signer"):
+            kk.backup_restore(archive, shares=[made.shares[2], made.shares[0]])
+        restored = kk.backup_restore(archive, shares=[made.shares[2], made.shares[0]],
+                                     signer=signing.public_key)
     assert restored.counts["keys"] == 2 and not restored.forced
+    assert restored.identity_restored and restored.added["keys"] == 2
     check_golden(target, golden, target.root_token)
     # principals and token hashes are archived, but not the source's init (root) token:
     # it is that instance's break-glass, and no archive gives root powers elsewhere
@@ -129,6 +134,7 @@ def test_cli_postgresql_to_sqlite_with_custodian_keys(start: Start, tmp_path: Pa
         assert res.exit_code == 0, res.output
         keys.append((tmp_path / f"c{i}.key", tmp_path / f"c{i}.pub"))
     assert oct((tmp_path / "c0.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "c0.pub").stat().st_mode & 0o777) == "0o644"
     archive = tmp_path / "kk.backup"
     res = cli(source, "backup", "create", "--out", str(archive),
               *(a for _, pub in keys for a in ("--custodian-key", str(pub))),
@@ -142,6 +148,7 @@ def test_cli_postgresql_to_sqlite_with_custodian_keys(start: Start, tmp_path: Pa
 
     res = cli(source, "backup", "verify", str(archive), "--signer", str(signer))
     assert res.exit_code == 0 and "no (give shares" in res.stdout
+    assert re.search(r"custodians\s+3 \(threshold 2\)", res.stdout), res.stdout
     res = cli(source, "backup", "verify", str(archive), "--signer", made["signer"],
               "--custodian-key", str(keys[0][0]), "--custodian-key", str(keys[2][0]))
     assert res.exit_code == 0 and "every wrapped material opens" in res.stdout
@@ -168,9 +175,14 @@ def test_cli_shares_prompt_and_forced_restore_approval(start: Start, tmp_path: P
     server = start("sqlite")
     golden = populate(server)
     archive = tmp_path / "kk.backup"
+    res = cli(server, "backup", "create", "--out", str(tmp_path / "table.backup"),
+              "--shares", "3")
+    assert res.exit_code == 0, res.output
+    assert re.search(r"shares\s+3 \(threshold 2", res.stdout), res.stdout
     res = cli(server, "backup", "create", "--out", str(archive), "--shares", "3",
               "--format", "json")
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["threshold"] == 2
     shares = json.loads(res.stdout)["shares"]
     tag = secrets.token_hex(3)
     tokens = {n: add_principal(server.database_url, f"{n}-{tag}", ("key-custodian",))
@@ -190,7 +202,8 @@ def test_cli_shares_prompt_and_forced_restore_approval(start: Start, tmp_path: P
     res = cli(server, "backup", "restore", str(archive), "--force", "--approval-id",
               approval_id, "--share-file", str(share_file), token=tokens["c1"])
     assert res.exit_code == 0, res.output
-    assert "forced" in res.stdout
+    assert "forced" in res.stdout and "key data only" in res.stdout
+    assert re.search(r"kept keys\s+2", res.stdout), res.stdout
     check_golden(server, golden, server.root_token)
 
 
@@ -210,6 +223,7 @@ def test_bad_input_over_rest_writes_nothing(start: Start, tmp_path: Path) -> Non
                               headers={"content-type": "application/x-ndjson"})
 
     def options(**fields: Any) -> bytes:
+        fields.setdefault("signer", made.signer)  # another instance's archive: pinned
         return json.dumps(fields).encode() + b"\n"
 
     good = options(shares=made.shares[:2])

@@ -107,6 +107,7 @@ def test_scheduled_backup_below_the_quorum_is_refused(node: Node, tmp_path: Path
     schedule = BackupSchedule.from_env({"KEYKEEPER_BACKUP_DIR": str(directory),
                                         "KEYKEEPER_BACKUP_CUSTODIANS": str(pem)})
     assert schedule is not None and schedule.threshold == 1
+    node.services.keys.create(node.ctx(), CreateKey(name="k1"))  # an empty store is skipped
     with pytest.raises(FailedPrecondition, match=SETTING):
         ScheduledBackups(backups(node), schedule).run(datetime.now(UTC))
     assert not directory.exists() or list(directory.iterdir()) == []

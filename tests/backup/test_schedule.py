@@ -24,7 +24,12 @@ from keykeeper.backup import (
 from keykeeper.errors import InvalidArgument
 from keykeeper.scheduler import Scheduler
 from keykeeper.service.backup_restore import RestoreOptions
-from keykeeper.service.backup_schedule import BackupSchedule, ScheduledBackups
+from keykeeper.service.backup_schedule import (
+    EMPTY_NOTE,
+    BackupSchedule,
+    ScheduledBackups,
+    marker,
+)
 from keykeeper.service.key_args import CreateKey
 from keykeeper.service.lifecycle_jobs import build_scheduler
 from tests.backup.conftest import backups
@@ -86,9 +91,10 @@ def test_scheduled_backups_keep_the_newest_and_open_with_custodians(
     svc.keys.create(ctx, CreateKey(name="orders"))
     golden = svc.crypto.encrypt(ctx, "orders", b"before the backups").ciphertext
     directory.mkdir()
-    young = directory / ".keykeeper-20250101T000000Z-bk-0123456789abcdef.kkbackup.partial"
+    mark = marker(backups(node).signer.fingerprint())
+    young = directory / f".keykeeper-{mark}-20250101T000000Z-bk-0123456789abcdef.kkbackup.partial"
     young.write_bytes(b'{"format":"keykeeper-backup"')      # a run in progress elsewhere
-    stale = directory / ".keykeeper-20240101T000000Z-bk-fedcba9876543210.kkbackup.partial"
+    stale = directory / f".keykeeper-{mark}-20240101T000000Z-bk-fedcba9876543210.kkbackup.partial"
     stale.write_bytes(b"cut off by a crash")
     os.utime(stale, (time.time() - 3 * 86_400,) * 2)
     (directory / "notes.txt").write_text("not an archive")
@@ -146,6 +152,7 @@ def test_scheduled_backups_keep_the_newest_and_open_with_custodians(
 def test_a_failed_run_deletes_nothing_and_is_audited(
         node: Node, scheduled: tuple[Scheduler, Path]) -> None:
     scheduler, directory = scheduled
+    node.services.keys.create(node.ctx(), CreateKey(name="k1"))
     assert scheduler.run_due()["backup"].done == 1
     before = sorted(p.name for p in directory.iterdir())
     node.clock.advance(hours=1)
@@ -180,3 +187,69 @@ def test_settings(tmp_path: Path, custodians: list[tuple[Path, bytes]]) -> None:
     for needle, change in refused.items():
         with pytest.raises(InvalidArgument, match=needle):
             BackupSchedule.from_env(_env(tmp_path, custodians, **change))
+
+
+def test_an_empty_store_is_not_backed_up(node: Node, scheduled: tuple[Scheduler, Path]) -> None:
+    """A recovery node started before its restore: no empty archive, nothing deleted."""
+    scheduler, directory = scheduled
+    directory.mkdir()
+    good = directory / "keykeeper-20240101T000000Z-bk-0123456789abcdef.kkbackup"
+    good.write_bytes(b"the lost instance's archive")
+    result = scheduler.run_job("backup")
+    assert result.done == 0 and result.failed == 0 and EMPTY_NOTE in (result.detail or "")
+    assert sorted(p.name for p in directory.iterdir()) == [good.name]
+    assert not _records(node, "backup.create")
+    deadline = time.monotonic() + 5
+    while not _records(node, "backup.scheduled") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (note,) = _records(node, "backup.scheduled")
+    assert EMPTY_NOTE in (note.detail or "")
+
+
+def test_retention_deletes_only_what_this_schedule_wrote(
+        node: Node, scheduled: tuple[Scheduler, Path]) -> None:
+    scheduler, directory = scheduled
+    node.services.keys.create(node.ctx(), CreateKey(name="k1"))
+    directory.mkdir()
+    others = [directory / name for name in (
+        "keykeeper-20200101T000000Z-bk-0123456789abcdef.kkbackup",   # copied in by hand
+        "keykeeper-sched-0123456789ab-20200101T000000Z-bk-0123456789abcdef.kkbackup",
+        "before-the-upgrade.kkbackup")]
+    for path in others:
+        path.write_bytes(b"not ours")
+    for _ in range(5):
+        assert scheduler.run_job("backup").done == 1
+        node.clock.advance(hours=1)
+    mark = marker(backups(node).signer.fingerprint())
+    ours = [p for p in directory.iterdir() if p.name.startswith(f"keykeeper-{mark}-")]
+    assert len(ours) == 3
+    assert all(p.exists() for p in others)
+
+
+def test_scheduler_run_backup_when_not_configured(node: Node, tmp_path: Path) -> None:
+    from keykeeper.errors import FailedPrecondition
+    svc = node.services
+    scheduler = build_scheduler(
+        svc.deps, svc.lookup, svc.approvals, svc.audit, data_dir=tmp_path, node_id="n1",
+        interval_seconds=60, destroy_due=svc.destruction.destroy_due)
+    svc.scheduling.scheduler = scheduler
+    try:
+        with pytest.raises(FailedPrecondition, match=r"not configured .*\(KEYKEEPER_BACKUP_DIR\)"):
+            svc.scheduling.run_now("backup")
+    finally:
+        svc.scheduling.scheduler = None
+        scheduler.stop()
+
+
+@pytest.mark.timeout(120)  # before the fix, the server started and served
+def test_bad_backup_setting_is_refused_before_the_banner(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from keykeeper.config import run_server
+    monkeypatch.setenv("KEYKEEPER_BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setenv("KEYKEEPER_BACKUP_CUSTODIANS", "")
+    monkeypatch.delenv("KEYKEEPER_DATABASE_URL", raising=False)
+    monkeypatch.setenv("KEYKEEPER_DATA_DIR", str(tmp_path / "data"))  # run_server sets it
+    with pytest.raises(InvalidArgument, match="KEYKEEPER_BACKUP_CUSTODIANS"):
+        run_server(listen="127.0.0.1:18299", data_dir=str(tmp_path / "data"))
+    assert "listening on" not in capsys.readouterr().err

@@ -137,11 +137,13 @@ def test_init_prints_secrets_once_with_warning(cli: Cli, tmp_path: Path) -> None
 
 def test_unseal_sources(cli: Cli, tmp_path: Path) -> None:
     health = {"initialized": True, "sealed": False, "version": "1"}
+    cli.reply(health)  # the CLI asks the seal type first, whatever the source
     cli.reply(health)
     assert cli.run(["unseal"], env={"KEYKEEPER_UNSEAL_PASSPHRASE": "from-env"}).exit_code == 0
     assert cli.last_json() == {"passphrase": "from-env"}
     f = tmp_path / "pp"
     f.write_text("from-file\n")
+    cli.reply(health)
     cli.reply(health)
     assert cli.run(["unseal", "--passphrase-file", str(f)]).exit_code == 0
     assert cli.last_json() == {"passphrase": "from-file"}

@@ -111,6 +111,7 @@ def key_rows(key: Key) -> list[tuple[str, Any]]:
         ("labels", key.labels),
         ("exportable", key.exportable),
         ("protection", key.protection),
+        ("origin", key.origin),
         ("rotation period", _duration(key.rotation_period)),
         ("next rotation", key.next_rotation_time),
         ("created", key.created_at),

@@ -16,6 +16,8 @@ prompts, one per share up to the archive's threshold.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from keykeeper.backup import (
 )
 from keykeeper.cli._output import output_file
 from keykeeper.cli._state import emit_fields, emit_json, get_state, stderr
-from keykeeper.errors import InvalidArgument
+from keykeeper.errors import AlreadyExists, InvalidArgument
 
 __all__ = ["app"]
 
@@ -118,6 +120,8 @@ def create(
         return
     emit_fields([("backup id", made.backup_id), ("file", str(out)), ("scope", made.scope),
                  ("records", made.records), ("signer", made.signer),
+                 ("shares", f"{len(made.shares)} (threshold {made.threshold}: any "
+                  f"{made.threshold} of them open the archive)" if made.shares else None),
                  ("custodians", f"{made.custodians} (threshold {made.custodian_threshold})"
                   if made.custodians else None)])
     for i, share in enumerate(made.shares, start=1):
@@ -158,7 +162,22 @@ def verify(
                  ("materials", report.materials),
                  ("opened", "yes: every wrapped material opens" if report.opened
                   else "no (give shares or custodian keys to check the materials)"),
+                 *_custody_fields(report.custody),
                  *((f"count {t}", n) for t, n in report.counts.items())])
+
+
+def _custody_fields(custody: dict[str, object]) -> list[tuple[str, object]]:
+    """Who can open the archive: its shares (count, threshold) and custodians."""
+    out: list[tuple[str, object]] = []
+    shares = custody.get("shares")
+    if isinstance(shares, dict):
+        out.append(("shares", f"{shares.get('count')} (threshold {shares.get('threshold')})"))
+    custodians = custody.get("custodians")
+    if isinstance(custodians, dict):
+        keys = custodians.get("keys")
+        count = len(keys) if isinstance(keys, list) else 0
+        out.append(("custodians", f"{count} (threshold {custodians.get('threshold')})"))
+    return out
 
 
 @app.command("restore")
@@ -170,8 +189,9 @@ def restore(
     custodian_key: list[Path] | None = typer.Option(None, "--custodian-key",
                                                     help=_CUSTODIAN_PRIVATE_HELP),
     signer: str | None = typer.Option(None, "--signer", help=_SIGNER_HELP),
-    force: bool = typer.Option(False, "--force", help="Restore into a non-empty instance: "
-                               "files a dual-control request and prints its id."),
+    force: bool = typer.Option(False, "--force", help="Restore into a non-empty instance "
+                               "(key data it lacks only; nothing deleted): files a "
+                               "dual-control request and prints its id."),
     restore_destroyed: bool = typer.Option(
         False, "--restore-destroyed", help="With --force: also bring back versions this "
         "instance knows as destroyed (audited)."),
@@ -199,7 +219,12 @@ def restore(
         return
     emit_fields([("backup id", result.backup_id), ("forced", result.forced),
                  ("archive sha256", result.archive_sha256),
-                 *((f"restored {t}", n) for t, n in sorted(result.counts.items())),
+                 ("identity and policy", "restored" if result.identity_restored
+                  else "not touched (not an empty instance: key data only)"),
+                 *((f"added {t}", n) for t, n in sorted(result.added.items())),
+                 *((f"kept {t}", n) for t, n in sorted(result.kept.items())),
+                 *((f"skipped {t}", n) for t, n in sorted(result.skipped.items())),
+                 ("left out (name taken here)", ", ".join(result.conflicts) or None),
                  ("kept destroyed", ", ".join(result.kept_destroyed) or None),
                  ("restored destroyed", ", ".join(result.restored_destroyed) or None)])
 
@@ -235,16 +260,25 @@ def custodian_keygen(
                                     "it to whoever makes backups."),
     kind: str = typer.Option("hybrid", "--kind", help="hybrid (X25519 + ML-KEM-768) or rsa "
                              "(RSA-4096)."),
+    force: bool = typer.Option(False, "--force", help="Replace existing key files."),
 ) -> None:
-    """Make a custodian key pair, here: the private key never leaves this machine."""
+    """Make a custodian key pair, here: the private key (mode 0600) never leaves this
+    machine; the public key file is 0644. Existing files are replaced only with --force."""
     state = get_state(ctx)
     if out.resolve() == public_out.resolve():
         raise InvalidArgument("--out and --public-out must be different files")
+    existing = [str(p) for p in (out, public_out) if os.path.lexists(p)]
+    if existing and not force:
+        raise AlreadyExists(f"{', '.join(existing)} already exist(s); add --force to replace "
+                            "(a replaced private key no longer opens the archives made for "
+                            "its public key)")
     private, public = generate_custodian_key(kind)
     with output_file(out, binary=True) as stream:
         stream.write(private)
+        _chmod(stream.fileno(), 0o600)
     with output_file(public_out, binary=True) as stream:
         stream.write(public)
+        _chmod(stream.fileno(), 0o644)
     fingerprint = load_public_key(public).fingerprint
     if state.json:
         emit_json({"kind": kind, "fingerprint": fingerprint, "private_key": str(out),
@@ -252,3 +286,9 @@ def custodian_keygen(
     else:
         emit_fields([("kind", kind), ("fingerprint", fingerprint), ("private key", str(out)),
                      ("public key", str(public_out))])
+
+
+def _chmod(fd: int, mode: int) -> None:
+    """Set a key file's mode (a regular file only: never a device such as /dev/stdout)."""
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchmod(fd, mode)

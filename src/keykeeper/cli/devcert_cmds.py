@@ -49,6 +49,9 @@ def dev_certs(
     days: int = typer.Option(90, "--days", min=1, max=3650, help="Validity in days."),
     key_type: str = typer.Option("ec", "--key-type", help="ec (ECDSA P-256) or rsa (3072)."),
     force: bool = typer.Option(False, "--force", help="Replace existing files."),
+    port: int = typer.Option(8200, "--port", min=1, max=65535,
+                             help="The port the server will listen on (for the printed "
+                                  "server line and KEYKEEPER_ADDR)."),
 ) -> None:
     """Write a development CA, server and client certificates (no server needed)."""
     if key_type not in _KEY_TYPES:
@@ -75,7 +78,7 @@ def dev_certs(
     for name, issued in (("ca", ca), ("server", server), ("client", client)):
         _write(paths[f"{name}.pem"], issued.cert_pem, 0o644)
         _write(paths[f"{name}-key.pem"], key_pem(issued.key), 0o600)
-    _report(ctx, paths, sans, client, client_name, label, days)
+    _report(ctx, paths, sans, client, client_name, label, days, port, out.absolute())
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -84,32 +87,48 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         os.fchmod(stream.fileno(), mode)
 
 
-def _addr(sans: list[x509.GeneralName]) -> str:
+def _host(value: object) -> str:
+    return f"[{value}]" if ":" in str(value) else str(value)
+
+
+def _addr(sans: list[x509.GeneralName], port: int) -> str:
     dns = [n.value for n in sans if isinstance(n, x509.DNSName) and "*" not in n.value]
-    if dns:
-        return f"https://{dns[0]}:8200"
-    ip = sans[0].value
-    return f"https://[{ip}]:8200" if ":" in str(ip) else f"https://{ip}:8200"
+    return f"https://{_host(dns[0] if dns else sans[0].value)}:{port}"
+
+
+def _listen(sans: list[x509.GeneralName], port: int) -> str:
+    """Where the printed server line listens: the certificate's loopback address (or
+    127.0.0.1 for ``localhost``) when it names one, else every interface."""
+    for n in sans:
+        if isinstance(n, x509.IPAddress) and n.value.is_loopback:
+            return f"{_host(n.value)}:{port}"
+    if any(isinstance(n, x509.DNSName) and n.value == "localhost" for n in sans):
+        return f"127.0.0.1:{port}"
+    return f"0.0.0.0:{port}"
 
 
 def _report(ctx: typer.Context, paths: dict[str, Path], sans: list[x509.GeneralName],
-            client: Issued, client_name: str, label: str, days: int) -> None:
+            client: Issued, client_name: str, label: str, days: int, port: int,
+            out: Path) -> None:
     q = {name: shlex.quote(str(p)) for name, p in paths.items()}
-    server_cmd = (f"keykeeper server --tls-cert {q['server.pem']} --tls-key "
+    # Complete as printed: a data directory beside the certificates (any directory will
+    # do), and the port of KEYKEEPER_ADDR.
+    server_cmd = (f"keykeeper server --listen {_listen(sans, port)} --data-dir "
+                  f"{shlex.quote(str(out / 'data'))} --tls-cert {q['server.pem']} --tls-key "
                   f"{q['server-key.pem']} --tls-client-ca {q['ca.pem']} "
                   "--tls-client-auth optional")
     subject = client.certificate.subject.rfc4514_string()
-    env = {"KEYKEEPER_ADDR": _addr(sans), "KEYKEEPER_CACERT": str(paths["ca.pem"]),
+    env = {"KEYKEEPER_ADDR": _addr(sans, port), "KEYKEEPER_CACERT": str(paths["ca.pem"]),
            "KEYKEEPER_CLIENT_CERT": str(paths["client.pem"]),
            "KEYKEEPER_CLIENT_KEY": str(paths["client-key.pem"])}
     if get_state(ctx).json:
-        out: dict[str, Any] = {
+        doc: dict[str, Any] = {
             "ca_cert": str(paths["ca.pem"]), "ca_key": str(paths["ca-key.pem"]),
             "server_cert": str(paths["server.pem"]), "server_key": str(paths["server-key.pem"]),
             "client_cert": str(paths["client.pem"]), "client_key": str(paths["client-key.pem"]),
             "hosts": [str(n.value) for n in sans], "client_subject": subject,
             "key_type": label, "days": days, "server_command": server_cmd, "environment": env}
-        emit_json(out)
+        emit_json(doc)
         return
     hosts = ", ".join(str(n.value) for n in sans)
     rows = [("CA certificate", "ca.pem", ""), ("CA key", "ca-key.pem", "(0600)"),
@@ -120,7 +139,8 @@ def _report(ctx: typer.Context, paths: dict[str, Path], sans: list[x509.GeneralN
     typer.echo(f"Wrote a development PKI ({label}, valid {days} days):")
     for what, name, note in rows:
         typer.echo(f"  {what:<19} {paths[name]}  {note}".rstrip())
-    typer.echo("\nServe with them:\n  " + server_cmd)
+    typer.echo(f"\nServe with them (port {port}: the one the server listens on, given "
+               "by --port; change both together):\n  " + server_cmd)
     typer.echo("\nCall with them (the certificate authenticates once a principal lists its "
                "subject):")
     for name, value in env.items():

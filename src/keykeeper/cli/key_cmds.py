@@ -16,7 +16,7 @@ from keykeeper.cli._state import (
     option_value,
     parse_pairs,
 )
-from keykeeper.client import Key
+from keykeeper.client import Key, KeyVersion
 
 __all__ = ["app"]
 
@@ -252,11 +252,19 @@ def versions(ctx: typer.Context, key: str = KEY_ARG) -> None:
         emit_json({"versions": found})
     else:
         emit_table(
-            ["version", "state", "created", "protects", "protect until", "process until",
-             "destroyed"],
-            ((v.version, v.state, v.created_at, v.protect_count, v.originator_usage_end,
-              v.recipient_usage_end, v.destroyed_at) for v in found),
+            ["version", "state", "material", "created", "protects", "protect until",
+             "process until", "destroyed"],
+            ((v.version, v.state, _material(v), v.created_at, v.protect_count,
+              v.originator_usage_end, v.recipient_usage_end, v.destroyed_at) for v in found),
         )
+
+
+def _material(v: KeyVersion) -> str:
+    """Where a version's material lives: in the HSM, software (wrapped in the store), a
+    public key alone (imported), or none left (destroyed)."""
+    if v.destroyed_at is not None:
+        return "-"
+    return "hsm" if v.in_hsm else "public key only" if v.public_only else "software"
 
 
 @app.command("rotate")

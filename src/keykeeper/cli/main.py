@@ -2,14 +2,17 @@
 
 Exit status: 0 success; 1 an error the server (or the SDK) reported, printed
 as one line ``error: <code>: <detail>`` on stderr; 2 a usage error (click);
-3 the server could not be reached. No expected error prints a traceback.
+3 the server could not be reached; 4 accepted, waiting for approval; 141 stdout's reader
+closed the pipe (``| head``: no message). No expected error prints a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -43,6 +46,7 @@ __all__ = ["app", "main"]
 EXIT_ERROR = 1
 EXIT_CONNECTION = 3
 EXIT_PENDING = 4  # accepted, waiting for dual-control approval
+EXIT_BROKEN_PIPE = 141  # stdout's reader closed the pipe (128 + SIGPIPE)
 
 
 class _ErrorMappingGroup(TyperGroup):
@@ -60,10 +64,22 @@ class _ErrorMappingGroup(TyperGroup):
         except KeykeeperError as exc:
             typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             typer.echo(f"error: io: {exc.strerror or exc}{where}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader went away (``keykeeper ... | head -2``): exit 141 (128 + SIGPIPE, what a
+    shell reports for a command the signal ended) with no message, as most CLIs do.
+    stdout now points at /dev/null so the interpreter's final flush cannot complain."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 class OutputFormat(StrEnum):
@@ -199,6 +215,9 @@ def main() -> None:
     try:
         code = app(args=hoist_global_options(sys.argv[1:]), prog_name="keykeeper",
                    standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not at shutdown
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except Exception as exc:
         # typer carries its own copy of click: match its usage errors by their interface.
         message = getattr(exc, "format_message", None)

@@ -52,7 +52,9 @@ def read_secret(path: Path | None, flag: str, env: str, prompt: str) -> str:
 
 def implied_seal(passphrase_file: Path | None, share_file: Path | None) -> str | None:
     """The seal type the caller's options name (a file or $KEYKEEPER_UNSEAL_PASSPHRASE),
-    or None: ask the server (``health().seal_type``) what to prompt for."""
+    or None. The commands ask the server (``health().seal_type``) first and use this only
+    when it does not say (before init), so a passphrase file given to a shamir server gets
+    the CLI's own message (:func:`material`)."""
     if share_file is not None or os.environ.get("KEYKEEPER_UNSEAL_SHARE"):
         return "shamir"
     if passphrase_file is not None or os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE"):
@@ -66,8 +68,10 @@ def material(seal_type: str | None, passphrase_file: Path | None,
     them, or neither (pkcs11)."""
     if seal_type == "shamir":
         if passphrase_file is not None:
-            raise typer.BadParameter("the server is sealed with Shamir shares: use "
-                                     "--share-file", param_hint="--passphrase-file")
+            raise typer.BadParameter("the server is sealed with Shamir shares, not a "
+                                     "passphrase: give one share with --share-file FILE, or "
+                                     "leave both options out to be prompted for it",
+                                     param_hint="--passphrase-file")
         return None, read_secret(share_file, "--share-file", "KEYKEEPER_UNSEAL_SHARE",
                                  f"Unseal share{progress}")
     if seal_type == "pkcs11":
@@ -76,8 +80,9 @@ def material(seal_type: str | None, passphrase_file: Path | None,
                                      "passphrase or share")
         return None, None
     if share_file is not None:
-        raise typer.BadParameter("the server is sealed with a passphrase: use "
-                                 "--passphrase-file", param_hint="--share-file")
+        raise typer.BadParameter("the server is sealed with a passphrase, not Shamir shares: "
+                                 "give it with --passphrase-file FILE, or leave both options "
+                                 "out to be prompted for it", param_hint="--share-file")
     return read_secret(passphrase_file, "--passphrase-file", "KEYKEEPER_UNSEAL_PASSPHRASE",
                        "Unseal passphrase"), None
 
@@ -102,7 +107,9 @@ def _emit_status(ctx: typer.Context, st: RekeyStatus) -> None:
     rows: list[tuple[str, object]] = [("started", st.started), ("seal type", st.seal_type)]
     if st.started:
         rows += [("nonce", st.nonce), ("new seal type", st.new_seal_type),
-                 ("progress", f"{st.progress}/{st.required}")]
+                 ("progress", f"{st.progress}/{st.required}" if st.required else
+                  "no material needed (the server's PKCS#11 token): run rekey update "
+                  "--nonce NONCE")]
         if st.new_shares:
             rows += [("new shares", st.new_shares), ("new threshold", st.new_threshold)]
     emit_fields(rows)
@@ -138,7 +145,7 @@ def rekey_update(
     """Give the current material (prompted hidden by seal type); at the threshold prints
     the new material once."""
     with get_state(ctx).client() as kk:
-        kind = implied_seal(passphrase_file, share_file) or kk.health().seal_type
+        kind = kk.health().seal_type or implied_seal(passphrase_file, share_file)
         passphrase, share = material(kind, passphrase_file, share_file)
         r: RekeyUpdate = kk.rekey_update(nonce, passphrase=passphrase, key=share)
     if get_state(ctx).json:
@@ -151,9 +158,12 @@ def rekey_update(
         if r.unseal_passphrase:
             rows.append(("unseal passphrase", r.unseal_passphrase))
         emit_fields(rows)
-    if r.complete and (r.keys or r.unseal_passphrase):
-        stderr("WARNING: the new unseal material is shown only once; the old material no "
+    if r.complete and r.keys:
+        stderr("WARNING: the new unseal shares are shown only once; the old material no "
                "longer unseals. Hand each share to a different person now.")
+    elif r.complete and r.unseal_passphrase:
+        stderr("WARNING: the new unseal passphrase is shown only once; the old material no "
+               "longer unseals. Store it somewhere safe now.")
 
 
 @rekey_app.command("status")

@@ -51,6 +51,9 @@ def _emit_health(ctx: typer.Context, health: Health, addr: str) -> None:
                 ("seal type", health.seal_type),
                 *([("unseal progress", f"{health.progress}/{health.threshold}")]
                   if health.threshold else []),
+                # As Vault's "Unseal Nonce": names the attempt the shares given so far are in.
+                *([("unseal nonce", health.nonce)]
+                  if health.threshold and health.progress and health.nonce else []),
                 *([("seal error", health.seal_error)] if health.seal_error else []),
             ]
         )
@@ -58,7 +61,8 @@ def _emit_health(ctx: typer.Context, health: Health, addr: str) -> None:
 
 def server(
     dev: bool = typer.Option(
-        False, "--dev", help="In-memory dev server, unsealed, with a root token."
+        False, "--dev", help="Dev server: initialised and unsealed, with a root token, in "
+        "a temporary data directory removed at exit (unless --data-dir is given)."
     ),
     dev_root_token: str | None = typer.Option(
         None, "--dev-root-token", envvar="KEYKEEPER_DEV_ROOT_TOKEN", help="Root token for --dev."
@@ -166,12 +170,12 @@ def unseal(
         if reset:
             health = kk.unseal(reset=True)
         else:
-            kind, progress = implied_seal(passphrase_file, share_file), ""
-            if kind is None:  # ask the server what to prompt for
-                now = kk.health()
-                kind = now.seal_type
-                progress = (f" ({(now.progress or 0) + 1}/{now.threshold})"
-                            if now.threshold else "")
+            # The server says what to prompt for (and which options fit); the options only
+            # before init, when it cannot say.
+            now = kk.health()
+            kind = now.seal_type or implied_seal(passphrase_file, share_file)
+            progress = (f" ({(now.progress or 0) + 1}/{now.threshold})"
+                        if now.threshold else "")
             passphrase, share = material(kind, passphrase_file, share_file, progress)
             health = kk.unseal(passphrase, key=share)
     _emit_health(ctx, health, kk.addr)
@@ -194,7 +198,7 @@ def generate_root(
         if reset:
             made = kk.generate_root(reset=True)
         else:
-            kind = implied_seal(passphrase_file, share_file) or kk.health().seal_type
+            kind = kk.health().seal_type or implied_seal(passphrase_file, share_file)
             passphrase, share = material(kind, passphrase_file, share_file)
             made = kk.generate_root(passphrase, key=share)
     if get_state(ctx).json:

@@ -7,6 +7,7 @@ prints one ``approval required`` line and exits 4 (cli/main.py)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -52,10 +53,10 @@ def import_params(
     if state.json:
         emit_json(made)
         return
-    emit_fields([("key_id", made.key_id), ("import_token", made.import_token),
-                 ("wrapping_algorithm", made.wrapping_algorithm),
-                 ("expires_at", made.expires_at),
-                 ("wrapping_key_fingerprint", made.wrapping_key_fingerprint)])
+    emit_fields([("key id", made.key_id), ("import token", made.import_token),
+                 ("wrapping algorithm", made.wrapping_algorithm),
+                 ("expires at", made.expires_at),
+                 ("wrapping key fingerprint", made.wrapping_key_fingerprint)])
     if public_key_out is None:
         typer.echo(made.public_key.rstrip("\n"))
 
@@ -63,7 +64,12 @@ def import_params(
 def import_key(
     ctx: typer.Context,
     key: str = KEY_ARG,
-    import_token: str = typer.Option(..., "--import-token", help="From key import-params."),
+    import_token: str | None = typer.Option(
+        None, "--import-token", help="From key import-params (visible in the shell history "
+        "and the process list: prefer --import-token-file)."),
+    import_token_file: Path | None = typer.Option(
+        None, "--import-token-file", help="File holding the import token; with neither "
+        "option, a hidden prompt (or a line of stdin)."),
     material_file: Path = typer.Option(..., "--material-file",
                                        help="The wrapped key material (raw bytes)."),
     fmt: str = typer.Option(..., "--format",
@@ -71,9 +77,28 @@ def import_key(
 ) -> None:
     """Import wrapped key material as the external key's new primary version."""
     state = get_state(ctx)
+    if import_token is not None and import_token_file is not None:
+        raise typer.BadParameter("give --import-token or --import-token-file, not both",
+                                 param_hint="--import-token-file")
+    if import_token is None:
+        import_token = _import_token(import_token_file)
     wrapped = _read(material_file, "--material-file")
     with state.client() as kk:
         emit_key(state, kk.import_key_material(key, import_token, wrapped, fmt))
+
+
+def _import_token(path: Path | None) -> str:
+    """The token from ``path`` (its line ending dropped), else a line of stdin (a hidden
+    prompt on a terminal)."""
+    if path is not None:
+        token = _read(path, "--import-token-file").decode("utf-8", "replace").strip()
+    elif sys.stdin.isatty():
+        token = str(typer.prompt("Import token", hide_input=True, err=True)).strip()
+    else:
+        token = sys.stdin.readline().strip()
+    if not token:
+        raise typer.BadParameter("the import token is empty", param_hint="--import-token-file")
+    return token
 
 
 def export_key(
@@ -101,11 +126,15 @@ def export_key(
                              wrapping_key=wrap_with, wrapping_algorithm=wrapping_algorithm)
     with output_file(out, binary=True) as stream:
         stream.write(made.wrapped_key_material)
-    fields = [("key_id", made.key_id), ("key_version", made.key_version),
-              ("format", made.format), ("wrapping_algorithm", made.wrapping_algorithm),
-              ("wrapping_key_fingerprint", made.wrapping_key_fingerprint),
-              ("out", str(out))]
+    fields: list[tuple[str, object]] = [
+        ("key_id", made.key_id), ("key_version", made.key_version), ("format", made.format),
+        ("wrapping_algorithm", made.wrapping_algorithm),
+        ("wrapping_key_fingerprint", made.wrapping_key_fingerprint)]
+    if made.wrapping_key is not None:  # --wrap-with: which keykeeper key and version
+        fields += [("wrapping_key", made.wrapping_key),
+                   ("wrapping_key_version", made.wrapping_key_version)]
+    fields.append(("out", str(out)))
     if state.json:
         emit_json(dict(fields))
-    else:
-        emit_fields(fields)
+    else:  # the labels people read elsewhere: words, not JSON names
+        emit_fields([(name.replace("_", " "), value) for name, value in fields])

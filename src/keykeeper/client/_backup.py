@@ -49,12 +49,17 @@ class BackupCreated(msgspec.Struct, frozen=True, kw_only=True):
     custodian_threshold: int | None = None
     records: int = 0
     counts: dict[str, int] = {}
+    threshold: int | None = None  # shares needed to open it (when split into shares)
 
 
 class BackupRestored(msgspec.Struct, frozen=True, kw_only=True):
-    """A restore done: rows per table, whether it was forced, and the versions this
-    instance knew as destroyed that stayed destroyed (``key_id:version``) or were brought
-    back (forced, audited)."""
+    """A restore done: ``counts`` (records the archive held, per table), whether it was
+    forced, ``added`` (rows written new, per table), ``kept`` (this instance's rows kept
+    over the archive's: a forced restore deletes nothing), the versions this instance knew
+    as destroyed that stayed destroyed (``key_id:version``) or were brought back (forced,
+    audited), ``skipped`` identity and policy rows (not restored into a non-empty
+    instance), ``conflicts`` (keys left out: their ``namespace:name`` is taken here) and
+    ``identity_restored``."""
 
     backup_id: str
     counts: dict[str, int]
@@ -62,6 +67,11 @@ class BackupRestored(msgspec.Struct, frozen=True, kw_only=True):
     archive_sha256: str
     kept_destroyed: list[str] = []
     restored_destroyed: list[str] = []
+    added: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    conflicts: list[str] = []
+    identity_restored: bool = True
 
 
 class BackupSigningKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +86,7 @@ class _Started(msgspec.Struct):
     shares: list[str] = []
     custodians: int = 0
     custodian_threshold: int | None = None
+    threshold: int | None = None
 
 
 class _Tee:
@@ -209,7 +220,8 @@ class BackupMixin:
                              scope=started.scope, shares=started.shares,
                              custodians=started.custodians,
                              custodian_threshold=started.custodian_threshold,
-                             records=report.records, counts=report.counts)
+                             records=report.records, counts=report.counts,
+                             threshold=started.threshold)
 
     def backup_restore(self, archive: PathOrFile, *, shares: Sequence[str] = (),
                        custodian_keys: Sequence[bytes] = (), signer: str | None = None,
@@ -218,15 +230,16 @@ class BackupMixin:
         """Restore ``archive`` (a path, or a seekable binary file from its start) into the
         server, opened with ``shares`` (text) or ``custodian_keys`` (PEM private keys:
         the backup key is recovered here and only it is sent). ``signer``: the signer's
-        PEM public key or fingerprint the archive must be signed by (needed with
-        custodian keys for an archive of another instance).
+        PEM public key or fingerprint the archive must be signed by (needed for an
+        archive of another instance, whether opened with shares or custodian keys).
 
         ``force``: into a non-empty instance, under dual control: raises ApprovalRequired
         (its ``approval_id``) until approved; then call again with ``approval_id``.
         ``restore_destroyed`` (with ``force``) also brings back versions this instance
-        knows as destroyed (audited). Raises InvalidArgument (the archive is refused, a
-        wrong or too few shares or keys: nothing is written), FailedPrecondition (not
-        empty, an unpinned foreign signer), PayloadTooLarge, PermissionDenied."""
+        knows as destroyed (audited). A forced restore adds key data only and deletes
+        nothing. Raises InvalidArgument (the archive is refused, a wrong or too few
+        shares or keys: nothing is written), FailedPrecondition (not empty, an unpinned
+        foreign signer), PayloadTooLarge, PermissionDenied."""
         if isinstance(archive, str | os.PathLike):
             with open(archive, "rb") as stream:
                 return self._restore(stream, shares, custodian_keys, signer, force,

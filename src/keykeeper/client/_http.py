@@ -163,6 +163,9 @@ def _error_from(response: httpx.Response) -> KeykeeperError:
 
 _NO_CERT_HINT = ("; a server that requires a client certificate closes the connection "
                  "this way: see KEYKEEPER_CLIENT_CERT")
+_CERT_REFUSED_HINT = ("; the server may have refused the client certificate (it must "
+                      "chain to the server's client CA and allow client authentication: "
+                      "a server certificate does not)")
 
 
 def _tls_reason(exc: BaseException) -> str | None:
@@ -197,7 +200,7 @@ class Http:
         # The x-request-id of the last answer (the request's id in the audit trail).
         self.last_request_id: str | None = None
         self.token = token if token is not None else os.environ.get("KEYKEEPER_TOKEN")
-        self._hint = "" if has_client_cert(cert) else _NO_CERT_HINT
+        self._hint = _CERT_REFUSED_HINT if has_client_cert(cert) else _NO_CERT_HINT
         try:
             self._client = httpx.Client(
                 base_url=self.addr,
@@ -242,6 +245,8 @@ class Http:
             raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
         except httpx.TransportError as exc:
             reason = _tls_reason(exc) or type(exc).__name__
+            if isinstance(exc, httpx.RemoteProtocolError) and self.addr.startswith("https:"):
+                reason += self._hint
             raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None

@@ -57,8 +57,13 @@ def ssl_config(verify: VerifyArg, cert: CertArg) -> bool | ssl.SSLContext:
         try:
             ctx.load_cert_chain(certfile, keyfile)
         except OSError as exc:
+            reason = _reason(exc)
+            if keyfile is None and not _holds_private_key(certfile):
+                reason = ("the file holds no private key: give the key file too "
+                          "(--client-key or KEYKEEPER_CLIENT_KEY; in the SDK "
+                          "cert=(certfile, keyfile))")
             raise InvalidArgument(f"cannot load the client certificate {os.fspath(certfile)}: "
-                                  f"{_reason(exc)}") from None
+                                  f"{reason}") from None
     return ctx
 
 
@@ -75,6 +80,14 @@ def _cert_from_env() -> CertArg:
     if not certfile:
         return None
     return (certfile, keyfile) if keyfile else certfile
+
+
+def _holds_private_key(path: str | os.PathLike[str]) -> bool:
+    """Whether a PEM file has a private key block (a certificate file may carry its key)."""
+    try:
+        return b"PRIVATE KEY-----" in Path(path).read_bytes()
+    except OSError:
+        return False
 
 
 def _ca_context(path: Path) -> ssl.SSLContext:

@@ -156,6 +156,8 @@ class KeyVersion(msgspec.Struct, frozen=True, kw_only=True):
     deactivated_at: datetime | None = None
     compromised_at: datetime | None = None
     compromise_reason: str | None = None
+    in_hsm: bool = False          # the material is an object in the server's PKCS#11 token
+    public_only: bool = False     # an imported public key alone: verify or encrypt only
 
 
 class _Versions(msgspec.Struct, frozen=True):

@@ -139,9 +139,9 @@ class ShareCollector:
 
     def add(self, share: str, threshold: int, nonce: str | None = None) -> bytearray | None:
         """Add one base64 share. InvalidArgument for a malformed or repeated share (the
-        progress is kept); FailedPrecondition when ``nonce`` names an attempt that was
-        completed or reset. Returns the combined secret (zero it after use) at the
-        threshold, else None."""
+        progress is kept); FailedPrecondition when ``nonce`` is not the current attempt's
+        (completed, reset, or another attempt in progress: the message says which).
+        Returns the combined secret (zero it after use) at the threshold, else None."""
         raw = decode_share(share)
         with self._lock:
             # Compared as bytes: compare_digest refuses non-ASCII str (a TypeError, not a
@@ -149,8 +149,14 @@ class ShareCollector:
             if nonce is not None and not hmac.compare_digest(
                     nonce.encode("utf-8", "replace"), self._nonce.encode()):
                 _zero(raw)
-                raise FailedPrecondition("this attempt was completed or reset (the nonce "
-                                         "does not match); start again")
+                if self._shares:
+                    raise FailedPrecondition(
+                        f"the nonce does not match the attempt in progress ({len(self._shares)}"
+                        f" of {threshold} shares given; its nonce is in the status): give "
+                        "the share with that nonce, or reset the attempt")
+                raise FailedPrecondition("the nonce names an attempt that was completed or "
+                                         "reset (none is in progress); give the share "
+                                         "without it, or with the nonce in the status")
             for s in self._shares:
                 if s[-1] == raw[-1]:
                     same = hmac.compare_digest(bytes(s), bytes(raw))

@@ -43,6 +43,8 @@ class KeyVersion:
     # A version imported as a public key alone (issue 6 §3): no private material, so it
     # verifies or encrypts only (service/lookup.py hands out a public-only handle).
     public_only: bool = False
+    # An HSM-protected version: its material is a token object (custody/hsm/).
+    in_hsm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

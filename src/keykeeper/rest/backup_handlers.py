@@ -42,10 +42,12 @@ def started(plan: BackupPlan) -> s.BackupStarted:
     """The first line of the backup answer."""
     custody = plan.header["custody"]
     custodians = custody.get("custodians") or {}
+    split = custody.get("shares") or {}
     return s.BackupStarted(backup_id=plan.backup_id, signer=plan.header["signer"]["fingerprint"],
                            scope=plan.header["scope"]["kind"], shares=list(plan.shares),
                            custodians=int(custodians.get("count") or 0),
-                           custodian_threshold=custodians.get("threshold"))
+                           custodian_threshold=custodians.get("threshold"),
+                           threshold=split.get("threshold"))
 
 
 @dataclass(repr=False)
@@ -80,7 +82,10 @@ def restore(svc: Services, ctx: RequestContext, p: Params,
     return s.RestoreResponse(backup_id=result.backup_id, counts=result.counts,
                              forced=result.forced, archive_sha256=body.sha256,
                              kept_destroyed=result.kept_destroyed,
-                             restored_destroyed=result.restored_destroyed)
+                             restored_destroyed=result.restored_destroyed,
+                             added=result.added, kept=result.kept, skipped=result.skipped,
+                             conflicts=result.conflicts,
+                             identity_restored=result.identity_restored)
 
 
 def signing_key(svc: Services, ctx: RequestContext, p: Params, body: None) -> s.SigningKey:

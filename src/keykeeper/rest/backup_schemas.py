@@ -34,6 +34,7 @@ class BackupStarted(Struct):
     shares: list[str] = []       # shown once, never stored
     custodians: int = 0
     custodian_threshold: int | None = None
+    threshold: int | None = None  # shares needed to open the archive (with shares)
 
 
 class RestoreRequest(Struct, forbid_unknown_fields=True):
@@ -52,6 +53,11 @@ class RestoreResponse(Struct):
     archive_sha256: str
     kept_destroyed: list[str] = []
     restored_destroyed: list[str] = []
+    added: dict[str, int] = {}           # rows written new, per table
+    kept: dict[str, int] = {}            # this instance's rows kept (forced restore)
+    skipped: dict[str, int] = {}         # identity and policy rows not restored
+    conflicts: list[str] = []            # keys left out: namespace:name taken here
+    identity_restored: bool = True       # False: forced into a non-empty instance
 
 
 class SigningKey(Struct):

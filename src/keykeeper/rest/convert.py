@@ -62,4 +62,5 @@ def version_out(v: KeyVersion, key: Key | None = None,
                         originator_usage_end=ends[0], recipient_usage_end=ends[1],
                         deactivated_at=rfc3339(v.deactivated_at),
                         compromised_at=rfc3339(v.compromised_at),
-                        compromise_reason=v.compromise_reason)
+                        compromise_reason=v.compromise_reason, in_hsm=v.in_hsm,
+                        public_only=v.public_only)

@@ -118,6 +118,8 @@ class VersionOut(Struct):
     deactivated_at: str | None = None
     compromised_at: str | None = None
     compromise_reason: str | None = None
+    in_hsm: bool = False                       # material is a PKCS#11 token object
+    public_only: bool = False                  # imported public key alone: verify/encrypt
 
 
 class VersionList(Struct):

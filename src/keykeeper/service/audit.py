@@ -393,11 +393,14 @@ class Auditor(AuditReads):
         rec = entry.record
         return ChainHead(rec.chain, rec.seq, line_hash(entry.line), rec.seq)
 
-    def note(self, operation: str, *, detail: str, reason: str | None = None) -> None:
+    def note(self, operation: str, *, detail: str, reason: str | None = None,
+             ctx: RequestContext | None = None) -> None:
         """Record an event that answers no request (``operation`` e.g. ``alert``; no
-        principal), not waited for. Nothing while auditing is off or closed."""
+        principal), not waited for; with ``ctx``, an event of that request (its principal,
+        request id, approval id). Nothing while auditing is off or closed."""
         if self.enabled and not self._closed:
-            self._append(operation, "success", detail=detail, reason=reason, track=False)
+            self._append(operation, "success", ctx=ctx, detail=detail, reason=reason,
+                         track=False)
 
     def start_segment(self, detail: str) -> None:
         """Write the first record of a new chain segment, saying why there is one."""

@@ -10,19 +10,28 @@ refuses to start; a run would be refused by ``BackupCreate.plan`` as any backup 
 
 Each run (on the scheduler's leader, while unsealed):
 
+0. skips, with a note ("nothing to back up"), when the store is empty (a fresh instance:
+   service/backup_target.py ``not_empty_reason``): a recovery node started before its
+   restore must not write empty archives that retention would keep in place of good ones;
 1. streams the archive (service/backup_export.py) into ``.<name>.partial`` in the
-   directory (mode 0600), fsyncs it, renames it to ``keykeeper-<UTC time>-<backup id>.kkbackup``
-   and fsyncs the directory: a run cut off (crash, kill -9, full disk) leaves at most a
-   ``.partial`` file, which never has the final name and never verifies;
+   directory (mode 0600), fsyncs it, renames it to
+   ``keykeeper-sched-<marker>-<UTC time>-<backup id>.kkbackup`` and fsyncs the directory:
+   a run cut off (crash, kill -9, full disk) leaves at most a ``.partial`` file, which
+   never has the final name and never verifies. ``<marker>``: the first 12 hex digits of
+   this instance's backup signing-key fingerprint (the same on every node of the
+   instance, another on any other instance);
 2. verifies the new archive (structure, manifest, digests, signature;
    backup/verify.py) before anything is deleted;
-3. deletes the oldest complete archives beyond ``retain``. Only complete archives
-   (``keykeeper-*.kkbackup``) are counted or deleted; ``.partial`` files older than a day
-   (left by a crash) are removed, younger ones (a run in progress elsewhere) are not.
+3. deletes the oldest archives beyond ``retain`` among those THIS schedule wrote: only
+   names with this instance's marker are counted or deleted, never an archive copied in
+   by hand, another instance's (a recovery node pointed at the lost instance's
+   directory), or one named by an older version; ``.partial`` files of this marker
+   older than a day (left by a crash) are removed, younger ones (a run in progress) not.
 
 Every run is audited: ``backup.create`` (principal and interface ``scheduler``, ``items``
 the keys archived) and a ``backup.scheduled`` note naming the file, its SHA-256 and what
-retention deleted; the scheduler adds its own ``scheduler.backup`` run record.
+retention deleted (or why the run was skipped); the scheduler adds its own
+``scheduler.backup`` run record.
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ from keykeeper.service.backup import Backups
 from keykeeper.service.context import RequestContext
 from keykeeper.service.rotation import PRINCIPAL, error_code
 
-__all__ = ["JOB", "ROLE", "BackupSchedule", "ScheduledBackups", "archive_name"]
+__all__ = ["EMPTY_NOTE", "JOB", "MIN_INTERVAL_SECONDS", "ROLE", "BackupSchedule",
+           "ScheduledBackups", "archive_name", "marker"]
 
 log = logging.getLogger("keykeeper.backup")
 
@@ -58,12 +68,25 @@ SUFFIX = ".kkbackup"
 PARTIAL = ".partial"
 STALE_PARTIAL_SECONDS = 86_400
 MAX_RETAIN = 10_000
-_NAME = re.compile(r"^keykeeper-\d{8}T\d{6}Z-bk-[0-9a-f]{16}\.kkbackup$")
+MIN_INTERVAL_SECONDS = 60
+EMPTY_NOTE = "nothing to back up"
 
 
-def archive_name(now: datetime, backup_id: str) -> str:
-    """``keykeeper-<YYYYmmddTHHMMSSZ>-<backup id>.kkbackup``: sorts by time."""
-    return f"keykeeper-{now.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}{SUFFIX}"
+def marker(signer_fingerprint: str) -> str:
+    """The mark of one instance's scheduled archives: ``sched-`` and the first 12 hex
+    digits of its backup signing-key fingerprint (``sha256:<hex>``)."""
+    return "sched-" + signer_fingerprint.removeprefix("sha256:")[:12]
+
+
+def archive_name(now: datetime, backup_id: str, mark: str) -> str:
+    """``keykeeper-<mark>-<YYYYmmddTHHMMSSZ>-<backup id>.kkbackup``: sorts by time."""
+    return f"keykeeper-{mark}-{now.strftime('%Y%m%dT%H%M%SZ')}-{backup_id}{SUFFIX}"
+
+
+def _own(mark: str) -> re.Pattern[str]:
+    """The names this instance's schedule writes (and only those)."""
+    return re.compile(rf"^keykeeper-{re.escape(mark)}-\d{{8}}T\d{{6}}Z-bk-[0-9a-f]{{16}}"
+                      rf"\.kkbackup$")
 
 
 @dataclass(frozen=True, repr=False)
@@ -96,8 +119,9 @@ class BackupSchedule:
             return None
         interval = parse_duration(env.get("KEYKEEPER_BACKUP_INTERVAL") or "1d",
                                   what="KEYKEEPER_BACKUP_INTERVAL")
-        if interval < 60:
-            raise InvalidArgument("KEYKEEPER_BACKUP_INTERVAL must be at least 60 seconds")
+        if interval < MIN_INTERVAL_SECONDS:
+            raise InvalidArgument(f"KEYKEEPER_BACKUP_INTERVAL must be at least "
+                                  f"{MIN_INTERVAL_SECONDS} seconds")
         retain_text = (env.get("KEYKEEPER_BACKUP_RETAIN") or "7").strip()
         if not retain_text.isdigit() or not 1 <= int(retain_text) <= MAX_RETAIN:
             raise InvalidArgument(f"KEYKEEPER_BACKUP_RETAIN must be a count of archives "
@@ -146,9 +170,19 @@ class ScheduledBackups:
                               principal=Principal(PRINCIPAL, roles=(ROLE,)))
 
     def run(self, now: datetime) -> JobResult:
-        """One scheduled backup, then retention. Raises (the scheduler records the run as
-        an ``error``) when the archive cannot be made; nothing is deleted then."""
+        """One scheduled backup, then retention; skipped (nothing written or deleted) when
+        the store is empty. Raises (the scheduler records the run as an ``error``) when
+        the archive cannot be made; nothing is deleted then."""
         ctx = self._ctx()
+        empty = self._b.restore.empty_reason() is None
+        if empty:
+            if self._auditor is not None:
+                self._auditor.note("backup.scheduled", detail=(
+                    f"skipped: {EMPTY_NOTE} (the store is empty: no keys, namespaces, "
+                    f"principals or grants beyond a fresh instance's); nothing written to "
+                    f"or deleted from {self.schedule.directory}"))
+            log.info("scheduled backup skipped: %s (empty store)", EMPTY_NOTE)
+            return JobResult(0, 0, f"skipped: {EMPTY_NOTE} (empty store)")
         try:
             path, digest, keys = self._write(ctx, now)
         except Exception as exc:
@@ -175,7 +209,7 @@ class ScheduledBackups:
         plan = self._b.create.plan(ctx, custodian_keys=list(s.custodians),
                                    custodian_threshold=s.threshold)
         s.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        final = s.directory / archive_name(now, plan.backup_id)
+        final = s.directory / archive_name(now, plan.backup_id, self._mark())
         partial = s.directory / f".{final.name}{PARTIAL}"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -194,11 +228,17 @@ class ScheduledBackups:
         _fsync_dir(s.directory)
         return final, plan.digest.hexdigest(), plan.counts.get("keys", 0)
 
+    def _mark(self) -> str:
+        return marker(self._b.signer.fingerprint())
+
     def _retain(self, keep: Path) -> list[str]:
-        """Delete the oldest complete archives beyond ``retain`` (never ``keep``, never a
-        partial) and partials older than a day; the names deleted."""
+        """Delete the oldest archives this instance's schedule wrote beyond ``retain``
+        (never ``keep``, never a partial, never a file of another name) and its partials
+        older than a day; the names deleted."""
         directory = self.schedule.directory
-        complete = sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+        mark = self._mark()
+        own = _own(mark)
+        complete = sorted(p for p in directory.iterdir() if own.match(p.name))
         doomed = [p for p in complete[:max(0, len(complete) - self.schedule.retain)]
                   if p != keep]
         deleted = []
@@ -209,7 +249,7 @@ class ScheduledBackups:
             except OSError as exc:
                 log.warning("backup retention: cannot delete %s: %s", p.name, exc.strerror)
         cutoff = time.time() - STALE_PARTIAL_SECONDS
-        for p in directory.glob(f".keykeeper-*{SUFFIX}{PARTIAL}"):
+        for p in directory.glob(f".keykeeper-{mark}-*{SUFFIX}{PARTIAL}"):
             with contextlib.suppress(OSError):
                 if p.stat().st_mtime < cutoff:
                     p.unlink()

@@ -63,6 +63,8 @@ NOTICE_INTERVAL_SECONDS = 300.0
 PAGE = 500
 EXPIRY_RULE = "crypto_period_expiry"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# The scheduled backup job (service/backup_schedule.py JOB), added only when configured.
+_BACKUP_JOB = "backup"
 
 #: ``notify(rule, severity, subject, summary, evidence)``: raise (or refresh) an alert.
 Notify = Callable[[str, str, str, str, dict[str, object]], None]
@@ -350,6 +352,9 @@ class SchedulerControl:
         if scheduler is None:
             raise FailedPrecondition(f"the scheduler is disabled on node {self.node_id} "
                                      "(KEYKEEPER_SCHEDULER=off)")
+        if job == _BACKUP_JOB and job not in scheduler.job_names:
+            raise FailedPrecondition("scheduled backups are not configured on node "
+                                     f"{self.node_id} (KEYKEEPER_BACKUP_DIR)")
         if job not in scheduler.job_names:
             shown = job if len(job) <= 64 else job[:64] + "..."
             raise InvalidArgument(f"unknown scheduler job {shown!r}; jobs: "

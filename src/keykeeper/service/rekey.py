@@ -166,10 +166,11 @@ class RekeyService:
         record = self._record()
         with self._lock:
             a = self._attempt
-            if a is None or not hmac.compare_digest(nonce.encode("utf-8", "replace"),
-                                                    a.nonce.encode()):
-                raise FailedPrecondition("no rekey in progress with this nonce; start one "
-                                         "with rekey init")
+            if a is None:
+                raise FailedPrecondition("no rekey is in progress; start one with rekey init")
+            if not hmac.compare_digest(nonce.encode("utf-8", "replace"), a.nonce.encode()):
+                raise FailedPrecondition("the nonce does not match the rekey in progress "
+                                         "(its nonce is in rekey status)")
         opened = a.gate.present(record, passphrase=passphrase, key=key)
         if isinstance(opened, Progress):
             return RekeyResult(False, self.status())

@@ -335,7 +335,7 @@ class SystemService:
         except KeykeeperError as exc:
             detail = exc.detail
             if isinstance(exc, LoginRefused):
-                detail = (f"the HSM refused the PIN ({exc.reason}); automatic unseal "
+                detail = (f"the HSM refused the login ({exc.reason}); automatic unseal "
                           "retries are stopped so the token does not lock the PIN: correct "
                           "the PIN (KEYKEEPER_PKCS11_PIN_FILE), then run `keykeeper unseal` "
                           "or restart the server")

@@ -32,6 +32,7 @@ def version_from_row(row: Any) -> KeyVersion:
         deactivated_at=utc(row.deactivated_at), compromised_at=utc(row.compromised_at),
         compromise_reason=row.compromise_reason,
         public_only=bool(getattr(row, "public_only", False)),
+        in_hsm=bool(getattr(row, "in_hsm", False)),
     )
 
 

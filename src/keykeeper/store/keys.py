@@ -95,7 +95,8 @@ class KeyRepository:
                      # no wrapped material, no HSM key, not erased: a public key alone
                      and_(key_versions.c.wrapped_material.is_(None),
                           key_versions.c.hsm_key_id.is_(None),
-                          key_versions.c.destroyed_at.is_(None)).label("public_only"))
+                          key_versions.c.destroyed_at.is_(None)).label("public_only"),
+                     key_versions.c.hsm_key_id.is_not(None).label("in_hsm"))
               .where(key_versions.c.key_id.in_(ids)).order_by(key_versions.c.version))
         for vr in conn.execute(vq):
             versions[vr.key_id].append(version_from_row(vr))

@@ -9,7 +9,9 @@ from keykeeper.tls.context import (
     TLS12_CIPHERS,
     ClientAuth,
     TlsSettings,
+    issuing_ca_file,
     server_context,
 )
 
-__all__ = ["CLIENT_AUTH_MODES", "TLS12_CIPHERS", "ClientAuth", "TlsSettings", "server_context"]
+__all__ = ["CLIENT_AUTH_MODES", "TLS12_CIPHERS", "ClientAuth", "TlsSettings", "issuing_ca_file",
+           "server_context"]

@@ -32,13 +32,15 @@ from pathlib import Path
 from typing import Literal, cast
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature as InvalidSignatureError
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from keykeeper.errors import InvalidArgument
 
-__all__ = ["CLIENT_AUTH_MODES", "TLS12_CIPHERS", "ClientAuth", "TlsSettings", "server_context"]
+__all__ = ["CLIENT_AUTH_MODES", "TLS12_CIPHERS", "ClientAuth", "TlsSettings", "issuing_ca_file",
+           "server_context"]
 
 ClientAuth = Literal["none", "optional", "required"]
 CLIENT_AUTH_MODES: tuple[ClientAuth, ...] = ("none", "optional", "required")
@@ -178,3 +180,28 @@ def _private_key(path: Path, option: str) -> PrivateKeyTypes:
 def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def issuing_ca_file(settings: TlsSettings) -> Path | None:
+    """A CA file that issued the server certificate, when one is at hand: the client CA
+    file, or a ``ca.pem`` beside the certificate (as ``keykeeper dev-certs`` writes it).
+    For banners that tell a client what to trust (``KEYKEEPER_CACERT``); None when
+    neither issued it or a file cannot be read (no error: it is only a hint)."""
+    try:
+        leaf = _certificates(settings.cert_file, settings.names[0])[0]
+    except InvalidArgument:
+        return None
+    for candidate in (settings.client_ca_file, settings.cert_file.parent / "ca.pem"):
+        if candidate is None or not candidate.is_file():
+            continue
+        try:
+            cas = x509.load_pem_x509_certificates(candidate.read_bytes())
+        except (OSError, ValueError):
+            continue
+        for ca in cas:
+            try:
+                leaf.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, UnsupportedAlgorithm, InvalidSignatureError):
+                continue
+            return candidate.resolve()
+    return None
