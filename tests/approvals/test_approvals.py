@@ -292,7 +292,7 @@ def test_gate_refuses_secrets_and_operations_without_executor(team: Team) -> Non
         svc.approvals.gate(team.who("so"), "namespace.delete",
                            {"namespace": "x", "blob": b"raw"}, summary="s")
     with pytest.raises(Internal):
-        svc.approvals.gate(team.who("so"), "backup.restore", {"file": "f"}, summary="s")
+        svc.approvals.gate(team.who("so"), "audit.config", {"file": "f"}, summary="s")
     assert svc.approvals.list_approvals(team.root())[0] == []
     # Caller data nested in an argument (labels, metadata) is not an argument name.
     with pytest.raises(ApprovalRequired):
@@ -302,10 +302,10 @@ def test_gate_refuses_secrets_and_operations_without_executor(team: Team) -> Non
 
 def test_results_withhold_secret_fields(team: Team) -> None:
     svc = team.svc
-    svc.approvals.register("backup.restore", lambda ctx, a: {
+    svc.approvals.register("audit.config", lambda ctx, a: {
         "restored": True, "unseal_passphrase": "hunter2", "nested": [{"token": "t"}]})
     with pytest.raises(ApprovalRequired) as info:
-        svc.approvals.gate(team.who("so"), "backup.restore", {"file": "b.kkb"},
+        svc.approvals.gate(team.who("so"), "audit.config", {"file": "b.kkb"},
                            summary="restore")
     approval_id = str(info.value.approval_id)
     svc.approvals.approve(team.who("c1"), approval_id)
@@ -391,7 +391,7 @@ def test_policy_needs_its_permission(team: Team) -> None:
 # -- secrets made by an approved request: wrapped, claimed by the requester once -------------
 def _restorer(team: Team, name: str) -> None:
     """``name``, a security officer that may also restore backups (the claims below are
-    of test requests under backup.restore, and the claim checks that permission)."""
+    of test requests under audit.config, and the claim checks that permission)."""
     from keykeeper.authz.model import Role
 
     svc = team.svc
@@ -399,7 +399,7 @@ def _restorer(team: Team, name: str) -> None:
         if svc.deps.identity.get_role(conn, "restorer") is None:
             now = team.node.clock()
             svc.deps.identity.insert_role(conn, Role(
-                name="restorer", description="", operations=("backup.restore",),
+                name="restorer", description="", operations=("audit.config",),
                 created_at=now, updated_at=now))
     team.add(name, ("security-officer", "restorer"))
 
@@ -413,12 +413,12 @@ def _claimable_request(team: Team, requester: str, tag: str) -> str:
     from keykeeper.service.approval_args import Claimable
 
     svc = team.svc
-    if "backup.restore" not in svc.approvals.registered():
-        svc.approvals.register("backup.restore", lambda ctx, a: {
+    if "audit.config" not in svc.approvals.registered():
+        svc.approvals.register("audit.config", lambda ctx, a: {
             "token": Claimable(_secret(a["file"])), "accessor": "acc-1", "principal": "p",
             "expires_at": "2030-01-01T00:00:00Z", "display_name": "", "ttl": 60})
     with pytest.raises(ApprovalRequired) as info:
-        svc.approvals.gate(team.who(requester), "backup.restore", {"file": tag},
+        svc.approvals.gate(team.who(requester), "audit.config", {"file": tag},
                            summary="restore")
     approval_id = str(info.value.approval_id)
     svc.approvals.approve(team.who("c1"), approval_id)
@@ -458,9 +458,9 @@ def test_claimable_secret_is_wrapped_and_claimed_once(team: Team) -> None:
 
 
 def test_claim_needs_the_operation_permission_still(team: Team) -> None:
-    approval_id = _claimable_request(team, "so", "s2")  # 'so' may not restore
-    with pytest.raises(PermissionDenied, match=r"'backup\.restore'"):
-        team.svc.approvals.claim(team.who("so"), approval_id)
+    approval_id = _claimable_request(team, "aud", "s2")  # an auditor may not configure audit
+    with pytest.raises(PermissionDenied, match=r"'audit\.config'"):
+        team.svc.approvals.claim(team.who("aud"), approval_id)
     assert "_sealed_secret" in _row(team, approval_id)["result"]  # still there
 
 

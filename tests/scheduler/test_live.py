@@ -173,7 +173,9 @@ def test_kill_9_of_the_leader_during_rotation_loses_and_duplicates_nothing(
         print(f"killed the leader after {at_kill} of {KEYS} rotations")
         assert at_kill < KEYS, "the run finished before the kill: use more keys"
         killed_at = time.monotonic()
-        assert _wait(lambda: rotated() == KEYS, 60, step=0.2), rotated()
+        # Generous: under a loaded CI machine the standby may rotate slowly; the point is
+        # that it finishes with nothing lost or duplicated, not how fast.
+        assert _wait(lambda: rotated() == KEYS, 240, step=0.2), rotated()
         print(f"the standby finished the other {KEYS - at_kill} rotations "
               f"{time.monotonic() - killed_at:.1f} s after the kill")
         assert cluster.health(standby)["scheduler"] == "leader"
