@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keykeeper.backup.errors import ArchiveInvalid, WrongBackupKey
+from keykeeper.backup.format import b64 as _b64
+from keykeeper.backup.format import unb64 as _unb64
 from keykeeper.backup.keys import KEY_SIZE
 from keykeeper.custody import shamir
 from keykeeper.errors import InvalidArgument
@@ -51,17 +53,6 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
 _HYBRID_INFO = b"keykeeper/backup/custodian/hybrid/v1"
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise ArchiveInvalid(f"{what} is not base64 text")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ArchiveInvalid(f"{what} is not valid base64") from None
 
 
 def _blocks(pem: bytes) -> list[bytes]:

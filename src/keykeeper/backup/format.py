@@ -44,7 +44,8 @@ def canonical(obj: Any) -> bytes:
                       allow_nan=False).encode("ascii")
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 with padding, as text."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -71,9 +72,9 @@ def encode_value(kind: str, value: Any) -> Any:
     if kind == "material":
         assert isinstance(value, Material)
         return {"namespace": value.namespace, "algorithm": value.algorithm,
-                "wrapped": _b64(value.wrapped)}
+                "wrapped": b64(value.wrapped)}
     if kind == "bytes":
-        return _b64(bytes(value))
+        return b64(bytes(value))
     if kind == "bool":
         return bool(value)
     if kind == "int":
@@ -242,8 +243,8 @@ class ArchiveWriter:
 
     def finish(self) -> bytes:
         manifest = canonical({"manifest": self._digests.manifest(self._n, self._order)})
-        trailer = canonical({"signature": _b64(self._sign(manifest)),
-                             "mac": _b64(self._mac(manifest))})
+        trailer = canonical({"signature": b64(self._sign(manifest)),
+                             "mac": b64(self._mac(manifest))})
         return manifest + b"\n" + trailer + b"\n"
 
 

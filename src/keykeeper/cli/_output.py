@@ -14,6 +14,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from keykeeper.backup.files import fsync_dir
+
 __all__ = ["output_file"]
 
 
@@ -44,15 +46,9 @@ def output_file(out: Path, *, binary: bool) -> Iterator[IO[Any]]:
         with suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)  # the rename itself survives a crash
+    fsync_dir(target.parent)  # the rename itself survives a crash
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open(file: str | int, binary: bool) -> IO[Any]:

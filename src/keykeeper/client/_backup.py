@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +21,7 @@ import httpx
 import msgspec
 
 from keykeeper.backup import ArchiveReader, load_private_keys, load_signer, open_key
+from keykeeper.backup.files import write_atomically
 from keykeeper.backup.verify import read_verified
 from keykeeper.client._http import Http
 from keykeeper.errors import Internal, InvalidArgument, Unavailable
@@ -135,32 +134,6 @@ class _Tee:
         return self._take(end)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, write: Any) -> Any:
-    """``write(stream)`` into a temporary file beside ``path`` (mode 0600), fsynced and
-    renamed into place, then the directory fsynced; on any exception the temporary file
-    is removed and ``path`` is untouched. Returns what ``write`` returns."""
-    target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            result = write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-    return result
 
 
 def _archive_chunks(stream: IO[bytes], first: bytes) -> Iterator[bytes]:

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from keykeeper.authz.model import Principal
 from keykeeper.backup.custodians import load_public_key
+from keykeeper.backup.files import fsync_dir
 from keykeeper.backup.verify import verify_archive
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.scheduler import Job, JobResult
@@ -225,7 +226,7 @@ class ScheduledBackups:
             with contextlib.suppress(OSError):
                 partial.unlink()
             raise
-        _fsync_dir(s.directory)
+        fsync_dir(s.directory)
         return final, plan.digest.hexdigest(), plan.counts.get("keys", 0)
 
     def _mark(self) -> str:
@@ -255,13 +256,5 @@ class ScheduledBackups:
                     p.unlink()
                     deleted.append(p.name)
         if deleted:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         return deleted
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

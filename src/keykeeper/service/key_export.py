@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +44,8 @@ from keykeeper.domain.lifecycle import check_use, periods_for
 from keykeeper.domain.states import ERASED, KeyState, Use
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
 from keykeeper.service.approval_args import Claimable
-from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
-from keykeeper.service.deps import Deps
-from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.key_admin_base import KeyAdminBase
 
 __all__ = ["ExportedKey", "KeyExportMixin"]
 
@@ -137,19 +134,8 @@ def _public_target(pem: str, algorithm: str | None) -> _Target:
                    f"an RSA-{public.key_size} public key")
 
 
-class KeyExportMixin(ABC):
+class KeyExportMixin(KeyAdminBase):
     """Wrapped export: mixed into KeyAdmin, whose collaborators it uses."""
-
-    _d: Deps
-    _lookup: KeyLookup
-    _authz: Authorizer
-
-    @abstractmethod
-    def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key: ...
-
-    @abstractmethod
-    def _dual_control(self, ctx: RequestContext, operation: str, key: Key, summary: str,
-                      **arguments: Any) -> None: ...
 
     def register_export_executor(self, register: Callable[[str, Callable[
             [RequestContext, dict[str, Any]], dict[str, Any]]], None]) -> None:

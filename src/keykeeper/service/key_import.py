@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
-
-from sqlalchemy import Connection
 
 from keykeeper.crypto import KeyHandle, load_private, load_public
 from keykeeper.crypto.keyio import check_import_format, import_private_material, import_public_key
@@ -50,8 +47,7 @@ from keykeeper.domain.keys import Key
 from keykeeper.domain.states import KeyState, VersionState
 from keykeeper.errors import FailedPrecondition, InvalidArgument
 from keykeeper.service.context import RequestContext
-from keykeeper.service.deps import Deps
-from keykeeper.service.lookup import KeyLookup
+from keykeeper.service.key_admin_base import KeyAdminBase
 from keykeeper.store.import_tokens import ImportToken, ImportTokenRepository
 from keykeeper.store.keys import NewVersion
 
@@ -149,21 +145,8 @@ def _unwrap(handle: KeyHandle, algorithm: str, wrapped: bytes) -> bytes:
     return rsa_aes_unwrap(handle, WRAPPING_KEY_BITS // 8, wrapped)
 
 
-class KeyImportMixin(ABC):
+class KeyImportMixin(KeyAdminBase):
     """Import parameters and import: mixed into KeyAdmin, whose collaborators it uses."""
-
-    _d: Deps
-    _lookup: KeyLookup
-
-    @abstractmethod
-    def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key: ...
-
-    @abstractmethod
-    def _locked(self, conn: Connection, ctx: RequestContext, ref: str,
-                operation: str) -> Key: ...
-
-    @abstractmethod
-    def _reload(self, conn: Connection, key: Key) -> Key: ...
 
     def import_parameters(self, ctx: RequestContext, ref: str, *,
                           wrapping_algorithm: str | None = None,

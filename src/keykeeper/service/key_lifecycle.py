@@ -5,12 +5,9 @@ rules are in service/key_lifecycle_rules.py, the rules of use in domain/lifecycl
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
-
-from sqlalchemy import Connection
 
 from keykeeper.domain.keys import Key
 from keykeeper.domain.lifecycle import (
@@ -19,10 +16,9 @@ from keykeeper.domain.lifecycle import (
 )
 from keykeeper.domain.states import ERASED, KeyState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument
-from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
-from keykeeper.service.deps import Deps
 from keykeeper.service.destruction import Destruction
+from keykeeper.service.key_admin_base import KeyAdminBase
 from keykeeper.service.key_args import (
     check_description,
     check_labels,
@@ -35,7 +31,6 @@ from keykeeper.service.key_lifecycle_rules import (
     lifecycle_changes,
     usage_due,
 )
-from keykeeper.service.lookup import KeyLookup
 
 __all__ = ["LIFECYCLE_FIELDS", "KeyLifecycleMixin", "lifecycle_at_creation",
            "lifecycle_changes"]
@@ -43,27 +38,10 @@ __all__ = ["LIFECYCLE_FIELDS", "KeyLifecycleMixin", "lifecycle_at_creation",
 
 
 
-class KeyLifecycleMixin(ABC):
+class KeyLifecycleMixin(KeyAdminBase):
     """Update, activate and trim: mixed into KeyAdmin, whose collaborators it uses."""
 
-    _d: Deps
-    _lookup: KeyLookup
-    _authz: Authorizer
     destruction: Destruction
-
-    @abstractmethod
-    def _authorized(self, ctx: RequestContext, ref: str, operation: str) -> Key: ...
-
-    @abstractmethod
-    def _locked(self, conn: Connection, ctx: RequestContext, ref: str,
-                operation: str) -> Key: ...
-
-    @abstractmethod
-    def _reload(self, conn: Connection, key: Key) -> Key: ...
-
-    @abstractmethod
-    def _dual_control(self, ctx: RequestContext, operation: str, key: Key, summary: str,
-                      **arguments: Any) -> None: ...
 
     def register_lifecycle_executors(self, register: Callable[[str, Callable[
             [RequestContext, dict[str, Any]], dict[str, Any]]], None]) -> None:
