@@ -435,6 +435,8 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
                     if writing:
                         time.sleep(rng.uniform(0, 0.05))
                         writing = probe.writing()  # still open at the kill
+                elif i % 4 == 3:  # after the answer: a committed restore must survive it
+                    outcome.done.wait(full[backend] * 20 + 30)
                 else:  # anywhere, upload and verification included, or after the end
                     time.sleep(rng.uniform(0, full[backend] * 2))
                 _kill(t.server)
