@@ -232,15 +232,21 @@ class Http:
         error answer raises as :meth:`call` does. A transport failure while the caller
         reads the answer is the caller's to map (it knows what was cut off)."""
         headers = {**self._auth_headers(), "content-type": content_type}
+        with self._transport_errors(), self._client.stream(
+                method, path, content=content, headers=headers) as response:
+            self.last_request_id = response.headers.get("x-request-id")
+            ctype = response.headers.get("content-type", "")
+            if response.status_code >= 400 or ctype.startswith("application/problem+json"):
+                response.read()
+                raise _error_from(response)
+            yield response
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Map httpx's transport failures to ConnectionFailed (with the TLS reason and,
+        over https, the client-certificate hint) and a bad address to InvalidArgument."""
         try:
-            with self._client.stream(method, path, content=content,
-                                     headers=headers) as response:
-                self.last_request_id = response.headers.get("x-request-id")
-                ctype = response.headers.get("content-type", "")
-                if response.status_code >= 400 or ctype.startswith("application/problem+json"):
-                    response.read()
-                    raise _error_from(response)
-                yield response
+            yield
         except httpx.TimeoutException:
             raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
         except httpx.TransportError as exc:
@@ -272,19 +278,10 @@ class Http:
             _require_finite(body, "")
             content = msgspec.json.encode({k: v for k, v in body.items() if v is not None})
             headers["content-type"] = "application/json"
-        try:
+        with self._transport_errors():
             response = self._client.request(
                 method, path, content=content, params=query, headers=headers
             )
-        except httpx.TimeoutException:
-            raise ConnectionFailed(f"timed out waiting for keykeeper at {self.addr}") from None
-        except httpx.TransportError as exc:
-            reason = _tls_reason(exc) or type(exc).__name__
-            if isinstance(exc, httpx.RemoteProtocolError) and self.addr.startswith("https:"):
-                reason += self._hint
-            raise ConnectionFailed(f"cannot reach keykeeper at {self.addr} ({reason})") from None
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-            raise InvalidArgument(f"not a valid keykeeper address: {self.addr!r}") from None
         self.last_request_id = response.headers.get("x-request-id")
         ctype = response.headers.get("content-type", "")
         if response.status_code >= 400 or ctype.startswith("application/problem+json"):

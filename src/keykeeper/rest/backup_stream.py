@@ -42,7 +42,7 @@ from keykeeper.errors import (
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest import backup_handlers
 from keykeeper.rest.backup_schemas import RestoreRequest
-from keykeeper.rest.endpoint import authenticate, read_body
+from keykeeper.rest.endpoint import authenticate, decode_body, read_body
 from keykeeper.rest.problems import PROBLEM_TYPE, problem_body, problem_headers
 from keykeeper.rest.routes import Route
 from keykeeper.service.context import RequestContext
@@ -123,13 +123,7 @@ class BackupEndpoint(_StreamEndpoint):
         try:
             async with self.svc.audit.scope(ctx, self.route.operation) as audit:
                 await self._admit(scope, ctx)
-                raw = await read_body(scope, receive)
-                try:
-                    body = self.decoder.decode(raw or b"{}")
-                except msgspec.ValidationError as exc:
-                    raise InvalidArgument(f"invalid request body: {exc}") from None
-                except msgspec.DecodeError:
-                    raise InvalidArgument("request body is not valid JSON") from None
+                body = decode_body(self.decoder, await read_body(scope, receive))
                 await audit.request()
                 plan = await run_in_threadpool(self.route.handler, self.svc, ctx, {}, body)
                 assert self.svc.backups is not None

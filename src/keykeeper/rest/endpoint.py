@@ -92,6 +92,17 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def decode_body(decoder: Any, raw: bytes) -> Any:
+    """The JSON body decoded into the route's msgspec struct (an empty body is ``{}``);
+    InvalidArgument naming the field for a schema mismatch, or for text that is not JSON."""
+    try:
+        return decoder.decode(raw or b"{}")
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError:
+        raise InvalidArgument("request body is not valid JSON") from None
+
+
 async def authenticate(svc: Services, scope: Scope, ctx: RequestContext) -> None:
     """Set ``ctx.token`` and ``ctx.principal`` from the bearer token or, without one, the
     verified client certificate, and check the principal's rate limit. Raises
@@ -138,13 +149,7 @@ class Endpoint:
                     await authenticate(svc, scope, ctx)
                 body: Any = None
                 if self.decoder is not None:
-                    raw = await read_body(scope, receive)
-                    try:
-                        body = self.decoder.decode(raw or b"{}")
-                    except msgspec.ValidationError as exc:
-                        raise InvalidArgument(f"invalid request body: {exc}") from None
-                    except msgspec.DecodeError:
-                        raise InvalidArgument("request body is not valid JSON") from None
+                    body = decode_body(self.decoder, await read_body(scope, receive))
                     ctx.encryption_context = getattr(body, "context", None)
                 params: dict[str, Any] = scope.get("path_params", {})
                 if route.query:
