@@ -228,7 +228,9 @@ def test_kill_server_during_backup_create(sources: Sources, tmp_path: Path) -> N
                                         threshold=2)
 
         outcome = _in_thread(call)
-        if to_path:
+        if i % 7 == 3:  # some kills land after the end whatever the machine's load
+            outcome.done.wait(60)
+        elif to_path:
             time.sleep(rng.uniform(0, full[backend] * 1.3))
         else:  # once the archive is flowing: the kill lands mid-stream or after its end
             deadline = time.monotonic() + 30
