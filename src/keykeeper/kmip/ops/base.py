@@ -1,0 +1,79 @@
+"""What every operation module gets and returns (the contract of the dispatch table).
+
+An operation module in ``kmip/ops/`` exposes ``OPERATION`` (an ``Operation`` enumeration
+value) and ``handle(call, payload) -> list[Item]``: it reads the Request Payload's
+children and returns the Response Payload's children. It raises KeykeeperError subclasses
+(mapped once to a Result Reason in kmip/errors.py) or :class:`KmipError` for a reason that
+has no keykeeper error (``Invalid_Field``, ``Operation_Not_Supported``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from keykeeper.errors import KeykeeperError
+from keykeeper.kmip.ttlv import Item
+
+if TYPE_CHECKING:
+    from keykeeper.service.context import RequestContext
+    from keykeeper.service.facade import Services
+
+__all__ = ["Call", "Handler", "KmipError", "KmipSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class KmipSettings:
+    """Server settings the operations read.
+
+    namespace: where objects created or registered over KMIP go when the request does not
+    name one (attribute ``x-keykeeper-namespace``).
+    extractable_default: the KMIP Extractable attribute when a Create or Register does not
+    give it (KMIP's own default is True; keykeeper's is False: Get answers key material of
+    an extractable object only).
+    """
+
+    namespace: str = "default"
+    extractable_default: bool = False
+
+
+class KmipError(KeykeeperError):
+    """A KMIP-only failure: ``kmip_reason`` is a Result Reason name as in errors.py
+    (``Invalid_Field``, ``Operation_Not_Supported``, ``Key_Format_Type_Not_Supported``,
+    ``Cryptographic_Failure``, ...)."""
+
+    code = "invalid_argument"
+    http_status = 400
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kmip_reason = reason
+
+
+@dataclass(slots=True)
+class Call:
+    """One batch item being served: the services, the caller's context (principal set),
+    the message's protocol version (major, minor), the server's KMIP settings, and the
+    batch's ID Placeholder (KMIP 2.1 §2.1.7: the Unique Identifier the previous operation
+    of the same batch returned; an operation that returns one sets it)."""
+
+    services: Services
+    ctx: RequestContext
+    version: tuple[int, int]
+    settings: KmipSettings = field(default_factory=KmipSettings)
+    placeholder: str | None = None
+
+    def uid(self, payload: Item, tag: int) -> str:
+        """The request's Unique Identifier (child ``tag``), else the ID Placeholder.
+        Raises KmipError(Invalid_Field) when there is neither."""
+        item = payload.find(tag)
+        if item is not None and isinstance(item.value, str):
+            return item.value
+        if self.placeholder is not None:
+            return self.placeholder
+        raise KmipError("Invalid_Field", "the request names no Unique Identifier and the "
+                        "batch has no ID Placeholder")
+
+
+Handler = Callable[[Call, Item], list[Item]]
