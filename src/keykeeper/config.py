@@ -48,6 +48,13 @@ processes receive them):
 ``KEYKEEPER_TLS_CLIENT_AUTH``      ``none`` | ``optional`` | ``required`` (``optional`` when a
                                    client CA file is given, else ``none``)
 ``KEYKEEPER_INSECURE_NO_TLS``      ``on``: allow plain HTTP on a non-loopback address
+``KEYKEEPER_KMIP_LISTEN``          ``HOST:PORT`` of the KMIP listener (mutual TLS, e.g. port
+                                   5696; unset: none; needs the TLS settings and a client CA)
+``KEYKEEPER_KMIP_NAMESPACE``       namespace of objects created over KMIP (``default``)
+``KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT`` ``true``: KMIP objects are extractable unless the
+                                   request says otherwise (default ``false``); docs/kmip.md
+``KEYKEEPER_KMIP_MAX_MESSAGE``     largest KMIP message, bytes (1 MiB)
+``KEYKEEPER_KMIP_IDLE_TIMEOUT``    seconds a KMIP connection may stay idle (300)
 =================================  ==========================================================
 """
 
@@ -68,7 +75,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +87,14 @@ from keykeeper.custody.hsm.token import HsmConfig, Token
 from keykeeper.custody.keyring import Custody
 from keykeeper.domain.durations import parse_duration
 from keykeeper.errors import InvalidArgument, KeykeeperError
+from keykeeper.kmip.call import KmipSettings
+from keykeeper.kmip.server import (
+    KmipListener,
+    ListenerSettings,
+    kmip_settings_from_env,
+    kmip_tls_context,
+    listener_from_env,
+)
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.app import create_app
 from keykeeper.service.audit_setup import AuditSettings, build_auditor
@@ -125,6 +140,8 @@ class Settings:
     expiry_notice: int = 30 * 86400
     tls: TlsSettings | None = None  # KEYKEEPER_TLS_* (docs/tls.md); None: plain HTTP
     backup_min_quorum: int = DEFAULT_MIN_QUORUM  # KEYKEEPER_BACKUP_MIN_QUORUM
+    kmip_listen: ListenerSettings | None = None  # KEYKEEPER_KMIP_LISTEN (docs/kmip.md)
+    kmip: KmipSettings = field(default_factory=KmipSettings)  # KEYKEEPER_KMIP_NAMESPACE, ...
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -160,6 +177,8 @@ class Settings:
                                         os.environ.get("KEYKEEPER_TLS_CLIENT_CA_FILE"),
                                         os.environ.get("KEYKEEPER_TLS_CLIENT_AUTH")),
             backup_min_quorum=_min_quorum(os.environ.get(MIN_QUORUM_SETTING) or ""),
+            kmip_listen=listener_from_env(os.environ),
+            kmip=kmip_settings_from_env(os.environ),
         )
 
     @property
@@ -250,8 +269,13 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
             on_run=metrics.scheduler_run, on_leader=metrics.set_leader, extra_jobs=extra)
         services.scheduling.scheduler = scheduler
         services.background.append(scheduler)
+    if sweeper and settings.kmip_listen is not None:
+        services.background.append(KmipListener(services, kmip_tls_context(settings.tls),
+                                                settings.kmip_listen, settings.kmip,
+                                                observe=metrics.observe))
     app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None,
-                     metrics_unauthenticated=settings.metrics_unauthenticated)
+                     metrics_unauthenticated=settings.metrics_unauthenticated,
+                     kmip=settings.kmip)
     if settings.unseal_passphrase_file is not None:
         passphrase = settings.unseal_passphrase_file.read_text().strip()
         services.system.unseal(passphrase)
@@ -388,7 +412,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
                dev_root_token: str | None = None, workers: int = 1,
                tls_cert: str | None = None, tls_key: str | None = None,
                tls_client_ca: str | None = None, tls_client_auth: str | None = None,
-               insecure_no_tls: bool = False) -> None:
+               insecure_no_tls: bool = False, kmip_listen: str | None = None) -> None:
     """Migrate the store, bootstrap dev mode if asked, and serve with uvicorn.
 
     ``tls_*`` (or ``KEYKEEPER_TLS_*``) serve HTTPS, with client certificates verified
@@ -396,7 +420,9 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     InvalidArgument for a malformed ``listen``, a multi-worker server that could not
     unseal each worker (set KEYKEEPER_UNSEAL_PASSPHRASE_FILE or use --dev), bad TLS files
     or settings, and plain HTTP on a non-loopback address without ``insecure_no_tls``
-    (or ``KEYKEEPER_INSECURE_NO_TLS=on``).
+    (or ``KEYKEEPER_INSECURE_NO_TLS=on``). ``kmip_listen`` (or ``KEYKEEPER_KMIP_LISTEN``)
+    also serves KMIP over mutual TLS (docs/kmip.md); InvalidArgument without TLS and a
+    client CA.
     """
     import uvicorn
 
@@ -405,7 +431,8 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
         raise InvalidArgument("--workers must be at least 1")
     for name, value in (("KEYKEEPER_TLS_CERT_FILE", tls_cert), ("KEYKEEPER_TLS_KEY_FILE", tls_key),
                         ("KEYKEEPER_TLS_CLIENT_CA_FILE", tls_client_ca),
-                        ("KEYKEEPER_TLS_CLIENT_AUTH", tls_client_auth)):
+                        ("KEYKEEPER_TLS_CLIENT_AUTH", tls_client_auth),
+                        ("KEYKEEPER_KMIP_LISTEN", kmip_listen)):
         if value:
             os.environ[name] = value  # workers read their settings from the environment
     tls = Settings.from_env().tls
@@ -434,6 +461,10 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     settings = Settings.from_env()
     MonitorSettings.from_env()  # a bad rules file or webhook: one clear line, before workers
     backup_schedule_settings(settings)  # a bad KEYKEEPER_BACKUP_*: the same, before the banner
+    if settings.kmip_listen is not None:
+        kmip_tls_context(settings.tls)  # KMIP without TLS or a client CA: one clear line
+        if workers > 1:  # every worker serves KMIP on the shared port (SO_REUSEPORT)
+            os.environ["KEYKEEPER_KMIP_REUSE_PORT"] = "on"
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:
@@ -456,7 +487,9 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     if not dev:
         print(f"keykeeper {__version__} listening on {scheme}://{host}:{port} "
               f"({workers} worker(s){_tls_note(tls)});"
-              f" data: {settings.data_dir}; database: {engine.url.render_as_string()}\n"
+              f" data: {settings.data_dir}; database: {engine.url.render_as_string()}"
+              + (f"; KMIP on {settings.kmip_listen.host}:{settings.kmip_listen.port}"
+                 if settings.kmip_listen is not None else "") + "\n"
               + start_note, file=sys.stderr, flush=True)
     config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,
                             workers=workers, log_level="warning", access_log=False,

@@ -182,6 +182,7 @@ def test_server_calls_config_lazily(monkeypatch: pytest.MonkeyPatch, cli: Cli) -
         "tls_client_ca": None,
         "tls_client_auth": None,
         "insecure_no_tls": False,
+        "kmip_listen": None,
     }
     assert cli.run(["server", "--dev-root-token", "x"]).exit_code == 2
 

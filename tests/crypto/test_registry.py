@@ -11,6 +11,7 @@ from keykeeper.errors import InvalidArgument
 EXPECTED = {
     # name: (purpose, family, key_bits, security_strength, asymmetric, pq, legacy, hash)
     "AES_128_GCM": ("encrypt", "aes_gcm", 128, 128, False, False, False, None),
+    "AES_192_GCM": ("encrypt", "aes_gcm", 192, 192, False, False, False, None),
     "AES_256_GCM": ("encrypt", "aes_gcm", 256, 256, False, False, False, None),
     "CHACHA20_POLY1305": ("encrypt", "chacha20_poly1305", 256, 256, False, False, False, None),
     "RSA_OAEP_3072_SHA256": ("encrypt", "rsa_oaep", 3072, 128, True, False, False, "SHA256"),
@@ -102,7 +103,7 @@ def test_get_spec_is_case_insensitive() -> None:
 
 
 def test_unknown_algorithm() -> None:
-    with pytest.raises(InvalidArgument, match=r"^unknown algorithm 'NOPE_1'; known: AES_128_GCM, "):
+    with pytest.raises(InvalidArgument, match=r"^unknown algorithm 'NOPE_1'; known: AES_128_GCM, AES_192_GCM, "):
         get_spec("NOPE_1")
 
 
@@ -144,7 +145,7 @@ def test_unknown_name_is_truncated_in_message() -> None:
     with pytest.raises(InvalidArgument) as info:
         get_spec("X" * 1000)
     shown = info.value.detail.split(";")[0]
-    assert len(shown) < 100 and "known: AES_128_GCM, AES_256_GCM" in info.value.detail
+    assert len(shown) < 100 and "known: AES_128_GCM, AES_192_GCM" in info.value.detail
 
 
 def test_public_surface_is_exactly_the_intended_names() -> None:

@@ -27,6 +27,7 @@ from keykeeper.cli import (
     devcert_cmds,
     file_cmds,
     key_cmds,
+    kmip_cmds,
     namespace_cmds,
     principal_cmds,
     receipt_cmds,
@@ -159,6 +160,8 @@ approval_cmds.policy_app.add_typer(role_cmds.sod_app, name="sod",
                                    help="Separation of duties: role pairs nobody holds together.")
 app.add_typer(alert_cmds.app, name="alerts",
               help="List and acknowledge alerts; key usage statistics.")
+app.add_typer(kmip_cmds.app, name="kmip",
+              help="KMIP tools: run the OASIS KMIP test cases against a KMIP server.")
 app.add_typer(scheduler_cmds.app, name="scheduler",
               help="The lifecycle scheduler: this node's role, last runs, run a job now.")
 crypto_cmds.register(app)

@@ -89,6 +89,10 @@ def server(
     insecure_no_tls: bool = typer.Option(
         False, "--insecure-no-tls",
         help="Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)."),
+    kmip_listen: str | None = typer.Option(
+        None, "--kmip-listen", envvar="KEYKEEPER_KMIP_LISTEN",
+        help="Also serve KMIP over mutual TLS on HOST:PORT (e.g. 0.0.0.0:5696; needs "
+        "--tls-cert, --tls-key and --tls-client-ca); docs/kmip.md."),
 ) -> None:
     """Run a keykeeper server (with --dev: initialised, unsealed, for development only)."""
     if dev_root_token is not None and not dev:
@@ -109,6 +113,7 @@ def server(
         tls_client_ca=tls_client_ca,
         tls_client_auth=tls_client_auth,
         insecure_no_tls=insecure_no_tls,
+        kmip_listen=kmip_listen,
     )
 
 

@@ -30,7 +30,7 @@ NONCE_SIZE: Final = 12
 """Bytes of nonce at the front of every blob."""
 TAG_SIZE: Final = 16
 """Bytes of authentication tag at the end of every blob."""
-AES_KEY_SIZES: Final = (16, 32)
+AES_KEY_SIZES: Final = (16, 24, 32)
 """AES key sizes in bytes that keykeeper accepts (AES-192 is not offered)."""
 CHACHA_KEY_SIZE: Final = 32
 
@@ -42,7 +42,7 @@ def _primitive(cipher: Cipher, key: bytes) -> AESGCM | ChaCha20Poly1305:
         raise InvalidArgument("key must be bytes")
     if cipher == "aes_gcm":
         if len(key) not in AES_KEY_SIZES:
-            raise InvalidArgument("AES-GCM key must be 16 or 32 bytes")
+            raise InvalidArgument("AES-GCM key must be 16, 24 or 32 bytes")
         return AESGCM(bytes(key))
     if len(key) != CHACHA_KEY_SIZE:
         raise InvalidArgument("ChaCha20-Poly1305 key must be 32 bytes")
@@ -110,7 +110,7 @@ def _seal(key: bytes, plaintext: bytes, aad: bytes, cipher: Cipher = "aes_gcm") 
 
 
 def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    """AES-GCM-seal ``plaintext`` under ``key`` (16 or 32 bytes) with ``aad`` authenticated.
+    """AES-GCM-seal ``plaintext`` under ``key`` (16, 24 or 32 bytes) with ``aad`` authenticated.
 
     Returns ``nonce(12) || ciphertext(len(plaintext)) || tag(16)``; the nonce is drawn
     from ``os.urandom`` (NIST SP 800-38D §8.2.2). Raises InvalidArgument for a wrong key

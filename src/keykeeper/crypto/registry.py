@@ -30,6 +30,7 @@ _E, _S, _M, _K, _W = Purpose.ENCRYPT, Purpose.SIGN, Purpose.MAC, Purpose.KEM, Pu
 # RSA-4096 is ~152 bits by the SP 800-57 estimate; the table's nearest lower step, 128, is used.
 _ROWS: tuple[tuple[str, Purpose, str, int, int, bool, bool, str | None], ...] = (
     ("AES_128_GCM", _E, "aes_gcm", 128, 128, False, False, None),
+    ("AES_192_GCM", _E, "aes_gcm", 192, 192, False, False, None),  # KMIP clients ask for it
     ("AES_256_GCM", _E, "aes_gcm", 256, 256, False, False, None),
     ("CHACHA20_POLY1305", _E, "chacha20_poly1305", 256, 256, False, False, None),
     ("RSA_OAEP_3072_SHA256", _E, "rsa_oaep", 3072, 128, True, False, "SHA256"),

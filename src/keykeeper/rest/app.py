@@ -23,9 +23,11 @@ from keykeeper.errors import (
     KeykeeperError,
     NotFound,
 )
+from keykeeper.kmip.call import KmipSettings
 from keykeeper.monitor.metrics import Metrics
 from keykeeper.rest.dispatch import DataPlaneDispatch
 from keykeeper.rest.endpoint import Endpoint, bearer, client_certificate
+from keykeeper.rest.kmip_route import kmip_endpoint
 from keykeeper.rest.openapi import build_openapi
 from keykeeper.rest.problems import problem_response
 from keykeeper.rest.routes import ROUTES
@@ -39,11 +41,13 @@ _encoder = msgspec.json.Encoder()
 
 
 def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None = None,
-               *, metrics_unauthenticated: bool = False) -> ASGIApp:
+               *, metrics_unauthenticated: bool = False,
+               kmip: KmipSettings | None = None) -> ASGIApp:
     """The ASGI app. ``metrics_unauthenticated``: serve ``/metrics`` without a token
     (``KEYKEEPER_METRICS_UNAUTHENTICATED``); by default it needs a bearer token whose
     principal may ``metrics.read`` (as Vault's ``sys/metrics``): the series name key ids,
-    namespaces and per-key counts."""
+    namespaces and per-key counts. ``kmip``: the settings of ``POST /kmip``
+    (rest/kmip_route.py)."""
     endpoints = {r: (r.endpoint or Endpoint)(svc, metrics, r) for r in ROUTES}
     routes = [StarletteRoute(r.path, endpoints[r], methods=[r.method]) for r in ROUTES]
     data_plane = {(r.method, r.path.rsplit("/", 1)[1]): endpoints[r] for r in ROUTES
@@ -71,6 +75,9 @@ def create_app(svc: Services, metrics: Metrics, lifespan: Lifespan[Any] | None =
 
     routes.append(StarletteRoute("/openapi.json", openapi_endpoint, methods=["GET"]))
     routes.append(StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]))
+    routes.append(StarletteRoute("/kmip", kmip_endpoint(svc, kmip or KmipSettings(),
+                                                         metrics.observe),
+                                 methods=["POST"]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -18,12 +18,15 @@ from keykeeper.service.deps import Deps
 from keykeeper.service.destruction import Destruction
 from keykeeper.service.identity import IdentityService
 from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.kmip_attributes import KmipAttributeStore
+from keykeeper.service.kmip_keys import KmipKeys
 from keykeeper.service.lifecycle_jobs import SchedulerControl
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.monitoring import Monitoring, MonitorSettings
 from keykeeper.service.namespaces import NamespaceAdmin
 from keykeeper.service.operations import Crypto
 from keykeeper.service.ratelimit import RateLimiter
+from keykeeper.service.raw_crypto import RawCrypto
 from keykeeper.service.system import SystemService
 from keykeeper.service.tokens import MAX_TTL as MAX_TOKEN_TTL
 from keykeeper.service.usage import UsageCounter
@@ -71,6 +74,12 @@ class Services:
     scheduling: SchedulerControl = field(default_factory=SchedulerControl)
     # Backup create, verify and restore (service/backup*.py; issue 7).
     backups: Backups | None = None
+    # KMIP's key operations in their own shape (service/kmip_keys.py; issue 5).
+    kmip_keys: KmipKeys | None = None
+    # KMIP attributes kept in the keys' "kmip.*" labels (service/kmip_attributes.py).
+    kmip_attributes: KmipAttributeStore | None = None
+    # KMIP's raw cryptographic modes (service/raw_crypto.py; issue 5).
+    raw_crypto: RawCrypto | None = None
 
     def start_background(self) -> None:
         for task in self.background:
@@ -112,15 +121,19 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
         node=auditor.chain.id), metrics)
     monitoring = Monitoring(deps, lookup, authz, limits, alerts, monitor, metrics)
     auditor.listeners.append(monitoring.listen)
+    crypto = Crypto(lookup, authz, limits, clock=deps.clock, usage=usage)
     services = Services(
         deps=deps, system=SystemService(deps),
         auth=auth,
-        keys=keys, crypto=Crypto(lookup, authz, limits, clock=deps.clock, usage=usage),
+        keys=keys, crypto=crypto,
         audit=auditor, lookup=lookup, authz=authz, limits=limits,
         approvals=approvals, namespaces=namespaces, identity=identity,
         compromise=compromise, bulk_revoke=bulk_revoke, destruction=keys.destruction,
         alerts=alerts, monitoring=monitoring, usage=usage,
         backups=build_backups(deps, authz, auditor, approvals, lookup),
+        kmip_attributes=KmipAttributeStore(deps, lookup, authz),
+        kmip_keys=KmipKeys(deps, lookup, authz, keys, compromise, approvals, usage),
+        raw_crypto=RawCrypto(crypto),
     )
     services.background.extend((alerts, monitoring))  # stopped in reverse: monitoring first
     services.background.append(usage)

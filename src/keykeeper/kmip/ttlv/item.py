@@ -10,6 +10,11 @@ Date-Time Extended [int, microseconds since the epoch, signed 64-bit].
 A Big Integer keeps its wire length: ``Item.width`` is the byte length the value was
 decoded from (a multiple of 8) so that leading zero bytes survive a round trip; ``None``
 encodes the value in the fewest 8-byte blocks.
+
+Conformance placeholders (``$NOW``, ``$UNIQUE_IDENTIFIER_0``, ...) read from XML or JSON
+with ``parse_placeholders=True`` are items of the declared type whose value is the
+placeholder str; ``textual.placeholder(item)`` finds them and the binary encoder refuses
+them (TtlvError) unless the type is Text String.
 """
 
 from __future__ import annotations

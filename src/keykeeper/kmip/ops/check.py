@@ -1,0 +1,61 @@
+"""Check (KMIP 1.4 §4.10, KMIP 2.1 §6.1.6): whether the object could be used as the client
+describes, without using it. Cryptographic Usage Mask: every bit asked must be in the
+object's mask (Incompatible_Cryptographic_Usage_Mask); protecting bits (Encrypt, Sign,
+Wrap Key, MAC Generate, ...) need an active object, processing bits an active,
+deactivated or compromised one (Wrong_Key_Lifecycle_State). Usage Limits Count: at most
+the uses left on the version (Permission_Denied). Lease Time: keykeeper grants no
+leases, so any lease is within the object's (unbounded) one.
+Request: Unique Identifier, Usage Limits Count, Cryptographic Usage Mask, Lease Time.
+Response: Unique Identifier."""
+
+from __future__ import annotations
+
+from keykeeper.domain.lifecycle import usage_limit
+from keykeeper.kmip.attributes import object_attributes
+from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.objects import resolve, text_item
+from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv.enums import CryptographicUsageMask, Operation, State
+from keykeeper.kmip.ttlv.tags import Tag
+
+OPERATION = Operation.CHECK
+
+M = CryptographicUsageMask
+_PROTECT = int(M.ENCRYPT | M.SIGN | M.WRAP_KEY | M.MAC_GENERATE | M.DERIVE_KEY
+               | M.KEY_AGREEMENT | M.TRANSLATE_ENCRYPT | M.TRANSLATE_WRAP)
+_PROCESS_STATES = (State.ACTIVE, State.DEACTIVATED, State.COMPROMISED)
+
+
+def _int(payload: Item, tag: int) -> int | None:
+    item = payload.find(tag)
+    if item is None:
+        return None
+    if isinstance(item.value, bool) or not isinstance(item.value, int):
+        raise KmipError("Invalid_Field", "a Check field has the wrong type")
+    return item.value
+
+
+def handle(call: Call, payload: Item) -> list[Item]:
+    uid = call.uid(payload, int(Tag.UNIQUE_IDENTIFIER))
+    obj = resolve(call, uid, "key.get")
+    call.placeholder = obj.uid
+    mask = _int(payload, int(Tag.CRYPTOGRAPHIC_USAGE_MASK))
+    count = _int(payload, int(Tag.USAGE_LIMITS_COUNT))
+    if mask is not None:
+        attrs = object_attributes(call, (obj.key, obj.version.version, obj.public))
+        have = next((a.value for a in attrs if a.tag == Tag.CRYPTOGRAPHIC_USAGE_MASK
+                     and isinstance(a.value, int)), 0)
+        assert isinstance(have, int)
+        if mask & ~have:
+            raise KmipError("Incompatible_Cryptographic_Usage_Mask",
+                            "the object's usage mask does not allow this use")
+        wanted = (State.ACTIVE,) if mask & _PROTECT else _PROCESS_STATES
+        if obj.state not in wanted:
+            raise KmipError("Wrong_Key_Lifecycle_State",
+                            "the object's state does not allow this use")
+    if count is not None:
+        limit = usage_limit(obj.key)
+        left = None if limit is None else max(limit - obj.version.protect_count, 0)
+        if count < 0 or (left is not None and count > left):
+            raise KmipError("Permission_Denied", "the object has fewer uses left")
+    return [text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid)]

@@ -1,0 +1,74 @@
+"""Get (KMIP 1.4 §4.11, KMIP 2.1 §6.1.25): an object's key material in the Key Format
+Type asked for (kmip/keyblock.py), optionally wrapped (Key Wrapping Specification,
+kmip/keywrap.py). A symmetric or private key is served only when the key was created
+exportable (KMIP Extractable; Not_Extractable otherwise, Permission_Denied before KMIP
+1.4) and the caller holds ``key.export`` (service/kmip_keys.py ``material``:
+Permission_Denied otherwise); a public key always (``public_key``). A
+destroyed object has no material: Object_Destroyed from KMIP 2.0 on, else
+Wrong_Key_Lifecycle_State.
+Request: Unique Identifier (or the ID Placeholder), Key Format Type, Key Wrap Type, Key
+Compression Type, Key Wrapping Specification. Response: Object Type, Unique Identifier,
+the object."""
+
+from __future__ import annotations
+
+from keykeeper.crypto.registry import get_spec
+from keykeeper.domain.states import ERASED
+from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.keyblock import (
+    OBJECT_TAGS,
+    default_format,
+    encode_material,
+    enum_item,
+    key_block,
+)
+from keykeeper.kmip.keywrap import wrap_key_value
+from keykeeper.kmip.objects import key_algorithm, kmip_keys, resolve, text_item
+from keykeeper.kmip.ttlv import Item, ItemType
+from keykeeper.kmip.ttlv.enums import ObjectType, Operation, State
+from keykeeper.kmip.ttlv.tags import Tag
+
+OPERATION = Operation.GET
+
+_DESTROYED = (int(State.DESTROYED), int(State.DESTROYED_COMPROMISED))
+
+
+def handle(call: Call, payload: Item) -> list[Item]:
+    uid = call.uid(payload, int(Tag.UNIQUE_IDENTIFIER))
+    obj = resolve(call, uid, "key.get")
+    call.placeholder = obj.uid
+    otype = obj.object_type
+    erased = obj.version.state in ERASED and not obj.pair_public   # (its PEM is kept)
+    if erased or obj.state in _DESTROYED:
+        reason = "Object_Destroyed" if call.version >= (2, 0) else "Wrong_Key_Lifecycle_State"
+        raise KmipError(reason, "the object is destroyed: its key material is gone")
+    if payload.find(int(Tag.KEY_COMPRESSION_TYPE)) is not None:
+        raise KmipError("Key_Compression_Type_Not_Supported",
+                        "keys are served uncompressed only")
+    spec = get_spec(obj.key.algorithm)
+    fmt_item = payload.find(int(Tag.KEY_FORMAT_TYPE))
+    fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
+           else default_format(otype, spec.family))
+    public = otype == ObjectType.PUBLIC_KEY
+    if not public and not obj.key.exportable:
+        # KMIP 1.4 §3.46 Extractable: the server does not serve the key in clear;
+        # Not_Extractable exists from KMIP 1.4 on.
+        raise KmipError("Not_Extractable" if call.version >= (1, 4) else "Permission_Denied",
+                        "the object is not extractable: it was not created exportable")
+    ctx = call.ctx
+    material, _ = kmip_keys(call).material(ctx, obj.key, obj.version.version, public=public)
+    key_value = Item.structure(int(Tag.KEY_VALUE), [encode_material(otype, material, fmt)])
+    wrapping_data = None
+    spec_item = payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION))
+    if spec_item is not None:
+        saved = (ctx.namespace, ctx.key_id, ctx.key_version)
+        try:
+            key_value, wrapping_data = wrap_key_value(call, spec_item, key_value)
+        finally:
+            ctx.namespace, ctx.key_id, ctx.key_version = saved
+    alg = key_algorithm(obj.key, call.version)
+    length = 255 if spec.family == "ed25519" else spec.key_bits
+    block = key_block(int(fmt), key_value, alg, length, wrapping_data)
+    return [enum_item(int(Tag.OBJECT_TYPE), int(otype)),
+            text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid),
+            Item(OBJECT_TAGS[otype], ItemType.STRUCTURE, [block])]

@@ -1,0 +1,52 @@
+"""Register (KMIP 1.4 §4.3, KMIP 2.1 §6.1.43): a symmetric key, private key or public key
+whose material the client gives, stored as one ``external`` keykeeper key (never rotated
+here), its material checked as an import is (crypto/keyio.py) and wrapped under the
+namespace KEK. Pre-active until activated or its Activation Date comes.
+Key Format Types taken: kmip/keyblock.py. A public key registered alone is
+``{key_id}/1/public``; any other object ``{key_id}/1``.
+Request: Object Type, Template-Attribute (1.x) or Attributes (2.x), the object.
+Response: Unique Identifier."""
+
+from __future__ import annotations
+
+from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.keyblock import OBJECT_TAGS, material_description, parse_key_block
+from keykeeper.kmip.objects import new_key, text_item
+from keykeeper.kmip.template import read_template, store_template
+from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv.enums import ObjectType, Operation
+from keykeeper.kmip.ttlv.tags import Tag
+
+OPERATION = Operation.REGISTER
+
+
+def handle(call: Call, payload: Item) -> list[Item]:
+    otype_item = payload.find(int(Tag.OBJECT_TYPE))
+    value = otype_item.value if otype_item is not None else None
+    try:
+        otype = ObjectType(value) if isinstance(value, int) else None
+    except ValueError:
+        otype = None
+    if otype is None or otype not in OBJECT_TAGS:
+        raise KmipError("Invalid_Field", "Register takes Symmetric Keys, Private Keys and "
+                        "Public Keys here")
+    managed = payload.find(OBJECT_TAGS[otype])
+    if managed is None:
+        raise KmipError("Invalid_Field", "the request holds no object of its Object Type")
+    material, algorithm, length = parse_key_block(otype, managed)
+    if material.format == "raw" and otype == ObjectType.SYMMETRIC_KEY:
+        length = len(material.data) * 8   # the material's own size decides
+    inferred = material_description(material)
+    if inferred is not None:
+        algorithm = algorithm if algorithm is not None else inferred[0]
+        length = inferred[1]   # the material's own size decides
+    template = read_template(call, payload)
+    if template.algorithm is None and algorithm is None:
+        raise KmipError("Invalid_Field", "Cryptographic Algorithm is required")
+    key = new_key(call, template, pair=otype != ObjectType.SYMMETRIC_KEY, material=material,
+                  algorithm=algorithm, length=length)
+    public = otype == ObjectType.PUBLIC_KEY
+    store_template(call, key, template, public=public)
+    uid = f"{key.id}/1" + ("/public" if public else "")
+    call.placeholder = uid
+    return [text_item(int(Tag.UNIQUE_IDENTIFIER), uid)]

@@ -1,0 +1,252 @@
+"""One Request Message in, one Response Message out (KMIP 2.1 §8, §9 "Message
+Functionality"), for both transports: the mutual-TLS listener (kmip/server.py) and
+``POST /kmip`` (rest/kmip_route.py).
+
+Per message: parse it (Invalid_Message for a malformed one, answered in the request's
+version when that was readable, else the highest), refuse an unsupported Protocol
+Version (answered in the highest supported version not above the request's, with
+Unsupported_Protocol_Version where that version defines it, else Invalid_Message),
+authenticate the caller once (the transport's ``authenticate``: client
+certificate or REST credentials; a failure fails every batch item with
+Authentication_Not_Successful), then serve the batch items in order:
+
+* Asynchronous Indicator true: every item Operation_Not_Supported (keykeeper answers
+  synchronously only).
+* Batch Error Continuation Option (KMIP 2.1 §8.2): Stop (the default) ends the batch at
+  the first failure -- the answer holds the items served so far; Continue serves every
+  item; Undo is refused (every item Feature_Not_Supported) since keykeeper cannot roll
+  back a served item. A refusal of the whole message (Undo, asynchronous, failed
+  authentication) answers every item.
+* Batch Order Option: items are always served in order.
+* Unique Batch Item ID is echoed; the ID Placeholder passes from one item to the next.
+* An operation not in the dispatch table, or newer than the request's version, is
+  Operation_Not_Supported; while sealed every operation but Discover Versions fails
+  General_Failure "sealed".
+* One audit record per item, ``kmip.<operation>`` (e.g. ``kmip.create``), written through
+  ``Auditor.audited`` (a mutating operation records its request first).
+* Maximum Response Size: an answer above it replaces each item's result by
+  Response_Too_Large.
+* The answer is filtered to the request's version (kmip/versions.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from keykeeper.authz.model import Principal
+from keykeeper.errors import KeykeeperError, Sealed
+from keykeeper.kmip.call import Call, Handler, KmipError, KmipSettings
+from keykeeper.kmip.errors import failure, reason_value
+from keykeeper.kmip.messages import (
+    BatchRequest,
+    MessageError,
+    Request,
+    parse_request,
+    response_item,
+    response_message,
+)
+from keykeeper.kmip.ttlv import Item, TtlvError
+from keykeeper.kmip.ttlv.codec import encode
+from keykeeper.kmip.ttlv.enums import (
+    BatchErrorContinuationOption,
+    Operation,
+    ResultReason,
+    ResultStatus,
+)
+from keykeeper.kmip.ttlv.tags import Tag
+from keykeeper.kmip.versions import (
+    HIGHEST,
+    answer_version,
+    filter_for_version,
+    is_supported,
+    value_since,
+)
+from keykeeper.service.context import RequestContext
+from keykeeper.service.facade import Services
+
+__all__ = ["Observer", "Peer", "Processor", "operation_name"]
+
+log = logging.getLogger("keykeeper.kmip")
+
+_FAILED = int(ResultStatus.OPERATION_FAILED)
+_SUCCESS = int(ResultStatus.SUCCESS)
+# Operations that change state: their audit request record is written (and waited for)
+# before they act, as for mutating REST routes.
+_MUTATING = frozenset((
+    "create", "create_key_pair", "register", "re_key", "rekey", "re_key_key_pair",
+    "rekey_key_pair", "activate", "revoke", "destroy", "add_attribute", "modify_attribute",
+    "delete_attribute", "set_attribute", "adjust_attribute", "archive", "recover",
+    "derive_key", "certify", "re_certify", "import", "rng_seed", "get_usage_allocation"))
+_SEALED_OK = frozenset(("discover_versions",))
+
+
+def operation_name(operation: int | None) -> str:
+    """``create_key_pair`` for Operation.CREATE_KEY_PAIR; ``unknown`` for no or an unknown
+    value."""
+    try:
+        return Operation(operation).name.lower() if operation is not None else "unknown"
+    except ValueError:
+        return "unknown"
+
+
+Observer = Callable[[str, str, float], None]
+"""Metrics.observe: (operation ``kmip.<op>``, outcome ``success`` or an error code, seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The transport's view of the caller: ``interface`` (``kmip`` or ``rest``), the
+    address, and ``authenticate()`` -> the Principal (raises Unauthenticated, ...)."""
+
+    interface: str
+    source: str | None
+    authenticate: Callable[[], Principal]
+
+
+class Processor:
+    """Serves Request Messages with the operations of ``operations`` (the dispatch table,
+    Operation value -> handler; by default kmip/ops/__init__.py's)."""
+
+    def __init__(self, services: Services, settings: KmipSettings,
+                 operations: Mapping[int, Handler] | None = None,
+                 observe: Observer | None = None) -> None:
+        if operations is None:
+            from keykeeper.kmip.ops import OPERATIONS
+            operations = OPERATIONS
+        self.services, self.settings, self.operations = services, settings, operations
+        self.observe = observe
+
+    # -- messages --------------------------------------------------------------------------
+    def invalid(self, detail: str, version: tuple[int, int] | None = None) -> Item:
+        """The answer to a message that cannot be read: one failed item, Invalid_Message."""
+        item = response_item(None, _FAILED, reason=reason_value("Invalid_Message"),
+                             message=detail)
+        v = answer_version(version) if version is not None else HIGHEST
+        return filter_for_version(response_message(v, [item]), v)
+
+    def unsupported_version(self, version: tuple[int, int]) -> Item:
+        """The answer to a request in a version keykeeper does not speak, in the highest
+        supported version not above it: Result Reason Unsupported_Protocol_Version where
+        that version defines it (2.0 and later), else Invalid_Message."""
+        answer = answer_version(version)
+        reason = ResultReason.UNSUPPORTED_PROTOCOL_VERSION
+        code = int(reason) if value_since(Tag.RESULT_REASON, reason) <= answer \
+            else reason_value("Invalid_Message")
+        item = response_item(None, _FAILED, reason=code, message=(
+            f"protocol version {version[0]}.{version[1]} is not supported"))
+        return filter_for_version(response_message(answer, [item]), answer)
+
+    def process(self, message: Item, peer: Peer) -> Item:
+        """The Response Message answering ``message``. Never raises (a bug is logged and
+        answered General_Failure)."""
+        try:
+            return self._process(message, peer)
+        except Exception:
+            log.exception("internal error serving a KMIP message")
+            return self.internal_error()
+
+    @staticmethod
+    def internal_error() -> Item:
+        """A General_Failure answer with no detail (a bug was logged)."""
+        item = response_item(None, _FAILED, reason=reason_value("General_Failure"))
+        return response_message(HIGHEST, [item])
+
+    def encode(self, answer: Item, encoder: Callable[[Item], bytes] = encode) -> bytes:
+        """``answer`` encoded; if an operation built an item that cannot be encoded (a
+        bug: logged), the General_Failure answer instead."""
+        try:
+            return encoder(answer)
+        except Exception:
+            log.exception("a KMIP answer could not be encoded")
+            return encoder(self.internal_error())
+
+    def _process(self, message: Item, peer: Peer) -> Item:
+        try:
+            request = parse_request(message)
+        except MessageError as exc:
+            return self.invalid(str(exc), exc.version)
+        except TtlvError as exc:
+            return self.invalid(str(exc))
+        if not is_supported(request.version):
+            return self.unsupported_version(request.version)
+        items = self._serve(request, peer)
+        answer = response_message(request.version, items)
+        answer = filter_for_version(answer, request.version)
+        if request.max_response_size is not None \
+                and len(encode(answer)) > request.max_response_size:
+            answer = response_message(request.version, [
+                response_item(b.operation, _FAILED, reason=reason_value("Response_Too_Large"),
+                              message="the response exceeds the Maximum Response Size",
+                              unique_id=b.unique_id) for b in request.items])
+            answer = filter_for_version(answer, request.version)
+        return answer
+
+    def _serve(self, request: Request, peer: Peer) -> list[Item]:
+        refusal: KeykeeperError | None = None
+        if request.asynchronous:
+            refusal = KmipError("Operation_Not_Supported",
+                                "asynchronous operations are not supported")
+        elif request.continuation == BatchErrorContinuationOption.UNDO:
+            refusal = KmipError("Feature_Not_Supported",
+                                "Batch Error Continuation Option Undo is not supported")
+        principal: Principal | None = None
+        if refusal is None:
+            try:
+                principal = peer.authenticate()
+                self.services.limits.check_principal(principal)
+            except KeykeeperError as exc:
+                refusal = exc
+        out: list[Item] = []
+        placeholder: str | None = None
+        for batch in request.items:
+            ctx = RequestContext(interface=peer.interface, source=peer.source)
+            ctx.principal = principal
+            call = Call(self.services, ctx, request.version, self.settings, placeholder)
+            item, ok = self._one(batch, call, refusal)
+            placeholder = call.placeholder
+            out.append(item)
+            if not ok and refusal is None \
+                    and request.continuation != BatchErrorContinuationOption.CONTINUE:
+                break
+        return out
+
+    def _one(self, batch: BatchRequest, call: Call,
+             refusal: KeykeeperError | None) -> tuple[Item, bool]:
+        name = operation_name(batch.operation)
+        started = time.perf_counter()
+        try:
+            with self.services.audit.audited(call.ctx, f"kmip.{name}",
+                                             mutating=name in _MUTATING):
+                if refusal is not None:
+                    raise refusal
+                payload = self._run(batch, call, name)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            reason, message = failure(exc, f"kmip.{name}")
+            if self.observe is not None:
+                self.observe(f"kmip.{name}", getattr(exc, "code", "internal"),
+                             time.perf_counter() - started)
+            return response_item(batch.operation, _FAILED, reason=reason, message=message,
+                                 unique_id=batch.unique_id), False
+        if self.observe is not None:
+            self.observe(f"kmip.{name}", "success", time.perf_counter() - started)
+        return response_item(batch.operation, _SUCCESS, payload=payload,
+                             unique_id=batch.unique_id), True
+
+    def _run(self, batch: BatchRequest, call: Call, name: str) -> list[Item]:
+        if batch.operation is None:
+            raise KmipError("Invalid_Message", "the batch item names no Operation")
+        handler = self.operations.get(batch.operation)
+        if handler is None or value_since(Tag.OPERATION, batch.operation) > call.version:
+            raise KmipError("Operation_Not_Supported",
+                            f"operation {name} is not supported")
+        if name not in _SEALED_OK and self.services.system.sealed():
+            raise Sealed("sealed")
+        try:
+            return handler(call, batch.payload)
+        except TtlvError as exc:
+            raise KmipError("Invalid_Message", str(exc)) from None

@@ -1,0 +1,283 @@
+"""The KMIP listener: TTLV over mutual TLS (KMIP 2.1 §10 / KMIP Profiles "TLS"; port 5696
+by convention), one thread per connection.
+
+* TLS 1.2 or later with keykeeper's policy (keykeeper.tls.server_context, no ALPN), a
+  client certificate required: a handshake without one (or with one that does not chain
+  to the client CA) fails and the connection closes. The verified certificate names the
+  principal per message (service/cert_auth.py, as REST mTLS does); one that maps to no
+  principal gets Authentication_Not_Successful in every batch item.
+* Framing: each message is read by its 8-byte TTLV header (codec.message_length). A
+  header that is not a Structure, or announces more than ``max_message`` bytes (1 MiB),
+  gets an Invalid_Message answer and the connection closes (the stream cannot be
+  resynchronised); a whole message that does not decode gets Invalid_Message and the
+  connection stays open.
+* Persistent connections: any number of requests per connection, answered in order; the
+  connection closes after ``idle_timeout`` seconds without a request (300) or when a
+  message is not complete within ``read_timeout`` (30).
+* Operations run synchronously on the connection's thread (the service layer is
+  synchronous): no hop between an event loop and a pool per request, which is the least
+  CPU per operation for the usual KMIP client (a few long-lived connections). At most
+  ``max_connections`` (256) connections at once; beyond, new ones are closed at once.
+* ``stop()`` closes the listener, closes idle connections, lets a request being served
+  finish (its answer is sent) and waits for the threads (``grace`` seconds at most).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from keykeeper.authz.model import Principal
+from keykeeper.errors import InvalidArgument, Unauthenticated
+from keykeeper.kmip.call import KmipSettings
+from keykeeper.kmip.processor import Observer, Peer, Processor
+from keykeeper.kmip.ttlv import TtlvError
+from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode, encode, message_length
+from keykeeper.service.facade import Services
+from keykeeper.tls import TlsSettings, server_context
+
+__all__ = ["KmipListener", "ListenerSettings", "kmip_settings_from_env", "kmip_tls_context",
+           "listener_from_env"]
+
+log = logging.getLogger("keykeeper.kmip")
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    host: str
+    port: int
+    max_message: int = 1024 * 1024      # bytes, header included
+    idle_timeout: float = 300.0         # seconds between requests
+    read_timeout: float = 30.0          # seconds to receive the rest of a message / handshake
+    max_connections: int = 256
+    grace: float = 5.0                  # seconds stop() waits for connections to finish
+    reuse_port: bool = False            # several worker processes share the port
+
+
+def listener_from_env(env: Mapping[str, str]) -> ListenerSettings | None:
+    """``KEYKEEPER_KMIP_LISTEN`` (``HOST:PORT``; IPv6 as ``[::1]:5696``): None when unset
+    (no KMIP listener). ``KEYKEEPER_KMIP_MAX_MESSAGE`` (bytes, 1 MiB) and
+    ``KEYKEEPER_KMIP_IDLE_TIMEOUT`` (seconds, 300) tune it. InvalidArgument naming the
+    setting for a malformed value."""
+    listen = (env.get("KEYKEEPER_KMIP_LISTEN") or "").strip()
+    if not listen:
+        return None
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"KEYKEEPER_KMIP_LISTEN must be HOST:PORT, got '{listen[:64]}'")
+    max_message = env.get("KEYKEEPER_KMIP_MAX_MESSAGE") or str(1024 * 1024)
+    idle = env.get("KEYKEEPER_KMIP_IDLE_TIMEOUT") or "300"
+    if not max_message.isdigit() or not 1024 <= int(max_message) <= 64 * 1024 * 1024:
+        raise InvalidArgument("KEYKEEPER_KMIP_MAX_MESSAGE must be 1024..67108864 bytes, "
+                              f"got '{max_message[:32]}'")
+    try:
+        idle_timeout = float(idle)
+    except ValueError:
+        idle_timeout = 0.0
+    if not 0 < idle_timeout <= 86400:
+        raise InvalidArgument(f"KEYKEEPER_KMIP_IDLE_TIMEOUT must be seconds in (0, 86400], "
+                              f"got '{idle[:32]}'")
+    return ListenerSettings(host=host or "127.0.0.1", port=int(port),
+                            max_message=int(max_message), idle_timeout=idle_timeout,
+                            reuse_port=env.get("KEYKEEPER_KMIP_REUSE_PORT") == "on")
+
+
+def kmip_tls_context(tls: TlsSettings | None) -> ssl.SSLContext:
+    """The listener's TLS context: the REST listener's certificate and client CA, client
+    certificates required, no ALPN (docs/kmip.md). InvalidArgument when TLS or the client
+    CA is not configured, or a file is bad."""
+    if tls is None or tls.client_ca_file is None:
+        raise InvalidArgument("KEYKEEPER_KMIP_LISTEN needs TLS with client certificates: "
+                              "give --tls-cert, --tls-key and --tls-client-ca (docs/kmip.md)")
+    return server_context(replace(tls, client_auth="required"), alpn=())
+
+
+def kmip_settings_from_env(env: Mapping[str, str]) -> KmipSettings:
+    """``KEYKEEPER_KMIP_NAMESPACE`` (default ``default``) and
+    ``KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT`` (``true``/``false``, ``on``/``off``; default
+    false). InvalidArgument for another value."""
+    flag = (env.get("KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT") or "false").strip().lower()
+    if flag not in ("true", "false", "on", "off", "1", "0"):
+        raise InvalidArgument("KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT must be true or false, "
+                              f"got '{flag[:32]}'")
+    namespace = (env.get("KEYKEEPER_KMIP_NAMESPACE") or "default").strip()
+    return KmipSettings(namespace=namespace, extractable_default=flag in ("true", "on", "1"))
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket, addr: str) -> None:
+        self.sock: socket.socket = sock
+        self.addr = addr
+        self.busy = False
+        self.lock = threading.Lock()
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # the TCP socket under TLS
+
+
+def _recv_exact(sock: socket.socket, n: int, *, start: bytes = b"") -> bytes:
+    buf = bytearray(start)
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise TtlvError("the connection closed inside a message")
+        buf += chunk
+    return bytes(buf)
+
+
+class KmipListener:
+    """A per-node background task (services.background): ``start()`` binds and serves,
+    ``stop()`` ends it. Raises OSError from ``start()`` when the address cannot be bound."""
+
+    def __init__(self, services: Services, context: ssl.SSLContext,
+                 listen: ListenerSettings, settings: KmipSettings,
+                 observe: Observer | None = None) -> None:
+        self.services, self.context, self.listen = services, context, listen
+        self.processor = Processor(services, settings, observe=observe)
+        self._sock: socket.socket | None = None
+        self._accepter: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._conns: dict[_Connection, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one the OS chose for port 0)."""
+        return int(self._sock.getsockname()[1]) if self._sock is not None else self.listen.port
+
+    def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.listen.host else socket.AF_INET
+        self._sock = socket.create_server((self.listen.host.strip("[]"), self.listen.port),
+                                          family=family, backlog=128,
+                                          reuse_port=self.listen.reuse_port)
+        self._sock.settimeout(0.5)
+        self._accepter = threading.Thread(target=self._accept_loop, name="kmip-accept",
+                                          daemon=True)
+        self._accepter.start()
+        log.info("KMIP listening on %s:%d (mutual TLS)", self.listen.host, self.port)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._accepter is not None:
+            self._accepter.join(2.0)
+        if self._sock is not None:
+            self._sock.close()
+        with self._lock:
+            conns = list(self._conns.items())
+        for conn, _ in conns:
+            with conn.lock:
+                if not conn.busy:
+                    conn.shutdown()
+        for _, thread in conns:
+            thread.join(self.listen.grace)
+        for conn, _ in conns:
+            conn.shutdown()
+
+    # -- accepting -------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stopping.is_set():
+            try:
+                raw, addr = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                log.warning("KMIP accept failed", exc_info=True)
+                continue
+            with self._lock:
+                full = len(self._conns) >= self.listen.max_connections
+            if full:
+                log.warning("KMIP connection from %s refused: %d connections open",
+                            addr[0], self.listen.max_connections)
+                raw.close()
+                continue
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Connection(raw, str(addr[0]))
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
+                                      name=f"kmip-{addr[0]}:{addr[1]}")
+            with self._lock:
+                self._conns[conn] = thread
+            thread.start()
+
+    # -- one connection --------------------------------------------------------------------
+    def _serve(self, conn: _Connection) -> None:
+        try:
+            conn.sock.settimeout(self.listen.read_timeout)
+            try:
+                tls = self.context.wrap_socket(conn.sock, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.info("KMIP TLS handshake with %s failed: %s", conn.addr,
+                         getattr(exc, "reason", None) or type(exc).__name__)
+                return
+            conn.sock = tls
+            cert = tls.getpeercert(binary_form=True)
+            peer = Peer("kmip", conn.addr, lambda: self._principal(cert))
+            self._loop(conn, tls, peer)
+        except Exception:
+            log.exception("KMIP connection from %s failed", conn.addr)
+        finally:
+            with contextlib.suppress(OSError):
+                conn.sock.close()
+            with self._lock:
+                self._conns.pop(conn, None)
+
+    def _principal(self, cert: bytes | None) -> Principal:
+        if not cert:
+            raise Unauthenticated("no client certificate")
+        auth = self.services.auth
+        return auth.cached_certificate(cert) or auth.authenticate_certificate(cert)
+
+    def _loop(self, conn: _Connection, tls: ssl.SSLSocket, peer: Peer) -> None:
+        limit = self.listen.max_message
+        while not self._stopping.is_set():
+            tls.settimeout(self.listen.idle_timeout)
+            try:
+                first = tls.recv(HEADER_SIZE)
+            except OSError:
+                return  # idle too long, or shut down by stop()
+            if not first:
+                return  # closed by the client
+            with conn.lock:
+                conn.busy = True
+            try:
+                tls.settimeout(self.listen.read_timeout)  # the rest comes promptly
+                try:
+                    header = _recv_exact(tls, HEADER_SIZE, start=first)
+                except (TtlvError, OSError):
+                    return
+                try:
+                    total = message_length(header, max_size=limit)
+                except TtlvError as exc:
+                    self._send(tls, encode(self.processor.invalid(str(exc))))
+                    return
+                try:
+                    body = _recv_exact(tls, total - HEADER_SIZE)
+                except (TtlvError, OSError):
+                    return
+                try:
+                    message = decode(header + body, max_size=limit)
+                except TtlvError as exc:
+                    answer = self.processor.invalid(str(exc))
+                else:
+                    answer = self.processor.process(message, peer)
+                if not self._send(tls, self.processor.encode(answer)):
+                    return
+            finally:
+                with conn.lock:
+                    conn.busy = False
+
+    @staticmethod
+    def _send(tls: ssl.SSLSocket, data: bytes) -> bool:
+        try:
+            tls.sendall(data)
+        except OSError:
+            return False
+        return True

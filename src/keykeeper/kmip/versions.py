@@ -1,0 +1,123 @@
+"""Protocol versions: which ones keykeeper speaks, negotiation, and the version filter of
+responses.
+
+keykeeper answers KMIP 1.0-1.4, 2.0 and 2.1 (:data:`SUPPORTED`, in preference order:
+highest first, as Discover Versions lists them, KMIP 2.1 §6.1.19). A response uses only
+the tags and enumeration values its request's version defines (:func:`filter_for_version`,
+driven by ``tags.tag_since`` and ``enums.enum_since``): a 1.0 client never receives an
+item it cannot parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from keykeeper.kmip.ttlv import Item, ItemType, enums, tags
+from keykeeper.kmip.ttlv.enums import ResultReason
+from keykeeper.kmip.ttlv.tags import Tag
+
+__all__ = ["HIGHEST", "SUPPORTED", "answer_version", "filter_for_version", "is_supported",
+           "negotiate", "older_reason", "value_since"]
+
+Version = tuple[int, int]
+
+SUPPORTED: tuple[Version, ...] = ((2, 1), (2, 0), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0))
+HIGHEST: Version = SUPPORTED[0]
+
+
+def is_supported(version: Version) -> bool:
+    return version in SUPPORTED
+
+
+def answer_version(requested: Version) -> Version:
+    """The version of the answer to a request in an unsupported ``requested`` version: the
+    highest supported version not above it (a 1.5 client gets 1.4), else the lowest."""
+    for version in SUPPORTED:
+        if version <= requested:
+            return version
+    return SUPPORTED[-1]
+
+
+def negotiate(client: Iterable[Version]) -> list[Version]:
+    """Discover Versions (KMIP 2.1 §6.1.19): the server's versions in its preference
+    order, only those the client lists too; all of them when the client lists none."""
+    wanted = set(client)
+    if not wanted:
+        return list(SUPPORTED)
+    return [v for v in SUPPORTED if v in wanted]
+
+
+def _since(tag: int) -> Version:
+    try:
+        return tags.tag_since(tag)
+    except (KeyError, ValueError):
+        return (1, 0)  # an extension tag (0x54xxxx) or one the tables do not know: kept
+
+
+def value_since(tag: int, value: int) -> Version:
+    """The first version defining Enumeration ``value`` of ``tag`` ((1, 0) if unknown)."""
+    try:
+        return enums.enum_since(tag, value)
+    except (KeyError, ValueError):
+        return (1, 0)
+
+
+# Result Reasons of KMIP 2.x -> the 1.x reason a 1.x client expects for the same failure
+# (the 1.4 test cases answer Permission Denied for a key in the wrong state, §3.1.x of
+# the KMIP 1.4 test cases); anything else falls back to General Failure.
+_OLDER_REASON: dict[str, str] = {
+    "WRONG_KEY_LIFECYCLE_STATE": "PERMISSION_DENIED", "NOT_AUTHORIZED": "PERMISSION_DENIED",
+    "ATTRIBUTE_READ_ONLY": "PERMISSION_DENIED", "READ_ONLY_ATTRIBUTE": "PERMISSION_DENIED",
+    "SENSITIVE": "PERMISSION_DENIED", "NOT_EXTRACTABLE": "PERMISSION_DENIED",
+    "OBJECT_NOT_FOUND": "ITEM_NOT_FOUND", "OBJECT_DESTROYED": "ITEM_NOT_FOUND",
+    "ATTRIBUTE_NOT_FOUND": "ITEM_NOT_FOUND", "ATTRIBUTE_INSTANCE_NOT_FOUND": "ITEM_NOT_FOUND",
+    "UNSUPPORTED_PROTOCOL_VERSION": "INVALID_MESSAGE", "CODEC_ERROR": "INVALID_MESSAGE",
+    "UNKNOWN_TAG": "INVALID_MESSAGE",
+    **{name: "INVALID_FIELD" for name in (
+        "INVALID_ATTRIBUTE", "INVALID_ATTRIBUTE_VALUE", "UNSUPPORTED_ATTRIBUTE",
+        "ATTRIBUTE_SINGLE_VALUED", "MULTI_VALUED_ATTRIBUTE", "NON_UNIQUE_NAME_ATTRIBUTE",
+        "INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK", "BAD_CRYPTOGRAPHIC_PARAMETERS",
+        "UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS", "MISSING_INITIALIZATION_VECTOR",
+        "INVALID_OBJECT_TYPE", "ILLEGAL_OBJECT_TYPE", "NUMERIC_RANGE", "INVALID_DATA_TYPE",
+        "UNKNOWN_ENUMERATION", "OBJECT_ALREADY_EXISTS")},
+}
+
+
+def older_reason(value: object, version: Version) -> int:
+    """The Result Reason to answer in ``version`` for ``value`` (a reason defined later):
+    the corresponding older reason (e.g. Wrong_Key_Lifecycle_State -> Permission_Denied
+    for 1.x), else General_Failure."""
+    try:
+        name = ResultReason(value).name if isinstance(value, int) else ""
+    except ValueError:
+        name = ""
+    while name in _OLDER_REASON:
+        name = _OLDER_REASON[name]
+        if value_since(Tag.RESULT_REASON, ResultReason[name]) <= version:
+            return int(ResultReason[name])
+    return int(ResultReason.GENERAL_FAILURE)
+
+
+def filter_for_version(item: Item, version: Version) -> Item:
+    """A copy of the response tree ``item`` without the items that ``version`` does not
+    define: a tag introduced later, or an Enumeration value introduced later (the whole
+    item goes; a Result Reason introduced later becomes :func:`older_reason`, its Result
+    Message stays). The root is always kept. 2.x-only items inside a 1.x answer are dropped,
+    never translated (1.x/2.x payload shapes are the operations' business)."""
+    if version >= HIGHEST:
+        return item
+    return _filter(item, version) if item.type is ItemType.STRUCTURE else item
+
+
+def _filter(item: Item, version: Version) -> Item:
+    kept: list[Item] = []
+    for child in item.children:
+        if _since(child.tag) > version:
+            continue
+        if child.type is ItemType.ENUMERATION and isinstance(child.value, int) \
+                and value_since(child.tag, child.value) > version:
+            if child.tag == Tag.RESULT_REASON:  # required in a failure: an older reason
+                kept.append(Item(child.tag, child.type, older_reason(child.value, version)))
+            continue
+        kept.append(_filter(child, version) if child.type is ItemType.STRUCTURE else child)
+    return Item(item.tag, item.type, kept)

@@ -1,0 +1,113 @@
+"""KMIP attributes that keykeeper does not model, kept in the key's labels (issue 5 §3).
+
+A KMIP object's Name beyond the first, Object Group, Contact Information, Links the
+client adds, custom ``x-``/``y-`` attributes and the like live in labels named
+``kmip.*`` -- one store: they are in backups and visible over REST. Their encoding is
+kmip/attributes_store.py's; this service only guards and writes them: one transaction
+per change, on the row-locked key, authorized as ``key.update`` (labels scope grants,
+so the caller must hold ``key.update`` on the key as it will be), with an ``update``
+lifecycle event. The KMIP processor records the audit record of the operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+from cryptography.hazmat.primitives import serialization
+
+from keykeeper.crypto.wrap import exportable_material
+from keykeeper.domain.keys import Key
+from keykeeper.domain.states import ERASED, check_transition
+from keykeeper.errors import InvalidArgument, KeykeeperError, NotFound
+from keykeeper.service.authorizer import Authorizer
+from keykeeper.service.context import RequestContext
+from keykeeper.service.deps import Deps
+from keykeeper.service.key_args import MAX_LABELS, check_labels
+from keykeeper.service.lookup import KeyLookup
+
+__all__ = ["KMIP_LABEL_PREFIX", "KmipAttributeStore"]
+
+KMIP_LABEL_PREFIX = "kmip."
+
+LabelChange = Callable[[Mapping[str, str]], Mapping[str, str]]
+
+
+class KmipAttributeStore:
+    """Writes the ``kmip.*`` labels of a key; reads go through ``KeyAdmin.get``."""
+
+    def __init__(self, deps: Deps, lookup: KeyLookup, authz: Authorizer) -> None:
+        self._d = deps
+        self._lookup = lookup
+        self._authz = authz
+
+    def change(self, ctx: RequestContext, key_id: str, change: LabelChange,
+               operation: str = "key.update") -> Key:
+        """Apply ``change`` to the key's current ``kmip.*`` labels (it receives them alone
+        and returns the new ``kmip.*`` labels) in one transaction on the locked row; the
+        key's other labels are kept. Returns the key as written. ``operation``: the
+        permission it needs (``key.get`` for the Fresh flag a Get clears).
+
+        NotFound if the caller may not see the key, PermissionDenied if it may not update
+        it, FailedPrecondition for a destroyed key, InvalidArgument ("too many
+        attributes") beyond 64 labels or a value over 256 characters."""
+        self._lookup.require_unsealed()
+        with self._d.transaction() as conn:
+            key = self._d.keys.get_by_id(conn, key_id, for_update=True)
+            if key is None:
+                raise NotFound(f"key '{key_id}' not found")
+            ctx.namespace, ctx.key_id = key.namespace, key.id
+            self._authz.require_key(ctx, operation, key, key_id)
+            check_transition("update", key.state)
+            current = {k: v for k, v in key.labels.items() if k.startswith(KMIP_LABEL_PREFIX)}
+            wanted = dict(change(current))
+            if any(not k.startswith(KMIP_LABEL_PREFIX) for k in wanted):
+                raise InvalidArgument("KMIP attributes are stored under 'kmip.' labels only")
+            if wanted == current:
+                return key
+            labels = {k: v for k, v in key.labels.items()
+                      if not k.startswith(KMIP_LABEL_PREFIX)}
+            labels.update(wanted)
+            if len(labels) > MAX_LABELS:
+                raise InvalidArgument(f"too many attributes: a key holds at most {MAX_LABELS} "
+                                      "labels, KMIP attributes included")
+            if any(len(v) > 256 for v in labels.values()):
+                raise InvalidArgument("attribute value too long: an attribute is stored in a "
+                                      "label of at most 256 characters")
+            checked = check_labels(labels)
+            self._authz.require_attributes(ctx, operation, key.namespace, key.name, checked)
+            now = self._d.clock()
+            self._d.keys.set_labels(conn, key.id, checked)
+            self._d.keys.update(conn, key.id, updated_at=now)
+            self._d.keys.record_event(conn, key_id=key.id, action="update",
+                                      from_state=str(key.state), to_state=str(key.state),
+                                      principal=ctx.actor, at=now,
+                                      reason="changed: kmip attributes")
+            fresh = self._d.keys.get_by_id(conn, key.id)
+            assert fresh is not None
+        self._lookup.forget(key)
+        return fresh
+
+    def digest(self, ctx: RequestContext, key: Key, version: int) -> tuple[bytes, str] | None:
+        """KMIP Digest of a version's key material (KMIP 2.1 §4.12): ``(SHA-256, format)``
+        with format ``raw`` (a secret key), ``pkcs1`` (an RSA private key) or ``pkcs8``
+        (another private key), or None when the
+        version holds no software material (destroyed, a public key alone, HSM-protected).
+        Authorized as ``key.get``: a SHA-256 reveals nothing of the key, and the material
+        is hashed where it is unwrapped, never returned."""
+        self._authz.require_key(ctx, "key.get", key)
+        v = key.version(version)
+        if v is None or v.state in ERASED or v.public_only or v.in_hsm:
+            return None
+        self._lookup.require_unsealed()
+        try:
+            material, fmt = exportable_material(self._lookup.handle(key, version))
+        except KeykeeperError:
+            return None
+        if fmt == "pkcs8" and key.algorithm.startswith("RSA"):
+            # KMIP's RSA private keys are PKCS#1 (KMIP 2.1 profiles' test cases)
+            private = serialization.load_der_private_key(material, password=None)
+            material, fmt = private.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption()), "pkcs1"
+        return hashlib.sha256(material).digest(), fmt
