@@ -1,3 +1,3 @@
 """keykeeper: a key management service."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

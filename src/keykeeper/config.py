@@ -50,9 +50,14 @@ processes receive them):
 ``KEYKEEPER_INSECURE_NO_TLS``      ``on``: allow plain HTTP on a non-loopback address
 ``KEYKEEPER_KMIP_LISTEN``          ``HOST:PORT`` of the KMIP listener (mutual TLS, e.g. port
                                    5696; unset: none; needs the TLS settings and a client CA)
+``KEYKEEPER_KMIP_TLS_CERT_FILE``   the KMIP listener's own certificate, ``..._KEY_FILE`` its
+                                   key, ``..._CLIENT_CA_FILE`` its client CA (each unset: the
+                                   REST listener's; KMIP may run beside plain-HTTP REST)
 ``KEYKEEPER_KMIP_NAMESPACE``       namespace of objects created over KMIP (``default``)
 ``KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT`` ``true``: KMIP objects are extractable unless the
                                    request says otherwise (default ``false``); docs/kmip.md
+``KEYKEEPER_KMIP_LEASE_TIME``      the Lease Time attribute of KMIP objects, seconds (3600;
+                                   0: none); docs/kmip.md
 ``KEYKEEPER_KMIP_MAX_MESSAGE``     largest KMIP message, bytes (1 MiB)
 ``KEYKEEPER_KMIP_IDLE_TIMEOUT``    seconds a KMIP connection may stay idle (300)
 =================================  ==========================================================
@@ -93,6 +98,7 @@ from keykeeper.kmip.server import (
     ListenerSettings,
     kmip_settings_from_env,
     kmip_tls_context,
+    kmip_tls_from_env,
     listener_from_env,
 )
 from keykeeper.monitor.metrics import Metrics
@@ -142,11 +148,21 @@ class Settings:
     backup_min_quorum: int = DEFAULT_MIN_QUORUM  # KEYKEEPER_BACKUP_MIN_QUORUM
     kmip_listen: ListenerSettings | None = None  # KEYKEEPER_KMIP_LISTEN (docs/kmip.md)
     kmip: KmipSettings = field(default_factory=KmipSettings)  # KEYKEEPER_KMIP_NAMESPACE, ...
+    kmip_tls: TlsSettings | None = None  # KEYKEEPER_KMIP_TLS_*; None: the REST listener's
+
+    @property
+    def kmip_listener_tls(self) -> TlsSettings | None:
+        """The KMIP listener's TLS settings: its own, else the REST listener's."""
+        return self.kmip_tls if self.kmip_tls is not None else self.tls
 
     @classmethod
     def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get("KEYKEEPER_DATA_DIR", "data")).resolve()
         unseal = os.environ.get("KEYKEEPER_UNSEAL_PASSPHRASE_FILE")
+        tls = TlsSettings.from_values(os.environ.get("KEYKEEPER_TLS_CERT_FILE"),
+                                      os.environ.get("KEYKEEPER_TLS_KEY_FILE"),
+                                      os.environ.get("KEYKEEPER_TLS_CLIENT_CA_FILE"),
+                                      os.environ.get("KEYKEEPER_TLS_CLIENT_AUTH"))
         return cls(
             data_dir=data_dir,
             database_url=os.environ.get("KEYKEEPER_DATABASE_URL") or sqlite_url(data_dir),
@@ -172,13 +188,11 @@ class Settings:
                                         "KEYKEEPER_SCHEDULER_INTERVAL"),
             expiry_notice=parse_duration(os.environ.get("KEYKEEPER_EXPIRY_NOTICE") or "30d",
                                          what="KEYKEEPER_EXPIRY_NOTICE"),
-            tls=TlsSettings.from_values(os.environ.get("KEYKEEPER_TLS_CERT_FILE"),
-                                        os.environ.get("KEYKEEPER_TLS_KEY_FILE"),
-                                        os.environ.get("KEYKEEPER_TLS_CLIENT_CA_FILE"),
-                                        os.environ.get("KEYKEEPER_TLS_CLIENT_AUTH")),
+            tls=tls,
             backup_min_quorum=_min_quorum(os.environ.get(MIN_QUORUM_SETTING) or ""),
             kmip_listen=listener_from_env(os.environ),
             kmip=kmip_settings_from_env(os.environ),
+            kmip_tls=kmip_tls_from_env(os.environ, tls),
         )
 
     @property
@@ -270,7 +284,8 @@ def build(settings: Settings, *, sweeper: bool = False) -> tuple[ASGIApp, Servic
         services.scheduling.scheduler = scheduler
         services.background.append(scheduler)
     if sweeper and settings.kmip_listen is not None:
-        services.background.append(KmipListener(services, kmip_tls_context(settings.tls),
+        kmip_context = kmip_tls_context(settings.kmip_listener_tls)
+        services.background.append(KmipListener(services, kmip_context,
                                                 settings.kmip_listen, settings.kmip,
                                                 observe=metrics.observe))
     app = create_app(services, metrics, lifespan=_lifespan(services) if sweeper else None,
@@ -462,7 +477,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
     MonitorSettings.from_env()  # a bad rules file or webhook: one clear line, before workers
     backup_schedule_settings(settings)  # a bad KEYKEEPER_BACKUP_*: the same, before the banner
     if settings.kmip_listen is not None:
-        kmip_tls_context(settings.tls)  # KMIP without TLS or a client CA: one clear line
+        kmip_tls_context(settings.kmip_listener_tls)  # no TLS or no client CA: one line
         if workers > 1:  # every worker serves KMIP on the shared port (SO_REUSEPORT)
             os.environ["KEYKEEPER_KMIP_REUSE_PORT"] = "on"
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

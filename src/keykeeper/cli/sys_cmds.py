@@ -92,7 +92,7 @@ def server(
     kmip_listen: str | None = typer.Option(
         None, "--kmip-listen", envvar="KEYKEEPER_KMIP_LISTEN",
         help="Also serve KMIP over mutual TLS on HOST:PORT (e.g. 0.0.0.0:5696; needs "
-        "--tls-cert, --tls-key and --tls-client-ca); docs/kmip.md."),
+        "--tls-cert, --tls-key and --tls-client-ca, or KEYKEEPER_KMIP_TLS_*); docs/kmip.md."),
 ) -> None:
     """Run a keykeeper server (with --dev: initialised, unsealed, for development only)."""
     if dev_root_token is not None and not dev:

@@ -42,3 +42,14 @@ class AlgorithmSpec:
     post_quantum: bool
     legacy: bool
     hash_name: str | None
+
+    @property
+    def quantum_safe(self) -> bool:
+        """Whether the algorithm keeps its protection against a quantum adversary (the
+        "post-quantum" column of docs/algorithms.md): a post-quantum algorithm (ML-KEM,
+        FIPS 203; ML-DSA, FIPS 204), or a symmetric one of 256-bit security strength, which
+        Grover's search leaves at about 128 bits (AES-256, ChaCha20, HMAC-SHA256 and up,
+        AES-256 key wrap; NSA CNSA 2.0 keeps AES-256). AES-128 and AES-192 (Grover: about
+        64 and 96 bits) and every RSA, elliptic-curve and Edwards-curve algorithm (Shor)
+        are not."""
+        return self.post_quantum or (not self.asymmetric and self.security_strength >= 256)

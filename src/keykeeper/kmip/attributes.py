@@ -19,7 +19,7 @@ API (the plan's contract):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keykeeper.domain.keys import Key
@@ -43,16 +43,19 @@ from keykeeper.kmip.uids import ObjectId, parse_uid
 
 __all__ = [
     "NAMESPACE_ATTRIBUTE",
+    "Digester",
     "Values",
     "mark_retrieved",
     "material_digest",
     "merged_values",
     "object_attributes",
+    "planned_labels",
     "read_attributes",
     "resolve_object",
     "store_attributes",
     "supported",
     "transfer_attributes",
+    "with_digest",
     "write_attributes",
 ]
 
@@ -182,12 +185,13 @@ def resolve_object(call: Call, uid: str, operation: str = "key.get") -> tuple[Ke
     return key, oid
 
 
-def merged_values(key: Key, oid: ObjectId) -> Values:
+def merged_values(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Values:
     """Every attribute instance of the object, ``(name, index, value)``: custom ones
-    first, then the computed ones in their order, then other stored ones."""
+    first, then the computed ones in their order, then other stored ones.
+    ``lease_time``: KmipSettings.lease_time (attributes_computed.computed_attributes)."""
     instances: dict[str, dict[int, Item]] = {}
     order: list[str] = []
-    for name, index, item in computed_attributes(key, oid):
+    for name, index, item in computed_attributes(key, oid, lease_time=lease_time):
         if name not in instances:
             order.append(name)
         instances.setdefault(name, {})[index] = item
@@ -226,7 +230,8 @@ def object_attributes(call: Call, obj: Any, version: int | None = None,
     its primary version, and ``public``), a tuple ``(key, version, public)``, or an
     object with ``key``, ``version`` and ``public`` attributes."""
     key, oid = _obj(obj, version, public)
-    return [to_v2(name, value) for name, _, value in merged_values(key, oid)]
+    return [to_v2(name, value) for name, _, value
+            in merged_values(key, oid, lease_time=call.settings.lease_time)]
 
 
 def _plan_store(labels: Mapping[str, str], key: Key, oid: ObjectId,
@@ -277,15 +282,36 @@ def store_attributes(call: Call, key: Key, attrs: Mapping[str, list[Item]], *,
     oid = ObjectId(key.id, version or key.primary_version, public)
     store = call.services.kmip_attributes
     assert store is not None
-    if (not public and "Digest" not in attrs
-            and "Digest" not in decode_object(key.labels, object_scope(oid.version, False))):
-        digest = material_digest(call, key, oid)  # kept: it outlives the material
-        if digest is not None:
-            attrs = {**attrs, "Digest": [digest]}
+    attrs = with_digest(key, oid, attrs, lambda: store.digest(call.ctx, key, oid.version))
     kmip_labels = {k: v for k, v in key.labels.items() if k.startswith("kmip.")}
     if _plan_store(kmip_labels, key, oid, attrs) == kmip_labels:
         return key
     return store.change(call.ctx, key.id, lambda labels: _plan_store(labels, key, oid, attrs))
+
+
+Digester = Callable[[], tuple[bytes, str] | None]
+
+
+def with_digest(key: Key, oid: ObjectId, attrs: Mapping[str, list[Item]],
+                digest: Digester) -> Mapping[str, list[Item]]:
+    """``attrs`` with the Digest of the object's material added (``digest()``: its
+    ``(SHA-256, format)`` or None, service/kmip_attributes.py) unless given or stored
+    already, or the object is a public part (its Digest is computed)."""
+    if (oid.public or "Digest" in attrs
+            or "Digest" in decode_object(key.labels, object_scope(oid.version, False))):
+        return attrs
+    got = digest()
+    return attrs if got is None else {**attrs, "Digest": [_digest_item(*got)]}
+
+
+def planned_labels(key: Key, attrs: Mapping[str, list[Item]], digest: Digester, *,
+                   version: int = 1) -> Callable[[Mapping[str, str]], Mapping[str, str]]:
+    """For a key being created (Create, Register: one transaction with the key,
+    service/kmip_keys.py ``KmipKeys.create``): the change of its ``kmip.*`` labels that
+    :func:`store_attributes` would make on object ``key/version``, Digest included."""
+    oid = ObjectId(key.id, version, False)
+    attrs = with_digest(key, oid, attrs, digest)
+    return lambda labels: _plan_store(labels, key, oid, attrs)
 
 
 def mark_retrieved(call: Call, key: Key, oid: ObjectId) -> None:
@@ -346,9 +372,10 @@ def material_digest(call: Call, key: Key, oid: ObjectId) -> Item | None:
     if store is None or oid.public:
         return None
     got = store.digest(call.ctx, key, oid.version)
-    if got is None:
-        return None
-    value, fmt = got
+    return None if got is None else _digest_item(*got)
+
+
+def _digest_item(value: bytes, fmt: str) -> Item:
     kind = {"raw": KeyFormatType.RAW, "pkcs1": KeyFormatType.PKCS_1}.get(fmt,
                                                                          KeyFormatType.PKCS_8)
     return Item.structure(int(Tag.DIGEST), [

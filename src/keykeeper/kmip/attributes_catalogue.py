@@ -19,6 +19,7 @@ On the wire (KMIP 1.4 §2.1.1 and KMIP 2.1 §2.1.2 / §4):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from keykeeper.kmip.call import KmipError
 from keykeeper.kmip.ttlv import Item, ItemType
@@ -28,6 +29,7 @@ __all__ = [
     "AttrDef",
     "by_name",
     "by_tag",
+    "date_time",
     "from_v1",
     "from_v2",
     "is_custom",
@@ -111,6 +113,7 @@ _ROWS: tuple[tuple[str, bool, bool], ...] = (
     ("Protection Level", False, True),
     ("Protection Period", False, True),
     ("Protection Storage Masks", False, True),
+    ("Protection Storage Mask", False, False),
     ("Quantum Safe", False, True),
     ("NIST Key Type", False, False),
     ("Certificate Subject CN", True, False),
@@ -285,3 +288,19 @@ def v2_reference(name: str) -> Item:
     return Item.structure(int(Tag.ATTRIBUTE_REFERENCE), [
         Item(int(Tag.VENDOR_IDENTIFICATION), ItemType.TEXT_STRING, vendor),
         Item(int(Tag.ATTRIBUTE_NAME), ItemType.TEXT_STRING, short)])
+
+
+def date_time(item: Item, name: str) -> datetime:
+    """A client's Date-Time (seconds since the epoch) or Date-Time Extended (microseconds)
+    as an aware UTC datetime (KMIP 2.1 §9.1.1.4). Every Date-Time a client sends goes
+    through here: KmipError Invalid_Field for another type, or for a moment Python cannot
+    represent (before year 1, after 9999, or beyond the platform's time_t)."""
+    if item.type not in (ItemType.DATE_TIME, ItemType.DATE_TIME_EXTENDED) \
+            or isinstance(item.value, bool) or not isinstance(item.value, int):
+        raise KmipError("Invalid_Field", f"{name} is a Date-Time")
+    seconds = item.value / 1_000_000 if item.type is ItemType.DATE_TIME_EXTENDED \
+        else item.value
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise KmipError("Invalid_Field", f"{name} is out of range") from None

@@ -9,7 +9,9 @@ public key Verifies); State from the key's and the version's states (KMIP has no
 2.1 §3.22 allows no use there either); dates from the version and the key's lifecycle;
 Links between a private and a public key and between consecutive versions (Re-Key,
 KMIP 2.1 §6.1.41: Replacement / Replaced Object Link); Name: the keykeeper name, for the
-primary version's main object (KMIP moves a Name to the replacement on Re-Key).
+primary version's main object (KMIP moves a Name to the replacement on Re-Key); Lease
+Time from the server's setting (KEYKEEPER_KMIP_LEASE_TIME); Protection Storage Mask
+Hardware for an HSM-protected version's secret part, else Software.
 Values are in normal form: ``(name, index, Item under the attribute's tag)``.
 """
 
@@ -34,6 +36,7 @@ from keykeeper.kmip.ttlv.enums import (
     LinkType,
     NameType,
     ObjectType,
+    ProtectionStorageMask,
     RevocationReasonCode,
     RNGAlgorithm,
     State,
@@ -137,9 +140,10 @@ def _rng(asym: bool) -> Item:
         _enum(int(Tag.DRBG_ALGORITHM), DRBGAlgorithm.CTR)])
 
 
-def computed_attributes(key: Key, oid: ObjectId) -> Computed:
+def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Computed:
     """Every attribute the key model gives the object ``oid`` (which must name an
-    existing version of ``key``)."""
+    existing version of ``key``). ``lease_time``: the server's Lease Time in seconds
+    (KmipSettings.lease_time), given to every object; 0: none."""
     version = key.version(oid.version)
     assert version is not None
     spec = ALGORITHMS.get(key.algorithm)
@@ -174,6 +178,8 @@ def computed_attributes(key: Key, oid: ObjectId) -> Computed:
                + [d for d in (version.deactivated_at, version.destroyed_at,
                               version.compromised_at) if d is not None])
     add("Last Change Date", _dt(int(Tag.LAST_CHANGE_DATE), last))
+    if lease_time > 0:
+        add("Lease Time", Item(int(Tag.LEASE_TIME), ItemType.INTERVAL, lease_time))
     if key.state == KeyState.PRE_ACTIVE:
         if key.activation_date is not None:
             add("Activation Date", _dt(int(Tag.ACTIVATION_DATE), key.activation_date))
@@ -229,4 +235,12 @@ def computed_attributes(key: Key, oid: ObjectId) -> Computed:
     fmt = (KeyFormatType.PKCS_1 if rsa else KeyFormatType.X_509 if oid.public
            else KeyFormatType.PKCS_8) if asym else KeyFormatType.RAW
     add("Key Format Type", _enum(int(Tag.KEY_FORMAT_TYPE), fmt))
+    # Where the material is protected (KMIP 2.0 and later): Hardware for an HSM-protected
+    # version's secret or private key (a token object, custody/hsm/); else Software: kept
+    # wrapped under the namespace KEK and used in the server's memory (a public key is
+    # kept in clear).
+    storage = ProtectionStorageMask.HARDWARE if version.in_hsm and not oid.public \
+        else ProtectionStorageMask.SOFTWARE
+    add("Protection Storage Mask", Item(int(Tag.PROTECTION_STORAGE_MASK), ItemType.INTEGER,
+                                        int(storage)))
     return out

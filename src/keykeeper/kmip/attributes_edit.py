@@ -21,17 +21,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from types import MappingProxyType
 
+from keykeeper.crypto.registry import ALGORITHMS
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import KeyState
 from keykeeper.kmip.attributes import merged_values
-from keykeeper.kmip.attributes_catalogue import by_name, from_v1, from_v2, is_custom, to_v1
+from keykeeper.kmip.attributes_catalogue import (
+    by_name,
+    date_time,
+    from_v1,
+    from_v2,
+    is_custom,
+    to_v1,
+)
 from keykeeper.kmip.attributes_computed import computed_attributes
 from keykeeper.kmip.attributes_store import Stored, decode_object, encode_object, object_scope
 from keykeeper.kmip.call import Call, KmipError
-from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.kmip.uids import ObjectId
 
@@ -71,13 +78,22 @@ def _check_client(call: Call, name: str) -> None:
         raise _read_only(call, name)
 
 
+def _check_quantum_safe(key: Key, name: str, value: Item) -> None:
+    """Quantum Safe true on a key whose algorithm is not quantum safe: KmipError
+    (General_Failure, "NOT_SAFE"), as Create refuses it (kmip/objects.py new_key)."""
+    if name == "Quantum Safe" and value.value is True:
+        spec = ALGORITHMS.get(key.algorithm)
+        if spec is None or not spec.quantum_safe:
+            raise KmipError("General_Failure", "NOT_SAFE")
+
+
 def _lifecycle(call: Call, key: Key, name: str, value: Item) -> None:
     if name == "Activation Date" and key.state != KeyState.PRE_ACTIVE:
         raise KmipError("Wrong_Key_Lifecycle_State" if _v2(call) else "Permission_Denied",
                         "the Activation Date can change only while the object is pre-active")
     if not isinstance(value.value, int) or isinstance(value.value, bool):
         raise KmipError("Invalid_Field", f"{name} is a Date-Time")
-    when = datetime.fromtimestamp(value.value, UTC)
+    when = date_time(value, name)
     call.services.keys.update(call.ctx, key.id, lifecycle={_LIFECYCLE[name]: when})
 
 
@@ -128,6 +144,7 @@ def _pick(call: Call, name: str, current: dict[int, Item], index: int | None,
 def add_attribute(call: Call, key: Key, oid: ObjectId, name: str, value: Item) -> int:
     """Add an instance; returns its Attribute Index."""
     _check_client(call, name)
+    _check_quantum_safe(key, name, value)
     if name in _LIFECYCLE:
         present = any(n == name for n, _, _ in merged_values(key, oid))
         if present:
@@ -142,6 +159,10 @@ def add_attribute(call: Call, key: Key, oid: ObjectId, name: str, value: Item) -
         if current and d is not None and not d.multi:
             raise KmipError("Attribute_Single_Valued" if _v2(call) else "Illegal_Operation",
                             f"'{name}' has a single instance, and the object has it")
+        if name == "Name" and _name_value(value) in {_name_value(v) for v in current.values()}:
+            # A Name identifies one object: the object already carries this one.
+            raise KmipError("Non_Unique_Name_Attribute" if _v2(call) else "Invalid_Field",
+                            "the object already has this Name")
         used = set(current) | {i for i, _ in stored.get(name, [])}
         result[0] = max(used, default=-1) + 1
         _put(stored, name, result[0], value)
@@ -154,6 +175,7 @@ def modify_attribute(call: Call, key: Key, oid: ObjectId, name: str, index: int 
                      current_value: Item | None, value: Item) -> int:
     """Replace an instance; returns its Attribute Index."""
     _check_client(call, name)
+    _check_quantum_safe(key, name, value)
     if name in _LIFECYCLE:
         if not any(n == name for n, _, _ in merged_values(key, oid)):
             raise _not_found(call, name)
@@ -195,6 +217,7 @@ def delete_attribute(call: Call, key: Key, oid: ObjectId, name: str, index: int 
 def set_attribute(call: Call, key: Key, oid: ObjectId, name: str, value: Item) -> None:
     """Set a single-instance attribute (create or replace; KMIP 2.1 §6.1.47)."""
     _check_client(call, name)
+    _check_quantum_safe(key, name, value)
     d = by_name(name)
     if d is not None and d.multi:
         raise KmipError("Multi_Valued_Attribute",
@@ -234,3 +257,9 @@ def requested_change(payload: Item, tag_2x: int
 def response_attribute(call: Call, name: str, index: int, value: Item) -> list[Item]:
     """The 1.x answer's ``Attribute`` (2.x answers the Unique Identifier alone)."""
     return [] if call.version >= (2, 0) else [to_v1(name, value, index)]
+
+
+def _name_value(value: Item) -> str | None:
+    """A Name structure's Name Value (None when it has none)."""
+    found = value.find(int(Tag.NAME_VALUE)) if value.type is ItemType.STRUCTURE else None
+    return found.value if found is not None and isinstance(found.value, str) else None

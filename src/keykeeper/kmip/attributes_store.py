@@ -13,6 +13,7 @@ Labels hold at most 256 characters: a longer value is refused (Invalid_Field).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -84,12 +85,21 @@ def _dec(obj: Any) -> Item:
 
 def decode_object(labels: Mapping[str, str], scope: str) -> Stored:
     """The stored attributes of one object; labels that do not parse are ignored (a
-    label edited by hand over REST must not break KMIP reads)."""
+    label edited by hand over REST must not break KMIP reads). A new dict and lists on
+    every call (the caller may change them); the parsing of the same labels is reused."""
     prefix = f"kmip.{scope}."
+    mine = tuple((label, text) for label, text in labels.items() if label.startswith(prefix))
+    if not mine:
+        return {}
+    return {name: list(instances) for name, instances in _decode(mine)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode(labels: tuple[tuple[str, str], ...]
+            ) -> tuple[tuple[str, tuple[tuple[int, Item | None], ...]], ...]:
+    # The Items are shared between calls: nothing changes an Item once made.
     found: Stored = {}
-    for label, text in labels.items():
-        if not label.startswith(prefix):
-            continue
+    for label, text in labels:
         try:
             index = int(label.rsplit(".", 1)[1])
             name, value = json.loads(text)
@@ -101,7 +111,7 @@ def decode_object(labels: Mapping[str, str], scope: str) -> Stored:
         found.setdefault(name, []).append((index, item))
     for instances in found.values():
         instances.sort(key=lambda pair: pair[0])
-    return found
+    return tuple((name, tuple(instances)) for name, instances in found.items())
 
 
 def encode_object(labels: Mapping[str, str], scope: str, stored: Stored) -> dict[str, str]:

@@ -32,10 +32,14 @@ class KmipSettings:
     extractable_default: the KMIP Extractable attribute when a Create or Register does not
     give it (KMIP's own default is True; keykeeper's is False: Get answers key material of
     an extractable object only).
+    lease_time: the Lease Time attribute of every object, seconds (the KMIP attribute
+    "Lease Time", 1.0 and later: how long a client may use an object before it asks the
+    server again); 0: objects have no Lease Time.
     """
 
     namespace: str = "default"
     extractable_default: bool = False
+    lease_time: int = 3600
 
 
 class KmipError(KeykeeperError):

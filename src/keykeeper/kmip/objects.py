@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from keykeeper.crypto.registry import ALGORITHMS, get_spec
 from keykeeper.domain.keys import Key, KeyVersion
+from keykeeper.kmip.attributes import planned_labels
 from keykeeper.kmip.attributes_computed import kmip_state
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.public_state import public_state
@@ -234,19 +235,30 @@ def text_item(tag: int, value: str) -> Item:
 
 
 def new_key(call: Call, template: Template, *, pair: bool, material: Material | None = None,
-            algorithm: int | None = None, length: int | None = None) -> Key:
+            algorithm: int | None = None, length: int | None = None,
+            store: bool = False) -> Key:
     """Create (or, with ``material``, register) the key a KMIP request describes, through
     the service layer as the caller: namespace ``x-keykeeper-namespace`` or the server's
     KMIP namespace; algorithm from the template (``algorithm`` / ``length`` fill what it
     lacks); name per :func:`keykeeper_name`; exportable from Extractable (default
     ``KmipSettings.extractable_default``; Sensitive true makes it not exportable);
-    pre-active unless the Activation Date has come (KMIP 2.1 §6.1.3). The caller stores
-    the attributes keykeeper does not model (kmip/template.py store_template)."""
+    pre-active unless the Activation Date has come (KMIP 2.1 §6.1.3). Quantum Safe true
+    with an algorithm that is not (AlgorithmSpec.quantum_safe): KmipError(General_Failure,
+    "NOT_SAFE"). The caller stores the attributes keykeeper does not model
+    (kmip/template.py store_template) -- or, with ``store``, they are stored with the
+    key, in its transaction (the template's values on version 1, as store_template
+    would)."""
     namespace = template.namespace or call.settings.namespace
     chosen = choose_algorithm(template.algorithm if template.algorithm is not None
                               else algorithm,
                               template.length if template.length is not None else length,
                               template.mask, pair=pair)
+    quantum_safe = template.one("Quantum Safe")
+    if quantum_safe is not None and quantum_safe.value is True \
+            and not ALGORITHMS[chosen].quantum_safe:
+        # KMIP 2.1 attribute Quantum Safe: the client asks for a quantum-safe object; the QS
+        # profile test case QS-M-2-21 expects General_Failure "NOT_SAFE" (docs/kmip.md).
+        raise KmipError("General_Failure", "NOT_SAFE")
     extractable = template.extractable
     sensitive = template.one("Sensitive")
     if sensitive is not None and sensitive.value is True:
@@ -257,4 +269,8 @@ def new_key(call: Call, template: Template, *, pair: bool, material: Material | 
         exportable=call.settings.extractable_default if extractable is None else extractable,
         activation_date=template.activation_date,
         origin="external" if material is not None else None)
-    return kmip_keys(call).create(call.ctx, args, pre_active=True, material=material)
+    values = template.values
+    attributes = None if not store or not values else (
+        lambda created, digest: planned_labels(created, values, digest))
+    return kmip_keys(call).create(call.ctx, args, pre_active=True, material=material,
+                                  attributes=attributes)

@@ -41,8 +41,8 @@ from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode, encode, message_lengt
 from keykeeper.service.facade import Services
 from keykeeper.tls import TlsSettings, server_context
 
-__all__ = ["KmipListener", "ListenerSettings", "kmip_settings_from_env", "kmip_tls_context",
-           "listener_from_env"]
+__all__ = ["KMIP_TLS_NAMES", "KmipListener", "ListenerSettings", "kmip_settings_from_env",
+           "kmip_tls_context", "kmip_tls_from_env", "listener_from_env"]
 
 log = logging.getLogger("keykeeper.kmip")
 
@@ -87,26 +87,75 @@ def listener_from_env(env: Mapping[str, str]) -> ListenerSettings | None:
                             reuse_port=env.get("KEYKEEPER_KMIP_REUSE_PORT") == "on")
 
 
+# The KMIP listener's own certificate, key and client CA (docs/kmip.md); each one not set
+# falls back to the REST listener's (--tls-cert / --tls-key as a pair, --tls-client-ca).
+KMIP_TLS_NAMES = ("KEYKEEPER_KMIP_TLS_CERT_FILE", "KEYKEEPER_KMIP_TLS_KEY_FILE",
+                  "KEYKEEPER_KMIP_TLS_CLIENT_CA_FILE", "KMIP client authentication")
+
+
+def kmip_tls_from_env(env: Mapping[str, str], rest: TlsSettings | None) -> TlsSettings | None:
+    """The KMIP listener's own TLS settings from ``KEYKEEPER_KMIP_TLS_CERT_FILE`` and
+    ``KEYKEEPER_KMIP_TLS_KEY_FILE`` (PEM, given together) and
+    ``KEYKEEPER_KMIP_TLS_CLIENT_CA_FILE``; a setting not given falls back to the REST
+    listener's (``rest``: certificate and key as a pair, client CA). None when none of the
+    three is set: the listener then uses ``rest`` as it is. Client certificates are
+    required whenever a client CA is known (kmip_tls_context refuses the settings
+    otherwise). InvalidArgument, naming the setting, when only one of the certificate and
+    key is given, or a client CA alone with no REST certificate to fall back to."""
+    cert_opt, key_opt, ca_opt, _ = KMIP_TLS_NAMES
+    cert, key, ca = ((env.get(name) or "").strip() for name in (cert_opt, key_opt, ca_opt))
+    if not (cert or key or ca):
+        return None
+    if bool(cert) != bool(key):
+        raise InvalidArgument(f"the KMIP listener's certificate needs both {cert_opt} and "
+                              f"{key_opt}")
+    names = list(KMIP_TLS_NAMES)
+    if not cert:
+        if rest is None:
+            raise InvalidArgument(f"{ca_opt} needs a certificate too: give {cert_opt} and "
+                                  f"{key_opt} (or the REST listener's --tls-cert and --tls-key)")
+        cert, key = str(rest.cert_file), str(rest.key_file)
+        names[:2] = rest.names[:2]
+    if not ca and rest is not None and rest.client_ca_file is not None:
+        ca = str(rest.client_ca_file)
+        names[2] = rest.names[2]
+    return TlsSettings.from_values(cert, key, ca or None, "required" if ca else None,
+                                   names=(names[0], names[1], names[2], names[3]))
+
+
 def kmip_tls_context(tls: TlsSettings | None) -> ssl.SSLContext:
-    """The listener's TLS context: the REST listener's certificate and client CA, client
+    """The listener's TLS context from ``tls``: the KMIP listener's own settings
+    (kmip_tls_from_env) or else the REST listener's certificate and client CA; client
     certificates required, no ALPN (docs/kmip.md). InvalidArgument when TLS or the client
     CA is not configured, or a file is bad."""
     if tls is None or tls.client_ca_file is None:
         raise InvalidArgument("KEYKEEPER_KMIP_LISTEN needs TLS with client certificates: "
-                              "give --tls-cert, --tls-key and --tls-client-ca (docs/kmip.md)")
+                              "give --tls-cert, --tls-key and --tls-client-ca, or the KMIP "
+                              "listener's own KEYKEEPER_KMIP_TLS_CERT_FILE, _KEY_FILE and "
+                              "_CLIENT_CA_FILE (docs/kmip.md)")
     return server_context(replace(tls, client_auth="required"), alpn=())
 
 
+_MAX_LEASE_TIME = 365 * 86400  # KEYKEEPER_KMIP_LEASE_TIME at most a year
+
+
 def kmip_settings_from_env(env: Mapping[str, str]) -> KmipSettings:
-    """``KEYKEEPER_KMIP_NAMESPACE`` (default ``default``) and
+    """``KEYKEEPER_KMIP_NAMESPACE`` (default ``default``),
     ``KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT`` (``true``/``false``, ``on``/``off``; default
-    false). InvalidArgument for another value."""
+    false) and ``KEYKEEPER_KMIP_LEASE_TIME`` (seconds, 0 to 31,536,000; default 3600).
+    InvalidArgument for another value."""
     flag = (env.get("KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT") or "false").strip().lower()
     if flag not in ("true", "false", "on", "off", "1", "0"):
         raise InvalidArgument("KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT must be true or false, "
                               f"got '{flag[:32]}'")
     namespace = (env.get("KEYKEEPER_KMIP_NAMESPACE") or "default").strip()
-    return KmipSettings(namespace=namespace, extractable_default=flag in ("true", "on", "1"))
+    lease = (env.get("KEYKEEPER_KMIP_LEASE_TIME") or "3600").strip()
+    if not (lease.isascii() and lease.isdigit()) or int(lease) > _MAX_LEASE_TIME:
+        raise InvalidArgument("KEYKEEPER_KMIP_LEASE_TIME must be seconds in "
+                              f"0..{_MAX_LEASE_TIME}, got '{lease[:32]}'")
+    return KmipSettings(namespace=namespace, extractable_default=flag in ("true", "on", "1"),
+                        lease_time=int(lease))
+
 
 
 class _Connection:

@@ -8,10 +8,11 @@ Extractable, ``x-keykeeper-namespace``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from keykeeper.domain.keys import Key
 from keykeeper.kmip.attributes import NAMESPACE_ATTRIBUTE, read_attributes, store_attributes
+from keykeeper.kmip.attributes_catalogue import date_time
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import RecommendedCurve
@@ -79,12 +80,7 @@ class Template:
             return None
         if not isinstance(item.value, int) or isinstance(item.value, bool):
             raise KmipError("Invalid_Field", "Activation Date has the wrong type")
-        seconds = item.value / 1_000_000 if item.type is ItemType.DATE_TIME_EXTENDED \
-            else item.value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise KmipError("Invalid_Field", "Activation Date is out of range") from None
+        return date_time(item, "Activation Date")
 
     @property
     def extractable(self) -> bool | None:

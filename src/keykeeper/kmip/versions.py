@@ -10,6 +10,7 @@ item it cannot parse.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from keykeeper.kmip.ttlv import Item, ItemType, enums, tags
@@ -47,6 +48,7 @@ def negotiate(client: Iterable[Version]) -> list[Version]:
     return [v for v in SUPPORTED if v in wanted]
 
 
+@functools.lru_cache(maxsize=4096)
 def _since(tag: int) -> Version:
     try:
         return tags.tag_since(tag)
@@ -54,6 +56,7 @@ def _since(tag: int) -> Version:
         return (1, 0)  # an extension tag (0x54xxxx) or one the tables do not know: kept
 
 
+@functools.lru_cache(maxsize=8192)
 def value_since(tag: int, value: int) -> Version:
     """The first version defining Enumeration ``value`` of ``tag`` ((1, 0) if unknown)."""
     try:
@@ -99,11 +102,12 @@ def older_reason(value: object, version: Version) -> int:
 
 
 def filter_for_version(item: Item, version: Version) -> Item:
-    """A copy of the response tree ``item`` without the items that ``version`` does not
-    define: a tag introduced later, or an Enumeration value introduced later (the whole
-    item goes; a Result Reason introduced later becomes :func:`older_reason`, its Result
-    Message stays). The root is always kept. 2.x-only items inside a 1.x answer are dropped,
-    never translated (1.x/2.x payload shapes are the operations' business)."""
+    """The response tree ``item`` without the items that ``version`` does not define: a
+    tag introduced later, or an Enumeration value introduced later (the whole item goes; a
+    Result Reason introduced later becomes :func:`older_reason`, its Result Message
+    stays). The root is always kept. 2.x-only items inside a 1.x answer are dropped, never
+    translated (1.x/2.x payload shapes are the operations' business). Structures that
+    lose nothing are shared with ``item``, not copied (``item`` itself when nothing goes)."""
     if version >= HIGHEST:
         return item
     return _filter(item, version) if item.type is ItemType.STRUCTURE else item
@@ -111,13 +115,21 @@ def filter_for_version(item: Item, version: Version) -> Item:
 
 def _filter(item: Item, version: Version) -> Item:
     kept: list[Item] = []
+    changed = False
     for child in item.children:
         if _since(child.tag) > version:
+            changed = True
             continue
         if child.type is ItemType.ENUMERATION and isinstance(child.value, int) \
                 and value_since(child.tag, child.value) > version:
+            changed = True
             if child.tag == Tag.RESULT_REASON:  # required in a failure: an older reason
                 kept.append(Item(child.tag, child.type, older_reason(child.value, version)))
             continue
-        kept.append(_filter(child, version) if child.type is ItemType.STRUCTURE else child)
-    return Item(item.tag, item.type, kept)
+        if child.type is ItemType.STRUCTURE:
+            filtered = _filter(child, version)
+            changed = changed or filtered is not child
+            kept.append(filtered)
+        else:
+            kept.append(child)
+    return Item(item.tag, item.type, kept) if changed else item

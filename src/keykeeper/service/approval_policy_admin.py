@@ -6,6 +6,8 @@ leave the store without enough approvers."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +39,10 @@ class ApprovalPolicyAdmin(ABC):
 
     _d: Deps
     _authz: Authorizer
+    # cached_policy(): (time.monotonic() of the read, policy); the epoch moves on a change.
+    _policy_cache: tuple[float, ApprovalPolicy] | None = None
+    _policy_epoch = 0
+    _policy_lock = threading.Lock()
 
     @abstractmethod
     def registered(self) -> frozenset[str]: ...
@@ -75,6 +81,26 @@ class ApprovalPolicyAdmin(ABC):
     def rule_for(self, operation: str) -> ApprovalRule | None:
         return self.policy().rule_for(operation)
 
+    def cached_policy(self, ttl: float = 1.0) -> ApprovalPolicy:
+        """:meth:`policy`, read from the store at most once per ``ttl`` seconds, as the
+        authorizer reads roles and grants: a change made on this node applies at once,
+        one made on another node within ``ttl``. For checks on a hot path that cannot
+        wait for approvals anyway (KMIP Get refusing key material under dual control)."""
+        cached = self._policy_cache
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        epoch = self._policy_epoch
+        policy = self.policy()
+        with self._policy_lock:
+            if epoch == self._policy_epoch:
+                self._policy_cache = (time.monotonic(), policy)
+        return policy
+
+    def _policy_changed(self) -> None:
+        with self._policy_lock:
+            self._policy_epoch += 1
+            self._policy_cache = None
+
     def get_policy(self, ctx: RequestContext) -> ApprovalPolicy:
         self._authz.require(ctx, "approval_policy.get")
         return self.policy()
@@ -95,9 +121,12 @@ class ApprovalPolicyAdmin(ABC):
             self._check_satisfiable(conn, policy)  # before filing an approval
         self.gate(ctx, "approval_policy.update", {"policy": policy.to_json()},
                   summary=f"replace the approval policy ({len(policy.rules)} rule(s))")
-        with self._d.transaction() as conn:
-            self._check_satisfiable(conn, policy)
-            self._d.system.set_config(conn, POLICY_CONFIG, policy.to_json())
+        try:
+            with self._d.transaction() as conn:
+                self._check_satisfiable(conn, policy)
+                self._d.system.set_config(conn, POLICY_CONFIG, policy.to_json())
+        finally:
+            self._policy_changed()
         return policy
 
     def _check_satisfiable(self, conn: Any, policy: ApprovalPolicy) -> None:

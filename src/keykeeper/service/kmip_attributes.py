@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection
 
+from keykeeper.crypto.base import KeyHandle
 from keykeeper.crypto.wrap import exportable_material
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import ERASED, check_transition
@@ -26,7 +30,7 @@ from keykeeper.service.deps import Deps
 from keykeeper.service.key_args import MAX_LABELS, check_labels
 from keykeeper.service.lookup import KeyLookup
 
-__all__ = ["KMIP_LABEL_PREFIX", "KmipAttributeStore"]
+__all__ = ["KMIP_LABEL_PREFIX", "KmipAttributeStore", "material_digest", "write_kmip_labels"]
 
 KMIP_LABEL_PREFIX = "kmip."
 
@@ -57,35 +61,10 @@ class KmipAttributeStore:
             if key is None:
                 raise NotFound(f"key '{key_id}' not found")
             ctx.namespace, ctx.key_id = key.namespace, key.id
-            self._authz.require_key(ctx, operation, key, key_id)
-            check_transition("update", key.state)
-            current = {k: v for k, v in key.labels.items() if k.startswith(KMIP_LABEL_PREFIX)}
-            wanted = dict(change(current))
-            if any(not k.startswith(KMIP_LABEL_PREFIX) for k in wanted):
-                raise InvalidArgument("KMIP attributes are stored under 'kmip.' labels only")
-            if wanted == current:
-                return key
-            labels = {k: v for k, v in key.labels.items()
-                      if not k.startswith(KMIP_LABEL_PREFIX)}
-            labels.update(wanted)
-            if len(labels) > MAX_LABELS:
-                raise InvalidArgument(f"too many attributes: a key holds at most {MAX_LABELS} "
-                                      "labels, KMIP attributes included")
-            if any(len(v) > 256 for v in labels.values()):
-                raise InvalidArgument("attribute value too long: an attribute is stored in a "
-                                      "label of at most 256 characters")
-            checked = check_labels(labels)
-            self._authz.require_attributes(ctx, operation, key.namespace, key.name, checked)
-            now = self._d.clock()
-            self._d.keys.set_labels(conn, key.id, checked)
-            self._d.keys.update(conn, key.id, updated_at=now)
-            self._d.keys.record_event(conn, key_id=key.id, action="update",
-                                      from_state=str(key.state), to_state=str(key.state),
-                                      principal=ctx.actor, at=now,
-                                      reason="changed: kmip attributes")
-            fresh = self._d.keys.get_by_id(conn, key.id)
-            assert fresh is not None
-        self._lookup.forget(key)
+            fresh = write_kmip_labels(self._d, self._authz, conn, ctx, key, change, operation,
+                                      key_id=key_id)
+        if fresh is not key:
+            self._lookup.forget(key)
         return fresh
 
     def digest(self, ctx: RequestContext, key: Key, version: int) -> tuple[bytes, str] | None:
@@ -101,13 +80,61 @@ class KmipAttributeStore:
             return None
         self._lookup.require_unsealed()
         try:
-            material, fmt = exportable_material(self._lookup.handle(key, version))
+            return material_digest(self._lookup.handle(key, version), key.algorithm)
         except KeykeeperError:
             return None
-        if fmt == "pkcs8" and key.algorithm.startswith("RSA"):
-            # KMIP's RSA private keys are PKCS#1 (KMIP 2.1 profiles' test cases)
-            private = serialization.load_der_private_key(material, password=None)
-            material, fmt = private.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption()), "pkcs1"
-        return hashlib.sha256(material).digest(), fmt
+
+
+def material_digest(handle: KeyHandle, algorithm: str) -> tuple[bytes, str]:
+    """``(SHA-256 of the material, format)`` of a loaded software key (see
+    :meth:`KmipAttributeStore.digest`). KeykeeperError (FailedPrecondition) for a handle
+    without private material."""
+    material, fmt = exportable_material(handle)
+    if fmt == "pkcs8" and algorithm.startswith("RSA"):
+        # KMIP's RSA private keys are PKCS#1 (KMIP 2.1 profiles' test cases)
+        private = serialization.load_der_private_key(material, password=None)
+        material, fmt = private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption()), "pkcs1"
+    return hashlib.sha256(material).digest(), fmt
+
+
+def write_kmip_labels(deps: Deps, authz: Authorizer, conn: Connection, ctx: RequestContext,
+                      key: Key, change: LabelChange, operation: str = "key.update", *,
+                      key_id: str | None = None, event: bool = True) -> Key:
+    """In the caller's transaction, on ``key`` as just read (row-locked, or inserted by
+    this transaction): apply ``change`` to its ``kmip.*`` labels as
+    :meth:`KmipAttributeStore.change` describes (same checks: ``operation`` on the key
+    and on its new labels, the ``update`` transition, at most 64 labels of at most 256
+    characters). Returns ``key`` itself when nothing changes, else the key as written.
+    ``event``: record the ``update`` lifecycle event and move ``updated_at`` (False for
+    a key created by this same transaction: its ``create`` event covers the labels)."""
+    authz.require_key(ctx, operation, key, key_id)
+    check_transition("update", key.state)
+    current = {k: v for k, v in key.labels.items() if k.startswith(KMIP_LABEL_PREFIX)}
+    wanted = dict(change(current))
+    if any(not k.startswith(KMIP_LABEL_PREFIX) for k in wanted):
+        raise InvalidArgument("KMIP attributes are stored under 'kmip.' labels only")
+    if wanted == current:
+        return key
+    labels = {k: v for k, v in key.labels.items() if not k.startswith(KMIP_LABEL_PREFIX)}
+    labels.update(wanted)
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"too many attributes: a key holds at most {MAX_LABELS} "
+                              "labels, KMIP attributes included")
+    if any(len(v) > 256 for v in labels.values()):
+        raise InvalidArgument("attribute value too long: an attribute is stored in a "
+                              "label of at most 256 characters")
+    checked = check_labels(labels)
+    authz.require_attributes(ctx, operation, key.namespace, key.name, checked)
+    deps.keys.set_labels(conn, key.id, checked)
+    if not event:
+        return replace(key, labels=MappingProxyType(dict(checked)))
+    now = deps.clock()
+    deps.keys.update(conn, key.id, updated_at=now)
+    deps.keys.record_event(conn, key_id=key.id, action="update", from_state=str(key.state),
+                           to_state=str(key.state), principal=ctx.actor, at=now,
+                           reason="changed: kmip attributes")
+    fresh = deps.keys.get_by_id(conn, key.id)
+    assert fresh is not None
+    return fresh

@@ -20,7 +20,11 @@ from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.usage import UsageCounter
 
-__all__ = ["KmipKeyUseMixin"]
+__all__ = ["MAX_ALLOCATION", "KmipKeyUseMixin"]
+
+# The most protect operations one Get Usage Allocation may reserve: a caller holding only
+# ``encrypt`` must not use up a key's whole usage limit (2^32 for AES-GCM) in one request.
+MAX_ALLOCATION = 2 ** 20
 
 _OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
@@ -98,10 +102,13 @@ class KmipKeyUseMixin:
         KMIP 2.1 §6.1.33): they count as done against the key's usage limit (its own, or
         the algorithm's). Needs the purpose's protect permission (``encrypt``, ``sign``,
         ``mac``; ``key.get`` for a wrap key) and a version usable to protect now.
-        InvalidArgument for a count below 1 or a key without a usage limit;
+        InvalidArgument for a count below 1 or above :data:`MAX_ALLOCATION`, or a key
+        without a usage limit;
         FailedPrecondition when fewer than ``count`` remain (none is kept)."""
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgument("Usage Limits Count must be at least 1")
+        if count > MAX_ALLOCATION:
+            raise InvalidArgument(f"Usage Limits Count is at most {MAX_ALLOCATION} per request")
         self._lookup.require_unsealed()
         ctx.key_version = version
         key = self._lookup.get(ctx, key_id)

@@ -22,6 +22,7 @@ control and lifecycle events as REST:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -36,7 +37,13 @@ from keykeeper.crypto.wrap import exportable_material
 from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
 from keykeeper.domain.keys import Key, KeyVersion, new_key_id
 from keykeeper.domain.states import ERASED, KeyState, VersionState
-from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from keykeeper.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    KeykeeperError,
+    NotFound,
+    PermissionDenied,
+)
 from keykeeper.service.approvals import Approvals
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.compromise import CompromiseService
@@ -45,6 +52,12 @@ from keykeeper.service.deps import Deps
 from keykeeper.service.key_args import CreateKey
 from keykeeper.service.key_lifecycle import lifecycle_at_creation
 from keykeeper.service.keys import KeyAdmin
+from keykeeper.service.kmip_attributes import (
+    KMIP_LABEL_PREFIX,
+    LabelChange,
+    material_digest,
+    write_kmip_labels,
+)
 from keykeeper.service.kmip_key_use import KmipKeyUseMixin
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.usage import UsageCounter
@@ -56,7 +69,12 @@ from keykeeper.service.versions import (
 )
 from keykeeper.store.keys import NewVersion
 
-__all__ = ["KmipKeys", "Material", "checked_material"]
+__all__ = ["Digester", "KmipAttributes", "KmipKeys", "Material", "checked_material"]
+
+Digester = Callable[[], tuple[bytes, str] | None]
+"""``()`` -> (SHA-256, format) of a new version's software material, or None."""
+KmipAttributes = Callable[[Key, Digester], LabelChange]
+"""``(created key, digest)`` -> the change of its ``kmip.*`` labels (KmipKeys.create)."""
 
 _DEACTIVATABLE = (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED)
 _LIVE_VERSION = (VersionState.ACTIVE, VersionState.SUSPENDED)
@@ -123,13 +141,22 @@ class KmipKeys(KmipKeyUseMixin):
 
     # -- create and register ----------------------------------------------------------------
     def create(self, ctx: RequestContext, args: CreateKey, *, pre_active: bool = True,
-               material: Material | None = None) -> Key:
+               material: Material | None = None,
+               attributes: KmipAttributes | None = None) -> Key:
         """A key with its first version: generated here, or ``material`` registered
         (origin ``external``: never rotated here; permissions ``key.create`` and
         ``key.import``). Pre-active when ``pre_active`` and no past activation date is
         given, or when ``args.activation_date`` is to come. AlreadyExists for a name taken
         in the namespace, NotFound for an unknown namespace, InvalidArgument for a refused
-        algorithm or material that does not match it."""
+        algorithm or material that does not match it.
+
+        ``attributes(created, digest)``: the change of the new key's ``kmip.*`` labels
+        (KMIP attributes keykeeper does not model, kmip/attributes.py ``planned_labels``),
+        written in the same transaction as the key, with the checks of
+        :meth:`KmipAttributeStore.change` (``key.update`` on the key and its labels, at
+        most 64 labels); ``digest()`` is ``(SHA-256, format)`` of the new version's
+        software material (service/kmip_attributes.py ``material_digest``; permission
+        ``key.get``), None without any."""
         self._lookup.require_unsealed()
         ctx.namespace = args.namespace
         self._authz.require_create(ctx, args.namespace, args.name, args.labels)
@@ -176,9 +203,33 @@ class KmipKeys(KmipKeyUseMixin):
                 version=1, reason=("public key only" if checked is not None
                                    and checked[1] is None else None))
             created = self._d.keys.get_by_id(conn, key.id)
-        assert created is not None
+            assert created is not None
+            if attributes is not None:
+                stored = prepared.material[0] if checked is None else checked[1]
+                change = attributes(created, self._digester(ctx, created, spec, stored,
+                                                            prepared.hsm is None))
+                current = {k: v for k, v in created.labels.items()
+                           if k.startswith(KMIP_LABEL_PREFIX)}
+                wanted = dict(change(current))
+                if wanted != current:  # as KmipAttributeStore.change, in this transaction
+                    created = write_kmip_labels(self._d, self._authz, conn, ctx, created,
+                                                lambda _: wanted, event=False)
         ctx.key_version = 1
         return created
+
+    def _digester(self, ctx: RequestContext, key: Key, spec: AlgorithmSpec,
+                  stored: bytes | None, software: bool) -> Digester:
+        """The Digest source of a version being created from ``stored`` material (as
+        :meth:`KmipAttributeStore.digest`, without reading back and unwrapping it)."""
+        def digest() -> tuple[bytes, str] | None:
+            self._authz.require_key(ctx, "key.get", key)
+            if not software or not stored:
+                return None
+            try:
+                return material_digest(load_private(spec, stored), spec.name)
+            except KeykeeperError:
+                return None
+        return digest
 
     # -- material -----------------------------------------------------------------------------
     def material(self, ctx: RequestContext, key: Key, version: int, *,
@@ -188,8 +239,10 @@ class KmipKeys(KmipKeyUseMixin):
         "raw")`` or ``(PKCS#8 DER, "pkcs8")`` (permission ``key.export``).
         PermissionDenied for a key not created exportable (KMIP Extractable false), an
         HSM-protected key, or a caller whose exports need approvals (dual control: a
-        KMIP request cannot wait for them); FailedPrecondition for a destroyed version or
-        one holding a public key only; NotFound for an unknown version."""
+        KMIP request cannot wait for them; the approval policy as read at most 1 s ago,
+        Approvals.cached_policy, like roles and grants); FailedPrecondition for a
+        destroyed version or one holding a public key only; NotFound for an unknown
+        version."""
         self._lookup.require_unsealed()
         ctx.namespace, ctx.key_id, ctx.key_version = key.namespace, key.id, version
         v = key.version(version)
@@ -214,7 +267,7 @@ class KmipKeys(KmipKeyUseMixin):
             raise FailedPrecondition(f"key version {version} holds a public key only")
         principal = ctx.principal
         if (principal is not None and not principal.is_root
-                and self._approvals.rule_for("key.export") is not None):
+                and self._approvals.cached_policy().rule_for("key.export") is not None):
             raise PermissionDenied(
                 "exporting key material is under dual control (approval policy rule on "
                 "'key.export'): a KMIP Get cannot wait for approvals; use the REST export "

@@ -7,7 +7,8 @@ units every node has reserved; each node reserves blocks of units from it with o
 conditional UPDATE that never passes the version's limit (granting only the remainder
 near it: PostgreSQL ``UPDATE ... FROM (SELECT ... FOR UPDATE) RETURNING`` old and new
 count; SQLite a read and a conditional UPDATE after taking the write lock), and hands
-them out locally (a thread-safe deque pop per use, no lock on that path):
+them out locally (a count per version, taken under its own small lock: O(1) memory
+whatever the number of units held):
 
 - a block starts at 1 unit and doubles on each refill while the version is busy (up to
   ``max_block``, 4096 by default), so a rarely used version writes its exact count at once
@@ -34,9 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from itertools import repeat
 
 from sqlalchemy import update
 
@@ -67,22 +66,36 @@ def limit_reached(version: int, limit: int | None) -> FailedPrecondition:
         "(NIST SP 800-38D §8.3); rotate the key")
 
 
-def _take(units: deque[None], n: int) -> int:
-    """Take up to ``n`` units (each pop is atomic: a unit goes to one taker); how many."""
-    got = 0
-    try:
-        while got < n:
-            units.pop()
-            got += 1
-    except IndexError:
-        pass
-    return got
+class _Units:
+    """A number of reserved units (a count, never a list: any number costs O(1) memory),
+    with its own lock so a use never waits for a slot's refill in progress."""
+
+    __slots__ = ("_lock", "_n")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def take(self, n: int) -> int:
+        """Take up to ``n`` units (a unit goes to one taker); how many were taken."""
+        with self._lock:
+            got = min(n, self._n)
+            self._n -= got
+            return got
+
+    def put(self, n: int) -> None:
+        """Add ``n`` units (a refill or a refund)."""
+        with self._lock:
+            self._n += n
+
+    def __len__(self) -> int:
+        return self._n
 
 
 class _Slot:
-    """This node's unused reservation for one version: ``units`` holds one entry per unit
-    (deque pops are thread-safe, so a use takes one without a lock); the lock serialises
-    refills, returns and metadata changes."""
+    """This node's unused reservation for one version: ``units`` counts them (a use takes
+    one under the count's own lock, not the slot's); the slot's lock serialises refills,
+    returns and metadata changes."""
 
     __slots__ = ("block", "dead", "key", "landed", "last_use", "limit", "lock", "low",
                  "prefetching", "touched", "units")
@@ -90,7 +103,7 @@ class _Slot:
     def __init__(self, now: float) -> None:
         self.lock = threading.Lock()
         self.landed = threading.Condition(self.lock)  # a background refill finished
-        self.units: deque[None] = deque()
+        self.units = _Units()
         self.block = 1
         self.touched = False    # used since the last sweep (cheaper than a clock per use)
         self.last_use = now     # the sweep that last saw it used (monotonic seconds)
@@ -139,13 +152,9 @@ class UsageCounter:
         (:func:`limit_reached`) when none is left, Unavailable when the store is.
         """
         slot = self._slots.get((key.id, version))
-        if n == 1 and slot is not None and slot.key is key:  # the common case: no lock
+        if n == 1 and slot is not None and slot.key is key:  # the common case: no slot lock
             units = slot.units
-            try:
-                units.pop()
-            except IndexError:
-                pass
-            else:
+            if units.take(1):
                 slot.touched = True
                 if len(units) < slot.low and not slot.prefetching:
                     self._ask_prefetch(key, version, slot)
@@ -162,12 +171,12 @@ class UsageCounter:
                     continue
                 if slot.key is not key:  # fresh metadata: the limit may have changed
                     if slot.limit != limit:  # held units may be too many: give them back
-                        back = _take(slot.units, _NO_LIMIT)
+                        back = slot.units.take(_NO_LIMIT)
                         if back:
                             self._return_stored(key.id, version, back)
                         slot.block = 1
                     slot.key, slot.limit = key, limit
-                got += _take(slot.units, n - got)
+                got += slot.units.take(n - got)
                 slot.touched = True
                 if got == n:
                     break
@@ -184,7 +193,7 @@ class UsageCounter:
                     break
                 if not stopping:
                     self._grow(slot)
-                slot.units.extend(repeat(None, granted))
+                slot.units.put(granted)
         return got
 
     def _grow(self, slot: _Slot) -> None:
@@ -214,7 +223,7 @@ class UsageCounter:
             if not granted:
                 return
             if not slot.dead and slot.key is key:  # still the metadata it was reserved under
-                slot.units.extend(repeat(None, granted))
+                slot.units.put(granted)
                 self._grow(slot)
                 return
         self._return_stored(key.id, version, granted)
@@ -228,7 +237,7 @@ class UsageCounter:
         if slot is not None:
             with slot.lock:
                 if not slot.dead:
-                    slot.units.extend(repeat(None, n))
+                    slot.units.put(n)
                     return
         self._return_stored(key_id, version, n)
 
@@ -261,14 +270,14 @@ class UsageCounter:
                         continue
                     if now - slot.last_use < self._idle:
                         continue
-                units = _take(slot.units, _NO_LIMIT)
+                units = slot.units.take(_NO_LIMIT)
                 slot.block, slot.low = 1, 0
                 if units:
                     try:
                         self._return_stored(key_id, version, units)
                         returned += units
                     except KeykeeperError:
-                        slot.units.extend(repeat(None, units))  # kept; retried next sweep
+                        slot.units.put(units)  # kept; retried next sweep
                         log.warning("could not return %d reserved uses of %s v%d; will retry",
                                     units, key_id, version)
                         continue

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -77,6 +79,35 @@ def _decode_token(token: str) -> tuple[str, str]:
         raise InvalidArgument("page_token is not valid") from None
 
 
+# The hot statements, built once (building a statement costs more CPU than running it
+# on SQLite); the values are bound per call.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_LABELS_OF = select(key_labels).where(key_labels.c.key_id.in_(_IDS))
+_VERSIONS_OF = (
+    select(key_versions.c.key_id, key_versions.c.version, key_versions.c.state,
+           key_versions.c.public_key, key_versions.c.created_at,
+           key_versions.c.destroyed_at, key_versions.c.protect_count,
+           key_versions.c.deactivated_at, key_versions.c.compromised_at,
+           key_versions.c.compromise_reason,
+           # no wrapped material, no HSM key, not erased: a public key alone
+           and_(key_versions.c.wrapped_material.is_(None),
+                key_versions.c.hsm_key_id.is_(None),
+                key_versions.c.destroyed_at.is_(None)).label("public_only"),
+           key_versions.c.hsm_key_id.is_not(None).label("in_hsm"))
+    .where(key_versions.c.key_id.in_(_IDS)).order_by(key_versions.c.version))
+_BY_ID = select(keys).where(keys.c.id == bindparam("key_id"), _live())
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_INSERT_KEY = insert(keys)
+_INSERT_VERSION = insert(key_versions)
+_INSERT_EVENT = insert(key_events)
+_INSERT_LABELS = insert(key_labels)
+_DELETE_LABELS = delete(key_labels).where(key_labels.c.key_id == bindparam("key_id"))
+_LIVE_NAMESPACE = (select(namespaces.c.name)
+                   .where(namespaces.c.name == bindparam("namespace"),
+                          namespaces.c.deleted_at.is_(None))
+                   .with_for_update(read=True))
+
+
 class KeyRepository:
     # -- reads -----------------------------------------------------------------------------
     def _load(self, conn: Connection, rows: list[Any]) -> list[Key]:
@@ -84,29 +115,16 @@ class KeyRepository:
             return []
         ids = [r.id for r in rows]
         labels: dict[str, dict[str, str]] = {i: {} for i in ids}
-        for lr in conn.execute(select(key_labels).where(key_labels.c.key_id.in_(ids))):
+        for lr in conn.execute(_LABELS_OF, {"ids": ids}):
             labels[lr.key_id][lr.label] = lr.value
         versions: dict[str, list[KeyVersion]] = {i: [] for i in ids}
-        vq = (select(key_versions.c.key_id, key_versions.c.version, key_versions.c.state,
-                     key_versions.c.public_key, key_versions.c.created_at,
-                     key_versions.c.destroyed_at, key_versions.c.protect_count,
-                     key_versions.c.deactivated_at, key_versions.c.compromised_at,
-                     key_versions.c.compromise_reason,
-                     # no wrapped material, no HSM key, not erased: a public key alone
-                     and_(key_versions.c.wrapped_material.is_(None),
-                          key_versions.c.hsm_key_id.is_(None),
-                          key_versions.c.destroyed_at.is_(None)).label("public_only"),
-                     key_versions.c.hsm_key_id.is_not(None).label("in_hsm"))
-              .where(key_versions.c.key_id.in_(ids)).order_by(key_versions.c.version))
-        for vr in conn.execute(vq):
+        for vr in conn.execute(_VERSIONS_OF, {"ids": ids}):
             versions[vr.key_id].append(version_from_row(vr))
         return [key_from_row(r, labels[r.id], tuple(versions[r.id])) for r in rows]
 
     def get_by_id(self, conn: Connection, key_id: str, *, for_update: bool = False) -> Key | None:
-        q = select(keys).where(keys.c.id == key_id, _live())
-        if for_update:
-            q = q.with_for_update()
-        found = self._load(conn, list(conn.execute(q)))
+        q = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+        found = self._load(conn, list(conn.execute(q, {"key_id": key_id})))
         return found[0] if found else None
 
     def get_by_name(self, conn: Connection, namespace: str, name: str,
@@ -174,14 +192,11 @@ class KeyRepository:
         # The namespace must still be live when the key lands: its row is share-locked, so
         # a concurrent deletion (which locks it for update) either comes first and the key
         # is refused, or waits and then erases the new key with the rest.
-        live = conn.execute(select(namespaces.c.name)
-                            .where(namespaces.c.name == key.namespace,
-                                   namespaces.c.deleted_at.is_(None))
-                            .with_for_update(read=True)).first()
+        live = conn.execute(_LIVE_NAMESPACE, {"namespace": key.namespace}).first()
         if live is None:
             raise NotFound(f"namespace '{key.namespace}' not found")
         try:
-            conn.execute(insert(keys).values(
+            conn.execute(_INSERT_KEY, dict(
                 id=key.id, namespace=key.namespace, name=key.name, purpose=str(key.purpose),
                 algorithm=key.algorithm, state=str(key.state),
                 primary_version=key.primary_version, description=key.description,
@@ -202,14 +217,14 @@ class KeyRepository:
             self.insert_version(conn, key.id, version)
 
     def insert_version(self, conn: Connection, key_id: str, v: NewVersion) -> None:
-        conn.execute(insert(key_versions).values(
+        conn.execute(_INSERT_VERSION, dict(
             key_id=key_id, version=v.version, state=v.state, wrapped_material=v.wrapped_material,
             public_key=v.public_key_pem, created_at=v.created_at, hsm_key_id=v.hsm_key_id))
 
     def set_labels(self, conn: Connection, key_id: str, labels: Mapping[str, str]) -> None:
-        conn.execute(delete(key_labels).where(key_labels.c.key_id == key_id))
+        conn.execute(_DELETE_LABELS, {"key_id": key_id})
         if labels:
-            conn.execute(insert(key_labels), [
+            conn.execute(_INSERT_LABELS, [
                 {"key_id": key_id, "label": k, "value": v} for k, v in labels.items()])
 
     def update(self, conn: Connection, key_id: str, **values: Any) -> None:
@@ -222,7 +237,7 @@ class KeyRepository:
     def record_event(self, conn: Connection, *, key_id: str, action: str, from_state: str | None,
                      to_state: str, principal: str, at: datetime, version: int | None = None,
                      reason: str | None = None) -> None:
-        conn.execute(insert(key_events).values(
+        conn.execute(_INSERT_EVENT, dict(
             key_id=key_id, version=version, action=action, from_state=from_state,
             to_state=to_state, principal=principal, reason=reason, at=at))
 

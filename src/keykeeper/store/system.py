@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keykeeper.errors import AlreadyExists
@@ -56,10 +56,14 @@ def namespace_row(r: Any) -> NamespaceRow:
                         recipient_usage_period=r.recipient_usage_period)
 
 
+_CONFIG_VALUE = select(system_config.c.value).where(system_config.c.name == bindparam("name"))
+_NAMESPACE = select(namespaces).where(namespaces.c.name == bindparam("name"))
+_LIVE_NAMESPACE = _NAMESPACE.where(namespaces.c.deleted_at.is_(None))
+
+
 class SystemRepository:
     def get_config(self, conn: Connection, name: str) -> Any | None:
-        value = conn.execute(select(system_config.c.value)
-                             .where(system_config.c.name == name)).scalar_one_or_none()
+        value = conn.execute(_CONFIG_VALUE, {"name": name}).scalar_one_or_none()
         return None if value is None else json.loads(value)
 
     def insert_config(self, conn: Connection, name: str, value: Any) -> None:
@@ -94,10 +98,8 @@ class SystemRepository:
     def get_namespace(self, conn: Connection, name: str, *,
                       include_deleted: bool = False) -> NamespaceRow | None:
         """The namespace; a deleted (crypto-erased) one only with ``include_deleted``."""
-        q = select(namespaces).where(namespaces.c.name == name)
-        if not include_deleted:
-            q = q.where(namespaces.c.deleted_at.is_(None))
-        r = conn.execute(q).first()
+        q = _NAMESPACE if include_deleted else _LIVE_NAMESPACE
+        r = conn.execute(q, {"name": name}).first()
         return None if r is None else namespace_row(r)
 
     def insert_token(self, conn: Connection, token_hash: str, principal: str,

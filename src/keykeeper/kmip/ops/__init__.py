@@ -21,7 +21,9 @@ from keykeeper.kmip.ops import (
     get_attribute_list,
     get_attributes,
     get_usage_allocation,
+    interop,
     locate,
+    log,
     mac,
     mac_verify,
     modify_attribute,
@@ -67,6 +69,8 @@ _MODULES: list[ModuleType] = [
     rekey,
     rekey_key_pair,
     revoke,
+    interop,
+    log,
 ]
 
 OPERATIONS: dict[int, Handler] = {int(m.OPERATION): m.handle for m in _MODULES}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import enum_item
 from keykeeper.kmip.objects import new_key, text_item
-from keykeeper.kmip.template import read_template, store_template
+from keykeeper.kmip.template import read_template
 from keykeeper.kmip.ttlv import Item
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation
 from keykeeper.kmip.ttlv.tags import Tag
@@ -22,8 +22,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
         raise KmipError("Invalid_Field", "Create makes Symmetric Keys only here (Create Key "
                         "Pair makes key pairs; Register takes other objects)")
     template = read_template(call, payload)
-    key = new_key(call, template, pair=False)
-    store_template(call, key, template)
+    key = new_key(call, template, pair=False, store=True)  # attributes in its transaction
     uid = f"{key.id}/1"
     call.placeholder = uid
     return [enum_item(int(Tag.OBJECT_TYPE), int(ObjectType.SYMMETRIC_KEY)),

@@ -1,5 +1,6 @@
 """Get (KMIP 1.4 §4.11, KMIP 2.1 §6.1.25): an object's key material in the Key Format
-Type asked for (kmip/keyblock.py), optionally wrapped (Key Wrapping Specification,
+Type asked for (kmip/keyblock.py; none: the format it was registered in, else
+keyblock.default_format), optionally wrapped (Key Wrapping Specification,
 kmip/keywrap.py). A symmetric or private key is served only when the key was created
 exportable (KMIP Extractable; Not_Extractable otherwise, Permission_Denied before KMIP
 1.4) and the caller holds ``key.export`` (service/kmip_keys.py ``material``:
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from keykeeper.crypto.registry import get_spec
 from keykeeper.domain.states import ERASED
+from keykeeper.kmip.attributes import mark_retrieved
+from keykeeper.kmip.attributes_store import decode_object, object_scope
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import (
     OBJECT_TAGS,
@@ -23,10 +26,11 @@ from keykeeper.kmip.keyblock import (
     key_block,
 )
 from keykeeper.kmip.keywrap import wrap_key_value
-from keykeeper.kmip.objects import key_algorithm, kmip_keys, resolve, text_item
+from keykeeper.kmip.objects import KmipObject, key_algorithm, kmip_keys, resolve, text_item
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation, State
 from keykeeper.kmip.ttlv.tags import Tag
+from keykeeper.kmip.uids import ObjectId
 
 OPERATION = Operation.GET
 
@@ -47,8 +51,10 @@ def handle(call: Call, payload: Item) -> list[Item]:
                         "keys are served uncompressed only")
     spec = get_spec(obj.key.algorithm)
     fmt_item = payload.find(int(Tag.KEY_FORMAT_TYPE))
+    default = default_format(otype, spec.family)
+    registered = _registered_format(obj) if fmt_item is None else None
     fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
-           else default_format(otype, spec.family))
+           else registered if registered is not None else default)
     public = otype == ObjectType.PUBLIC_KEY
     if not public and not obj.key.exportable:
         # KMIP 1.4 §3.46 Extractable: the server does not serve the key in clear;
@@ -57,7 +63,14 @@ def handle(call: Call, payload: Item) -> list[Item]:
                         "the object is not extractable: it was not created exportable")
     ctx = call.ctx
     material, _ = kmip_keys(call).material(ctx, obj.key, obj.version.version, public=public)
-    key_value = Item.structure(int(Tag.KEY_VALUE), [encode_material(otype, material, fmt)])
+    try:
+        encoded = encode_material(otype, material, fmt)
+    except KmipError as exc:
+        if registered is None or exc.kmip_reason != "Key_Format_Type_Not_Supported":
+            raise
+        fmt = default   # a format taken on Register but not served: the default one
+        encoded = encode_material(otype, material, fmt)
+    key_value = Item.structure(int(Tag.KEY_VALUE), [encoded])
     wrapping_data = None
     spec_item = payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION))
     if spec_item is not None:
@@ -69,6 +82,20 @@ def handle(call: Call, payload: Item) -> list[Item]:
     alg = key_algorithm(obj.key, call.version)
     length = 255 if spec.family == "ed25519" else spec.key_bits
     block = key_block(int(fmt), key_value, alg, length, wrapping_data)
+    # Served: the object is no longer Fresh (KMIP 2.1 §4.23; written once).
+    mark_retrieved(call, obj.key, ObjectId(obj.oid.key_id, obj.oid.version,
+                                           obj.public or obj.version.public_only))
     return [enum_item(int(Tag.OBJECT_TYPE), int(otype)),
             text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid),
             Item(OBJECT_TAGS[otype], ItemType.STRUCTURE, [block])]
+
+
+def _registered_format(obj: KmipObject) -> int | None:
+    """The Key Format Type the object was registered in (its stored "Key Format Type"
+    attribute, ops/register.py), or None: a Get naming no format answers in it."""
+    scope = object_scope(obj.oid.version, obj.public or obj.version.public_only)
+    for _, item in decode_object(obj.key.labels, scope).get("Key Format Type", []):
+        if item is not None and isinstance(item.value, int) \
+                and not isinstance(item.value, bool):
+            return item.value
+    return None

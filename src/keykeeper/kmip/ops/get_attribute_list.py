@@ -19,7 +19,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     key, oid = resolve_object(call, uid)
     names: list[str] = []
-    for name, _, _ in merged_values(key, oid):
+    for name, _, _ in merged_values(key, oid, lease_time=call.settings.lease_time):
         if name not in names and supported(name, call.version):
             names.append(name)
     out = [Item(int(Tag.UNIQUE_IDENTIFIER), ItemType.TEXT_STRING, str(oid))]

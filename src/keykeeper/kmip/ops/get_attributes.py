@@ -39,7 +39,9 @@ def requested_names(payload: Item) -> list[str]:
 def handle(call: Call, payload: Item) -> list[Item]:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     key, oid = resolve_object(call, uid)
-    values = [(n, i, v) for n, i, v in merged_values(key, oid) if supported(n, call.version)]
+    values = [(n, i, v) for n, i, v
+              in merged_values(key, oid, lease_time=call.settings.lease_time)
+              if supported(n, call.version)]
     names = requested_names(payload)
     if (not names or "Digest" in names) and not any(n == "Digest" for n, _, _ in values):
         digest = material_digest(call, key, oid)

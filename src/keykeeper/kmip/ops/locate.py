@@ -123,7 +123,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     found: list[tuple[int, str]] = []
     for key in _visible_keys(call):
         for oid in _objects(key):
-            values = merged_values(key, oid)
+            values = merged_values(key, oid, lease_time=call.settings.lease_time)
             gone = _state(values) in destroyed
             if (gone and not mask & _DESTROYED) or (not gone and not mask & _ONLINE):
                 continue

@@ -2,7 +2,8 @@
 whose material the client gives, stored as one ``external`` keykeeper key (never rotated
 here), its material checked as an import is (crypto/keyio.py) and wrapped under the
 namespace KEK. Pre-active until activated or its Activation Date comes.
-Key Format Types taken: kmip/keyblock.py. A public key registered alone is
+Key Format Types taken: kmip/keyblock.py; the one registered in is the object's Key Format
+Type attribute, which a Get naming no format answers in. A public key registered alone is
 ``{key_id}/1/public``; any other object ``{key_id}/1``.
 Request: Object Type, Template-Attribute (1.x) or Attributes (2.x), the object.
 Response: Unique Identifier."""
@@ -13,7 +14,7 @@ from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import OBJECT_TAGS, material_description, parse_key_block
 from keykeeper.kmip.objects import new_key, text_item
 from keykeeper.kmip.template import read_template, store_template
-from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation
 from keykeeper.kmip.ttlv.tags import Tag
 
@@ -41,6 +42,12 @@ def handle(call: Call, payload: Item) -> list[Item]:
         algorithm = algorithm if algorithm is not None else inferred[0]
         length = inferred[1]   # the material's own size decides
     template = read_template(call, payload)
+    block = managed.find(int(Tag.KEY_BLOCK))
+    fmt = block.find(int(Tag.KEY_FORMAT_TYPE)) if block is not None else None
+    if fmt is not None and isinstance(fmt.value, int):
+        # Kept as the object's Key Format Type: a Get naming no format answers in it.
+        template.values["Key Format Type"] = [
+            Item(int(Tag.KEY_FORMAT_TYPE), ItemType.ENUMERATION, fmt.value)]
     if template.algorithm is None and algorithm is None:
         raise KmipError("Invalid_Field", "Cryptographic Algorithm is required")
     key = new_key(call, template, pair=otype != ObjectType.SYMMETRIC_KEY, material=material,

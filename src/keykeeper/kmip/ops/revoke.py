@@ -11,8 +11,7 @@ Date. Response: Unique Identifier."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from keykeeper.kmip.attributes_catalogue import date_time
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.objects import kmip_keys, resolve, text_item
 from keykeeper.kmip.public_state import set_public_state
@@ -62,8 +61,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
             raise KmipError("Wrong_Key_Lifecycle_State", "the object is already compromised")
         when_item = payload.find(int(Tag.COMPROMISE_OCCURRENCE_DATE))
         when = None
-        if when_item is not None and isinstance(when_item.value, int):
-            when = datetime.fromtimestamp(when_item.value, UTC)
+        if when_item is not None:
+            when = date_time(when_item, "Compromise Occurrence Date")
             when = min(max(when, obj.version.created_at, obj.key.created_at),
                        call.services.deps.clock())
         service.compromise(call.ctx, obj.key.id, obj.version.version, reason, when)
