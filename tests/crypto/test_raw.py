@@ -219,10 +219,16 @@ def test_rsa_pkcs1v15_decryption_is_refused_and_signatures_round_trip() -> None:
     with pytest.raises(raw.RawModeNotSupported):
         raw_pk.rsa_decrypt(key, "PKCS1_V1_5", ct)
     for pad in ("PSS", "PKCS1_V1_5"):
-        for hash_name in ("SHA1", "SHA256", "SHA512"):
+        for hash_name in ("SHA256", "SHA512"):
             sig = raw_pk.rsa_sign(key, pad, hash_name, b"msg")
             assert raw_pk.rsa_verify(key.public_key(), pad, hash_name, b"msg", sig)
             assert not raw_pk.rsa_verify(key.public_key(), pad, hash_name, b"msh", sig)
+        # SHA-1: verify only (NIST SP 800-131A Rev 2).
+        with pytest.raises(InvalidArgument):
+            raw_pk.rsa_sign(key, pad, "SHA1", b"msg")
+        legacy = key.sign(b"msg", padding.PKCS1v15() if pad == "PKCS1_V1_5" else padding.PSS(
+            padding.MGF1(hashes.SHA1()), padding.PSS.DIGEST_LENGTH), hashes.SHA1())
+        assert raw_pk.rsa_verify(key.public_key(), pad, "SHA1", b"msg", legacy)
     # Digested Data: the digest signed as is; salt 222 = the maximum for SHA-256 / 2048.
     digest = hashes.Hash(hashes.SHA256())
     digest.update(b"msg")

@@ -103,7 +103,8 @@ def test_get_spec_is_case_insensitive() -> None:
 
 
 def test_unknown_algorithm() -> None:
-    with pytest.raises(InvalidArgument, match=r"^unknown algorithm 'NOPE_1'; known: AES_128_GCM, AES_192_GCM, "):
+    with pytest.raises(InvalidArgument,
+                       match=r"^unknown algorithm 'NOPE_1'; known: AES_128_GCM, AES_192_GCM, "):
         get_spec("NOPE_1")
 
 

@@ -72,7 +72,6 @@ def _rss_mib(pid: int) -> int:
     return int(line.split()[1]) // 1024
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1")
 def test_usage_allocation_memory_does_not_grow_with_the_count(
         kmip_pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Get Usage Allocation of N uses (any principal with ``encrypt`` on an AES-GCM key)
@@ -92,7 +91,6 @@ def test_usage_allocation_memory_does_not_grow_with_the_count(
 
 
 # -- finding 2: response amplification ------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 2")
 def test_small_batch_cannot_make_a_response_beyond_the_message_limit(
         kmip_server: KmipServer) -> None:
     """400 RNG Retrieve items of 64 KiB (a 20 KB request) must not make the server build a
@@ -113,7 +111,6 @@ def test_small_batch_cannot_make_a_response_beyond_the_message_limit(
 
 
 # -- finding 3: connection slots taken before TLS -------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 3")
 def test_unauthenticated_sockets_do_not_lock_out_clients(
         kmip_pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> None:
     """256 TCP connections that never start TLS (no certificate needed) take every
@@ -133,7 +130,6 @@ def test_unauthenticated_sockets_do_not_lock_out_clients(
 
 
 # -- finding 4: HTTP 500 on POST /kmip -------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 4")
 def test_json_integer_of_5000_digits_is_invalid_message(kmip_server: KmipServer) -> None:
     body = to_json(request_message([batch_item(Operation.DISCOVER_VERSIONS)]))
     text = body.decode() if isinstance(body, bytes) else body
@@ -147,7 +143,6 @@ def test_json_integer_of_5000_digits_is_invalid_message(kmip_server: KmipServer)
 
 
 # -- findings 5, 6: Date-Time extremes are internal errors -----------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 5")
 @pytest.mark.parametrize("when", [2**63 - 1, -2**63, 253402300800, -62135596801])
 def test_revoke_with_out_of_range_compromise_date(kmip_server: KmipServer,
                                                   when: int) -> None:
@@ -159,7 +154,6 @@ def test_revoke_with_out_of_range_compromise_date(kmip_server: KmipServer,
     _refused_cleanly(result)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6")
 @pytest.mark.parametrize("op", [Operation.SET_ATTRIBUTE, Operation.ADD_ATTRIBUTE])
 def test_out_of_range_deactivation_date_attribute(kmip_server: KmipServer,
                                                   op: Operation) -> None:
@@ -170,7 +164,6 @@ def test_out_of_range_deactivation_date_attribute(kmip_server: KmipServer,
 
 
 # -- finding 7: huge custom Big Integer attribute ------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 7")
 @pytest.mark.parametrize("op", [Operation.ADD_ATTRIBUTE, Operation.SET_ATTRIBUTE])
 def test_custom_big_integer_attribute_beyond_4300_digits(kmip_server: KmipServer,
                                                          op: Operation) -> None:
@@ -202,20 +195,17 @@ def _register_rsa_public(kmip: KmipServer, modulus: int) -> BatchResult:
                 Item.structure(Tag.PUBLIC_KEY, [block]))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8")
 def test_register_rsa_public_key_with_negative_modulus(kmip_server: KmipServer) -> None:
     """keyblock._transparent: OverflowError (negative int to unsigned): General_Failure."""
     _refused_cleanly(_register_rsa_public(kmip_server, -5))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 18")
 def test_register_rsa_public_key_with_even_modulus(kmip_server: KmipServer) -> None:
     """An even 2048-bit modulus (2^2047) is no RSA modulus; it is stored as a key."""
     _refused_cleanly(_register_rsa_public(kmip_server, 1 << 2047))
 
 
 # -- finding 17: Cryptographic Length contradicting the material -----------------------------
-@pytest.mark.xfail(strict=True, reason="finding 17")
 def test_register_length_must_match_the_material(kmip_server: KmipServer) -> None:
     """16 bytes of AES key with Cryptographic Length 256 is registered as AES-128 without a
     word (KMIP 2.1 §4.12: the length is the key's; a contradiction is Invalid_Field)."""
@@ -234,7 +224,6 @@ def test_register_length_must_match_the_material(kmip_server: KmipServer) -> Non
 
 
 # -- finding 9: RSA-OAEP with SHA-3 ----------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 9")
 @pytest.mark.parametrize("digest", [HashingAlgorithm.SHA3_256, HashingAlgorithm.SHA3_512])
 def test_rsa_oaep_with_sha3_is_refused_not_an_internal_error(kmip_server: KmipServer,
                                                              digest: int) -> None:
@@ -245,7 +234,6 @@ def test_rsa_oaep_with_sha3_is_refused_not_an_internal_error(kmip_server: KmipSe
 
 
 # -- finding 10: Re-Key of an asymmetric key --------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 10")
 @pytest.mark.parametrize("half", ["/1/public", "/1"])
 def test_rekey_refuses_asymmetric_objects(kmip_server: KmipServer, half: str) -> None:
     """Re-Key (KMIP 2.1 §6.1.43) replaces a symmetric key; key pairs have Re-Key Key Pair.
@@ -257,7 +245,6 @@ def test_rekey_refuses_asymmetric_objects(kmip_server: KmipServer, half: str) ->
 
 
 # -- finding 11: a wrongly typed Unique Identifier becomes the ID Placeholder -----------------
-@pytest.mark.xfail(strict=True, reason="finding 11")
 def test_integer_unique_identifier_does_not_fall_back_to_the_placeholder(
         kmip_server: KmipServer) -> None:
     """The second item names its object with an Integer Unique Identifier: it must be
@@ -275,7 +262,6 @@ def test_integer_unique_identifier_does_not_fall_back_to_the_placeholder(
 
 
 # -- finding 12: SHA-1 signatures -------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 12")
 @pytest.mark.parametrize("algorithm,pad", [("RSA_PSS_3072_SHA256", PaddingMethod.PSS),
                                            ("RSA_PSS_3072_SHA256", PaddingMethod.PKCS1_V1_5),
                                            ("ECDSA_P256_SHA256", None)])
@@ -292,7 +278,6 @@ def test_sign_with_sha1_is_refused(kmip_server: KmipServer, algorithm: str,
 
 
 # -- finding 14: UID alias with a trailing newline -------------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 14")
 def test_uid_with_trailing_newline_is_not_an_alias(kmip_server: KmipServer) -> None:
     uid = _key(kmip_server) + "/1"
     result = call(kmip_server, Operation.GET_ATTRIBUTES, uid + "\n")
@@ -301,7 +286,6 @@ def test_uid_with_trailing_newline_is_not_an_alias(kmip_server: KmipServer) -> N
 
 
 # -- finding 13: refused messages leave no audit record --------------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 13")
 @pytest.mark.parametrize("version", [(3, 0), (1, 5)])
 def test_refused_protocol_version_is_audited(kmip_server: KmipServer,
                                              version: tuple[int, int]) -> None:
@@ -320,7 +304,6 @@ def test_refused_protocol_version_is_audited(kmip_server: KmipServer,
 
 
 # -- finding 15: header fields of the wrong type are ignored ---------------------------------
-@pytest.mark.xfail(strict=True, reason="finding 15")
 @pytest.mark.parametrize("field", [
     Item(Tag.ASYNCHRONOUS_INDICATOR, T.INTEGER, 1),
     Item(Tag.BATCH_ORDER_OPTION, T.INTEGER, 0),
@@ -339,7 +322,6 @@ def test_header_field_of_wrong_type_or_value_is_invalid_message(kmip_server: Kmi
 
 # -- finding 16: slowloris after the handshake -----------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="finding 16")
 def test_message_trickled_past_the_read_timeout_is_dropped(kmip_server: KmipServer) -> None:
     """server.py: the connection closes "when a message is not complete within
     read_timeout (30)". The timeout is per recv(): one byte every 10 s keeps a connection
@@ -363,7 +345,6 @@ def test_message_trickled_past_the_read_timeout_is_dropped(kmip_server: KmipServ
 
 
 # -- finding 19: the principal rate limit counts messages, not operations -------------------
-@pytest.mark.xfail(strict=True, reason="finding 19")
 def test_rate_limit_applies_to_each_batch_item(kmip_server: KmipServer, kmip_pki: Pki,
                                                tmp_path: Path) -> None:
     """A principal limited to 1 request per second (bucket of 2) runs 100 operations in one
@@ -386,7 +367,6 @@ def test_rate_limit_applies_to_each_batch_item(kmip_server: KmipServer, kmip_pki
 
 
 # -- finding 20: x-keykeeper-namespace can be set to a namespace the key is not in ----------
-@pytest.mark.xfail(strict=True, reason="finding 20")
 def test_namespace_attribute_cannot_be_set_to_a_lie(kmip_server: KmipServer) -> None:
     """Set Attribute x-keykeeper-namespace = another namespace succeeds; the key stays in
     ``kmip`` (good) but Get Attributes now reports the other namespace."""

@@ -178,3 +178,16 @@ def test_threshold_keeps_an_earlier_rotation_time(node: Node) -> None:
     svc.crypto.encrypt(ctx, "k", b"x")
     after = svc.keys.get(ctx, "k")
     assert after.rotation_reason == "usage" and after.next_rotation_time == earlier
+
+
+def test_a_reservation_is_a_number_whatever_its_size(node: Node) -> None:
+    """Reserving up to the AES-GCM limit (2^32) holds a count, not one entry per unit: it
+    is instant and takes no memory (a list of 2^32 would be ~35 GB)."""
+    svc, ctx = node.services, node.ctx()
+    key = svc.keys.create(ctx, CreateKey(name="k"))
+    usage = counter(node)
+    assert usage.reserve(key, 1, 3_000_000_000) == 3_000_000_000
+    usage.refund(key.id, 1, 2_999_999_999)
+    assert usage.held(key.id, 1) == 2_999_999_999
+    usage.return_all()
+    assert stored_count(node, key.id) == 1

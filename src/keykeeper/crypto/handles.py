@@ -11,7 +11,7 @@ Material formats (bytes):
 ============================  ==============================================================
 family                        material
 ============================  ==============================================================
-aes_gcm, chacha20_poly1305    raw key: 16 / 24 / 32 bytes (AES-128 / AES-192 / AES-256), 32 (ChaCha20)
+aes_gcm, chacha20_poly1305    raw key: 16 / 24 / 32 bytes (AES-128 / -192 / -256), 32 (ChaCha20)
 hmac                          raw key, hash output size: 32 / 48 / 64 bytes
 aes_kwp                       raw key: 32 bytes (AES_256_KWP, wrap purpose)
 rsa_aes_kwp                   PKCS#8 DER private key (RSA_OAEP_*_SHA256_KWP, wrap purpose)

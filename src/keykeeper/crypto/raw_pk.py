@@ -6,9 +6,13 @@
   it is a padding oracle (Bleichenbacher 1998, "Marvin" 2023), so :func:`rsa_decrypt`
   answers it with RawModeNotSupported (KMIP Operation_Not_Supported) before touching the key.
 * RSA signatures: PSS (RFC 8017 §8.1; MGF1, salt length given or the digest length when
-  signing, any when verifying) and PKCS1-v1_5 (§8.2), with SHA-1..SHA-512 (SHA-1 verify
-  only is the caller's policy, not this module's).
-* ECDSA (FIPS 186-5 §6): X9.62 DER signatures, any hash of :data:`raw.HASHES`.
+  signing, any when verifying) and PKCS1-v1_5 (§8.2), with SHA-1..SHA-512. SHA-1 verifies
+  only: signature generation with SHA-1 is disallowed by NIST SP 800-131A Rev 2 §9 (its
+  verification is legacy use), so signing with it is InvalidArgument.
+* ECDSA (FIPS 186-5 §6): X9.62 DER signatures, any hash of :data:`raw.HASHES` (SHA-1
+  verify only, as above).
+
+A hash OpenSSL does not offer for a padding (SHA-3 in OAEP, say) is InvalidArgument.
 
 ``prehashed``: ``data`` is the digest (KMIP Digested Data) and must be the hash's size.
 Verification answers False for any bad signature; decryption raises the one uniform
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -39,6 +43,7 @@ OAEP: Final = "OAEP"
 PKCS1_V1_5: Final = "PKCS1_V1_5"
 PSS: Final = "PSS"
 MAX_MESSAGE: Final = 64 * 1024 * 1024
+NO_SIGNING: Final = frozenset({"SHA1"})  # NIST SP 800-131A Rev 2 §9: verify only
 
 
 def _bytes(name: str, value: object) -> bytes:
@@ -85,8 +90,15 @@ def rsa_encrypt(key: RawKey, padding_name: str, data: bytes, *, hash_name: str =
                               "encryption (OAEP or PKCS1_V1_5)")
     try:
         return public.encrypt(data, pad)
+    except UnsupportedAlgorithm:
+        raise _unsupported(hash_name, mgf_hash) from None
     except ValueError as exc:
         raise InvalidArgument("data is too long for this RSA key and padding") from exc
+
+
+def _unsupported(hash_name: str, mgf_hash: str | None) -> InvalidArgument:
+    return InvalidArgument(f"RSA-OAEP with {hash_name[:16]} (MGF1 {(mgf_hash or hash_name)[:16]})"
+                           " is not supported")
 
 
 def rsa_decrypt(key: RawKey, padding_name: str, data: bytes, *, hash_name: str = "SHA256",
@@ -103,6 +115,12 @@ def rsa_decrypt(key: RawKey, padding_name: str, data: bytes, *, hash_name: str =
                               "decryption (OAEP)")
     pad = _oaep(hash_name, mgf_hash, label)
     data = _bytes("data", data)
+    try:  # a public operation tells whether OpenSSL offers the hashes, before any secret
+        private.public_key().encrypt(b"", pad)
+    except UnsupportedAlgorithm:
+        raise _unsupported(hash_name, mgf_hash) from None
+    except ValueError:
+        pass  # the label or key size: decryption decides, uniformly
     try:
         return private.decrypt(data, pad)
     except Exception:
@@ -142,12 +160,17 @@ def rsa_sign(key: RawKey, padding_name: str, hash_name: str, data: bytes, *,
              prehashed: bool = False, mgf_hash: str | None = None,
              salt_length: int | None = None) -> bytes:
     """RSASSA-PSS or RSASSA-PKCS1-v1_5 signature of ``data`` (or of the digest ``data``
-    with ``prehashed``). InvalidArgument for bad arguments (a salt too long for the key)."""
+    with ``prehashed``). InvalidArgument for bad arguments (a salt too long for the key, a
+    hash not offered, SHA-1: :data:`NO_SIGNING`)."""
     private = _rsa_private(key)
+    _signing_hash(hash_name, mgf_hash)
     message, algorithm = _message(hash_name, data, prehashed)
     pad = _sig_padding(padding_name, hash_name, mgf_hash, salt_length, signing=True)
     try:
         return private.sign(message, pad, algorithm)
+    except UnsupportedAlgorithm:
+        raise InvalidArgument(f"RSA signatures with {hash_name[:16]} are not "
+                              "supported") from None
     except ValueError as exc:
         raise InvalidArgument("the salt or digest is too long for this RSA key") from exc
 
@@ -163,15 +186,29 @@ def rsa_verify(key: RawKey, padding_name: str, hash_name: str, data: bytes,
         public.verify(_bytes("signature", signature), message, pad, algorithm)
     except (InvalidSignature, ValueError):
         return False
+    except UnsupportedAlgorithm:
+        raise InvalidArgument(f"RSA signatures with {hash_name[:16]} are not "
+                              "supported") from None
     return True
+
+
+def _signing_hash(hash_name: str, mgf_hash: str | None = None) -> None:
+    """Refuse a hash disallowed for signature generation (:data:`NO_SIGNING`)."""
+    if hash_name in NO_SIGNING or mgf_hash in NO_SIGNING:
+        raise InvalidArgument("SHA-1 is disallowed for signature generation (NIST SP "
+                              "800-131A Rev 2); it is accepted for verification only")
 
 
 def ecdsa_sign(key: RawKey, hash_name: str, data: bytes, *, prehashed: bool = False) -> bytes:
     """ECDSA signature (X9.62 DER) of ``data`` or, with ``prehashed``, of the digest."""
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise FailedPrecondition("this operation needs an EC private key")
+    _signing_hash(hash_name)
     message, algorithm = _message(hash_name, data, prehashed)
-    return key.sign(message, ec.ECDSA(algorithm))
+    try:
+        return key.sign(message, ec.ECDSA(algorithm))
+    except UnsupportedAlgorithm:
+        raise InvalidArgument(f"ECDSA with {hash_name[:16]} is not supported") from None
 
 
 def ecdsa_verify(key: RawKey, hash_name: str, data: bytes, signature: bytes, *,
@@ -186,4 +223,6 @@ def ecdsa_verify(key: RawKey, hash_name: str, data: bytes, signature: bytes, *,
         key.verify(_bytes("signature", signature), message, ec.ECDSA(algorithm))
     except (InvalidSignature, ValueError):
         return False
+    except UnsupportedAlgorithm:
+        raise InvalidArgument(f"ECDSA with {hash_name[:16]} is not supported") from None
     return True

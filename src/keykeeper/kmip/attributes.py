@@ -305,11 +305,13 @@ def with_digest(key: Key, oid: ObjectId, attrs: Mapping[str, list[Item]],
 
 
 def planned_labels(key: Key, attrs: Mapping[str, list[Item]], digest: Digester, *,
-                   version: int = 1) -> Callable[[Mapping[str, str]], Mapping[str, str]]:
+                   version: int = 1, public: bool = False
+                   ) -> Callable[[Mapping[str, str]], Mapping[str, str]]:
     """For a key being created (Create, Register: one transaction with the key,
     service/kmip_keys.py ``KmipKeys.create``): the change of its ``kmip.*`` labels that
-    :func:`store_attributes` would make on object ``key/version``, Digest included."""
-    oid = ObjectId(key.id, version, False)
+    :func:`store_attributes` would make on object ``key/version[/public]``, Digest
+    included."""
+    oid = ObjectId(key.id, version, public)
     attrs = with_digest(key, oid, attrs, digest)
     return lambda labels: _plan_store(labels, key, oid, attrs)
 

@@ -48,7 +48,7 @@ __all__ = ["Computed", "computed_attributes", "is_asymmetric", "kmip_state"]
 
 Computed = list[tuple[str, int, Item]]
 
-_GENERATED_NAME = re.compile(r"^kmip-[0-9a-f]{16}$")
+_GENERATED_NAME = re.compile(r"kmip-[0-9a-f]{16}\Z")
 
 _FAMILY_ALGORITHM = {
     "aes_gcm": "AES", "aes_kwp": "AES", "chacha20_poly1305": "CHACHA20_POLY1305",

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from keykeeper.crypto.registry import ALGORITHMS
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import KeyState
-from keykeeper.kmip.attributes import merged_values
+from keykeeper.kmip.attributes import NAMESPACE_ATTRIBUTE, merged_values
 from keykeeper.kmip.attributes_catalogue import (
     by_name,
     date_time,
@@ -69,6 +69,10 @@ def _not_found(call: Call, name: str) -> KmipError:
 
 
 def _check_client(call: Call, name: str) -> None:
+    # A Create's choice of namespace, never a stored claim (nor a look-alike of one, such
+    # as vendor "x" with name "x-keykeeper-namespace").
+    if name == NAMESPACE_ATTRIBUTE or name.endswith(NAMESPACE_ATTRIBUTE[1:]):
+        raise _read_only(call, name)
     d = by_name(name)
     if d is None:
         if not is_custom(name):

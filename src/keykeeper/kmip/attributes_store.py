@@ -28,8 +28,9 @@ __all__ = ["Stored", "decode_object", "encode_object", "object_scope"]
 # name -> instances (index, value); value None: the computed value is hidden.
 Stored = dict[str, list[tuple[int, Item | None]]]
 
-_CLEAN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CLEAN = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _MAX_VALUE = 256
+_MAX_BITS = 900   # an integer of more bits has more than 270 decimal digits
 
 
 def object_scope(version: int, public: bool) -> str:
@@ -43,12 +44,17 @@ def _slug(name: str) -> str:
     return cleaned + "-" + hashlib.sha256(name.encode()).hexdigest()[:6]
 
 
-def _enc(item: Item) -> list[Any]:
+def _enc(item: Item, name: str) -> list[Any]:
     v: Any = item.value
     if item.type is ItemType.STRUCTURE:
-        v = [_enc(c) for c in item.children]
+        v = [_enc(c, name) for c in item.children]
     elif isinstance(v, bytes):
         v = v.hex()
+    elif isinstance(v, int) and v.bit_length() > _MAX_BITS:
+        # Over 270 decimal digits: never fits a label, and json.dumps would refuse an int
+        # over 4,300 digits (a ValueError, not a client error).
+        raise KmipError("Invalid_Field", f"the value of attribute '{name[:64]}' is too long "
+                        f"to store (more than {_MAX_VALUE} characters)")
     out: list[Any] = [item.tag, int(item.type), v]
     if item.width is not None:
         out.append(item.width)
@@ -121,7 +127,7 @@ def encode_object(labels: Mapping[str, str], scope: str, stored: Stored) -> dict
     out = {k: v for k, v in labels.items() if k.startswith("kmip.") and not k.startswith(prefix)}
     for name, instances in stored.items():
         for index, item in instances:
-            text = json.dumps([name, None if item is None else _enc(item)],
+            text = json.dumps([name, None if item is None else _enc(item, name)],
                               separators=(",", ":"), ensure_ascii=False)
             if len(text) > _MAX_VALUE:
                 raise KmipError("Invalid_Field", f"the value of attribute '{name[:64]}' is "

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from keykeeper.errors import KeykeeperError
-from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv import Item, ItemType
 
 if TYPE_CHECKING:
     from keykeeper.service.context import RequestContext
     from keykeeper.service.facade import Services
 
 __all__ = ["Call", "Handler", "KmipError", "KmipSettings"]
+
+_ID_PLACEHOLDER = 1  # Unique Identifier Enumeration ID Placeholder (KMIP 2.x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,18 @@ class Call:
     placeholder: str | None = None
 
     def uid(self, payload: Item, tag: int) -> str:
-        """The request's Unique Identifier (child ``tag``), else the ID Placeholder.
-        Raises KmipError(Invalid_Field) when there is neither."""
+        """The request's Unique Identifier (child ``tag``, a Text String), else -- when the
+        child is absent, or is the 2.x Enumeration ID Placeholder -- the ID Placeholder.
+        Raises KmipError(Invalid_Field) when there is neither, or when the child is of
+        another type or another Unique Identifier Enumeration (KMIP 2.1 §2.1.7, §7.1): a
+        wrongly typed identifier never falls back to the placeholder."""
         item = payload.find(tag)
-        if item is not None and isinstance(item.value, str):
-            return item.value
+        if item is not None:
+            if item.type is ItemType.TEXT_STRING and isinstance(item.value, str):
+                return item.value
+            if item.type is not ItemType.ENUMERATION or item.value != _ID_PLACEHOLDER:
+                raise KmipError("Invalid_Field", "the Unique Identifier must be a Text "
+                                "String (or the Enumeration ID Placeholder)")
         if self.placeholder is not None:
             return self.placeholder
         raise KmipError("Invalid_Field", "the request names no Unique Identifier and the "

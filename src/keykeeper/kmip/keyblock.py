@@ -225,7 +225,8 @@ def _transparent(object_type: ObjectType, fmt: int, material: Item) -> Material:
             point = _bytes_of(material.find(int(Tag.Q_STRING)), "Q String")
             return Material("spki", _spki(ec.EllipticCurvePublicKey.from_encoded_point(
                 curve, point)))
-    except ValueError:
+    except (ValueError, OverflowError, ZeroDivisionError):
+        # pyca refuses bad numbers with ValueError, and negative ones with OverflowError.
         raise KmipError("Invalid_Field", "the transparent key material is not a valid "
                         "key") from None
     raise _unsupported(fmt, "this object")
@@ -291,7 +292,8 @@ def parse_key_block(object_type: ObjectType, managed: Item
 def material_description(material: Material) -> tuple[int, int] | None:
     """(Cryptographic Algorithm, Cryptographic Length) a registered material shows by
     itself: a symmetric key's length only is known (None here), an RSA key its modulus
-    size, an EC key its curve, an Ed25519 key itself."""
+    size, an EC key its curve, an Ed25519 key itself. Invalid_Field for material that does
+    not load, or an RSA key whose modulus is even."""
     from keykeeper.kmip.ttlv.enums import CryptographicAlgorithm as A
     try:
         if material.format in ("pkcs8", "pkcs1"):
@@ -304,6 +306,10 @@ def material_description(material: Material) -> tuple[int, int] | None:
         raise KmipError("Invalid_Field", "the key material is not a valid key in its "
                         "Key Format Type") from None
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+        if public.public_numbers().n % 2 == 0:  # a product of two odd primes is odd
+            raise KmipError("Invalid_Field", "the key material is not a valid RSA key "
+                            "(even modulus)")
         return int(A.RSA), key.key_size
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return int(A.EC), key.curve.key_size

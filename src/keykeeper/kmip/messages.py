@@ -60,6 +60,17 @@ def _int(item: Item | None, what: str, kind: ItemType = ItemType.INTEGER) -> int
     return item.value
 
 
+def _bool(item: Item | None, what: str) -> bool | None:
+    if item is None:
+        return None
+    if item.type is not ItemType.BOOLEAN or not isinstance(item.value, bool):
+        raise TtlvError(f"{what} has the wrong type")
+    return item.value
+
+
+_CONTINUATIONS = frozenset(int(v) for v in BatchErrorContinuationOption)
+
+
 def _version(header: Item) -> Version:
     pv = header.find(Tag.PROTOCOL_VERSION)
     if pv is None or pv.type is not ItemType.STRUCTURE:
@@ -74,8 +85,10 @@ def _version(header: Item) -> Version:
 def parse_request(message: Item) -> Request:
     """The Request Message ``message`` as a :class:`Request`. Raises MessageError
     (Invalid_Message) for another root tag, a missing header, Protocol Version or Batch
-    Count, a Batch Count that differs from the batch items given, no batch item, or a
-    header field of the wrong type."""
+    Count, a Batch Count that differs from the batch items given, no batch item, a
+    header field of the wrong type (Asynchronous Indicator and Batch Order Option are
+    Booleans, Maximum Response Size an Integer, Batch Error Continuation Option an
+    Enumeration of a defined value)."""
     if message.tag != Tag.REQUEST_MESSAGE or message.type is not ItemType.STRUCTURE:
         raise MessageError("not a Request Message")
     header = message.find(Tag.REQUEST_HEADER)
@@ -89,17 +102,19 @@ def parse_request(message: Item) -> Request:
             raise TtlvError("the Request Header has no Batch Count")
         if count != len(batch) or not batch:
             raise TtlvError(f"Batch Count {count} but {len(batch)} batch item(s)")
-        asynchronous = header.find(Tag.ASYNCHRONOUS_INDICATOR)
-        order = header.find(Tag.BATCH_ORDER_OPTION)
+        asynchronous = _bool(header.find(Tag.ASYNCHRONOUS_INDICATOR), "Asynchronous Indicator")
+        order = _bool(header.find(Tag.BATCH_ORDER_OPTION), "Batch Order Option")
         request = Request(
             version=version, items=[_batch_item(b) for b in batch],
             max_response_size=_int(header.find(Tag.MAXIMUM_RESPONSE_SIZE),
                                    "Maximum Response Size"),
-            asynchronous=bool(asynchronous is not None and asynchronous.value is True),
-            batch_order=bool(order is None or order.value is True))
+            asynchronous=asynchronous is True, batch_order=order is not False)
         continuation = _int(header.find(Tag.BATCH_ERROR_CONTINUATION_OPTION),
                             "Batch Error Continuation Option", ItemType.ENUMERATION)
         if continuation is not None:
+            if continuation not in _CONTINUATIONS:
+                raise TtlvError(f"Batch Error Continuation Option {continuation} is not "
+                                "defined")
             request.continuation = continuation
     except TtlvError as exc:
         raise MessageError(str(exc), version) from None

@@ -61,8 +61,8 @@ __all__ = [
 M = CryptographicUsageMask
 _WRAP_ONLY = M.WRAP_KEY | M.UNWRAP_KEY
 _SIGNING = M.SIGN | M.VERIFY
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_KEY_ID_SHAPE = re.compile(r"^k-[0-9a-f]{32}$")
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+_KEY_ID_SHAPE = re.compile(r"k-[0-9a-f]{32}\Z")
 
 
 def kmip_keys(call: Call) -> KmipKeys:
@@ -236,7 +236,7 @@ def text_item(tag: int, value: str) -> Item:
 
 def new_key(call: Call, template: Template, *, pair: bool, material: Material | None = None,
             algorithm: int | None = None, length: int | None = None,
-            store: bool = False) -> Key:
+            store: bool = False, public: bool = False) -> Key:
     """Create (or, with ``material``, register) the key a KMIP request describes, through
     the service layer as the caller: namespace ``x-keykeeper-namespace`` or the server's
     KMIP namespace; algorithm from the template (``algorithm`` / ``length`` fill what it
@@ -246,8 +246,8 @@ def new_key(call: Call, template: Template, *, pair: bool, material: Material | 
     with an algorithm that is not (AlgorithmSpec.quantum_safe): KmipError(General_Failure,
     "NOT_SAFE"). The caller stores the attributes keykeeper does not model
     (kmip/template.py store_template) -- or, with ``store``, they are stored with the
-    key, in its transaction (the template's values on version 1, as store_template
-    would)."""
+    key, in its transaction (the template's values on version 1, or its public part with
+    ``public``, as store_template would)."""
     namespace = template.namespace or call.settings.namespace
     chosen = choose_algorithm(template.algorithm if template.algorithm is not None
                               else algorithm,
@@ -271,6 +271,6 @@ def new_key(call: Call, template: Template, *, pair: bool, material: Material | 
         origin="external" if material is not None else None)
     values = template.values
     attributes = None if not store or not values else (
-        lambda created, digest: planned_labels(created, values, digest))
+        lambda created, digest: planned_labels(created, values, digest, public=public))
     return kmip_keys(call).create(call.ctx, args, pre_active=True, material=material,
                                   attributes=attributes)

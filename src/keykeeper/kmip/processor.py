@@ -24,13 +24,21 @@ Authentication_Not_Successful), then serve the batch items in order:
   General_Failure "sealed".
 * One audit record per item, ``kmip.<operation>`` (e.g. ``kmip.create``), written through
   ``Auditor.audited`` (a mutating operation records its request first).
-* Maximum Response Size: an answer above it replaces each item's result by
-  Response_Too_Large.
+* The per-principal rate limit (service/ratelimit.py) takes one token per batch item: a
+  batch is no way around it.
+* Maximum Response Size, and the server's own limit ``max_response`` (bytes of TTLV;
+  default 4 MiB): once the answer built so far exceeds the smaller of the two, no further
+  item is served and every item's result is replaced by Response_Too_Large.
+* A message refused as a whole (unreadable, Batch Count mismatch, unsupported protocol
+  version) gets one audit record, outcome error, named by its operation (``kmip.destroy``;
+  ``kmip.batch`` for several, ``kmip.unknown`` when none is readable).
+* A payload item of the wrong type for its tag is Invalid_Field (kmip/payload_check.py).
 * The answer is filtered to the request's version (kmip/versions.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +56,8 @@ from keykeeper.kmip.messages import (
     response_item,
     response_message,
 )
-from keykeeper.kmip.ttlv import Item, TtlvError
+from keykeeper.kmip.payload_check import check_payload_types
+from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
 from keykeeper.kmip.ttlv.codec import encode
 from keykeeper.kmip.ttlv.enums import (
     BatchErrorContinuationOption,
@@ -81,6 +90,7 @@ _MUTATING = frozenset((
     "delete_attribute", "set_attribute", "adjust_attribute", "archive", "recover",
     "derive_key", "certify", "re_certify", "import", "rng_seed", "get_usage_allocation"))
 _SEALED_OK = frozenset(("discover_versions",))
+MAX_RESPONSE = 4 * 1024 * 1024  # bytes of TTLV: the server's own limit on one answer
 
 
 def operation_name(operation: int | None) -> str:
@@ -112,12 +122,14 @@ class Processor:
 
     def __init__(self, services: Services, settings: KmipSettings,
                  operations: Mapping[int, Handler] | None = None,
-                 observe: Observer | None = None) -> None:
+                 observe: Observer | None = None, max_response: int = MAX_RESPONSE,
+                 ) -> None:
         if operations is None:
             from keykeeper.kmip.ops import OPERATIONS
             operations = OPERATIONS
         self.services, self.settings, self.operations = services, settings, operations
         self.observe = observe
+        self.max_response = max_response
 
     # -- messages --------------------------------------------------------------------------
     def invalid(self, detail: str, version: tuple[int, int] | None = None) -> Item:
@@ -138,6 +150,26 @@ class Processor:
         item = response_item(None, _FAILED, reason=code, message=(
             f"protocol version {version[0]}.{version[1]} is not supported"))
         return filter_for_version(response_message(answer, [item]), answer)
+
+    def audit_refusal(self, peer: Peer, message: Item | None = None) -> None:
+        """One audit record, outcome error, of a message refused as a whole (unreadable,
+        malformed header, unsupported version): ``kmip.<operation>`` when its batch items
+        name one operation, ``kmip.batch`` for several, ``kmip.unknown`` for none; the
+        principal when the caller's credentials are good."""
+        audit = self.services.audit
+        if not audit.enabled:
+            return
+        operations = _operations(message)
+        names = {operation_name(op) for op in operations} or {"unknown"}
+        ctx = RequestContext(interface=peer.interface, source=peer.source)
+        ctx.items = ctx.failed_items = len(operations)
+        with contextlib.suppress(KeykeeperError):
+            ctx.principal = peer.authenticate()
+        try:
+            audit.record(ctx, f"kmip.{names.pop() if len(names) == 1 else 'batch'}",
+                         "error", "invalid_argument")
+        except KeykeeperError as exc:
+            log.warning("the audit record of a refused KMIP message failed: %s", exc)
 
     def process(self, message: Item, peer: Peer) -> Item:
         """The Response Message answering ``message``. Never raises (a bug is logged and
@@ -167,24 +199,35 @@ class Processor:
         try:
             request = parse_request(message)
         except MessageError as exc:
+            self.audit_refusal(peer, message)
             return self.invalid(str(exc), exc.version)
         except TtlvError as exc:
+            self.audit_refusal(peer, message)
             return self.invalid(str(exc))
         if not is_supported(request.version):
+            self.audit_refusal(peer, message)
             return self.unsupported_version(request.version)
-        items = self._serve(request, peer)
+        items, too_large = self._serve(request, peer)
+        if too_large is not None:
+            items = [response_item(b.operation, _FAILED,
+                                   reason=reason_value("Response_Too_Large"),
+                                   message=too_large, unique_id=b.unique_id)
+                     for b in request.items]
         answer = response_message(request.version, items)
-        answer = filter_for_version(answer, request.version)
-        if request.max_response_size is not None \
-                and len(encode(answer)) > request.max_response_size:
-            answer = response_message(request.version, [
-                response_item(b.operation, _FAILED, reason=reason_value("Response_Too_Large"),
-                              message="the response exceeds the Maximum Response Size",
-                              unique_id=b.unique_id) for b in request.items])
-            answer = filter_for_version(answer, request.version)
-        return answer
+        return filter_for_version(answer, request.version)
 
-    def _serve(self, request: Request, peer: Peer) -> list[Item]:
+    def _limit(self, request: Request) -> tuple[int, str]:
+        """(bytes, Result Message) of the smaller of the client's and the server's limit."""
+        if request.max_response_size is not None \
+                and request.max_response_size <= self.max_response:
+            return (request.max_response_size,
+                    "the response exceeds the Maximum Response Size")
+        return self.max_response, (f"the response exceeds the server's limit of "
+                                    f"{self.max_response} bytes")
+
+    def _serve(self, request: Request, peer: Peer) -> tuple[list[Item], str | None]:
+        """The answer's batch items, and None -- or, once they exceed the response limit,
+        the Result Message of Response_Too_Large (no further item is served)."""
         refusal: KeykeeperError | None = None
         if request.asynchronous:
             refusal = KmipError("Operation_Not_Supported",
@@ -196,9 +239,10 @@ class Processor:
         if refusal is None:
             try:
                 principal = peer.authenticate()
-                self.services.limits.check_principal(principal)
             except KeykeeperError as exc:
                 refusal = exc
+        limit, too_large = self._limit(request)
+        size = _encoded_size(response_message(request.version, []), request.version)
         out: list[Item] = []
         placeholder: str | None = None
         for batch in request.items:
@@ -208,10 +252,13 @@ class Processor:
             item, ok = self._one(batch, call, refusal)
             placeholder = call.placeholder
             out.append(item)
+            size += _encoded_size(item, request.version)
+            if size > limit:
+                return out, too_large
             if not ok and refusal is None \
                     and request.continuation != BatchErrorContinuationOption.CONTINUE:
                 break
-        return out
+        return out, None
 
     def _one(self, batch: BatchRequest, call: Call,
              refusal: KeykeeperError | None) -> tuple[Item, bool]:
@@ -222,6 +269,7 @@ class Processor:
                                              mutating=name in _MUTATING):
                 if refusal is not None:
                     raise refusal
+                self.services.limits.check_principal(call.ctx.principal)  # per item
                 payload = self._run(batch, call, name)
         except BaseException as exc:
             if not isinstance(exc, Exception):
@@ -246,7 +294,32 @@ class Processor:
                             f"operation {name} is not supported")
         if name not in _SEALED_OK and self.services.system.sealed():
             raise Sealed("sealed")
+        check_payload_types(batch.payload)
         try:
             return handler(call, batch.payload)
         except TtlvError as exc:
             raise KmipError("Invalid_Message", str(exc)) from None
+
+
+def _encoded_size(item: Item, version: tuple[int, int]) -> int:
+    """Bytes of ``item`` in the answer (filtered to ``version``); 0 when it cannot be
+    encoded (a bug, answered General_Failure by Processor.encode)."""
+    try:
+        return len(encode(filter_for_version(item, version)))
+    except TtlvError:
+        return 0
+
+
+def _operations(message: Item | None) -> list[int | None]:
+    """The Operation of each readable Batch Item of ``message`` (None where unreadable)."""
+    if message is None or message.type is not ItemType.STRUCTURE \
+            or not isinstance(message.value, list):
+        return []
+    out: list[int | None] = []
+    for batch in message.value:
+        if batch.tag != Tag.BATCH_ITEM or batch.type is not ItemType.STRUCTURE:
+            continue
+        op = batch.find(Tag.OPERATION)
+        out.append(op.value if op is not None and op.type is ItemType.ENUMERATION
+                   and isinstance(op.value, int) and not isinstance(op.value, bool) else None)
+    return out

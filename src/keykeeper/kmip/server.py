@@ -13,11 +13,20 @@ by convention), one thread per connection.
   connection stays open.
 * Persistent connections: any number of requests per connection, answered in order; the
   connection closes after ``idle_timeout`` seconds without a request (300) or when a
-  message is not complete within ``read_timeout`` (30).
+  message is not complete within ``read_timeout`` (30) of its first byte (one deadline
+  for the whole message, not per read: trickling bytes does not extend it).
 * Operations run synchronously on the connection's thread (the service layer is
   synchronous): no hop between an event loop and a pool per request, which is the least
-  CPU per operation for the usual KMIP client (a few long-lived connections). At most
-  ``max_connections`` (256) connections at once; beyond, new ones are closed at once.
+  CPU per operation for the usual KMIP client (a few long-lived connections).
+* Connection limits: at most ``max_connections`` (256) connections past the TLS handshake
+  (beyond, new ones are closed at once), plus at most ``max_handshakes`` (64) still in
+  the handshake, which must complete within ``handshake_timeout`` (5 s). When the
+  handshake pool is full, a new connection takes the place of the one that has been
+  handshaking longest (which is closed): sockets that never start TLS cannot lock out
+  clients with certificates, whose handshake takes milliseconds.
+* The answer to one message is at most ``max_response`` bytes (4 MiB, or ``max_message``
+  when larger); beyond, its items are Response_Too_Large (kmip/processor.py).
+* A message refused as a whole (too long, undecodable) is audited (``kmip.unknown``).
 * ``stop()`` closes the listener, closes idle connections, lets a request being served
   finish (its answer is sent) and waits for the threads (``grace`` seconds at most).
 """
@@ -29,13 +38,14 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from keykeeper.authz.model import Principal
 from keykeeper.errors import InvalidArgument, Unauthenticated
 from keykeeper.kmip.call import KmipSettings
-from keykeeper.kmip.processor import Observer, Peer, Processor
+from keykeeper.kmip.processor import MAX_RESPONSE, Observer, Peer, Processor
 from keykeeper.kmip.ttlv import TtlvError
 from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode, encode, message_length
 from keykeeper.service.facade import Services
@@ -53,8 +63,10 @@ class ListenerSettings:
     port: int
     max_message: int = 1024 * 1024      # bytes, header included
     idle_timeout: float = 300.0         # seconds between requests
-    read_timeout: float = 30.0          # seconds to receive the rest of a message / handshake
-    max_connections: int = 256
+    read_timeout: float = 30.0          # seconds to receive a whole message, from its first byte
+    max_connections: int = 256          # connections past the TLS handshake
+    handshake_timeout: float = 5.0      # seconds for the whole TLS handshake
+    max_handshakes: int = 64            # connections in the TLS handshake at once
     grace: float = 5.0                  # seconds stop() waits for connections to finish
     reuse_port: bool = False            # several worker processes share the port
 
@@ -164,15 +176,23 @@ class _Connection:
         self.addr = addr
         self.busy = False
         self.lock = threading.Lock()
+        self.handshaking = True          # these three under KmipListener._lock
+        self.evicted = False
+        self.started = time.monotonic()
 
     def shutdown(self) -> None:
         with contextlib.suppress(OSError):
             socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # the TCP socket under TLS
 
 
-def _recv_exact(sock: socket.socket, n: int, *, start: bytes = b"") -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: float, *, start: bytes = b"") -> bytes:
+    """``n`` bytes (``start`` first) by the monotonic ``deadline``; TimeoutError after it."""
     buf = bytearray(start)
     while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the message did not arrive in time")
+        sock.settimeout(left)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             raise TtlvError("the connection closed inside a message")
@@ -188,7 +208,8 @@ class KmipListener:
                  listen: ListenerSettings, settings: KmipSettings,
                  observe: Observer | None = None) -> None:
         self.services, self.context, self.listen = services, context, listen
-        self.processor = Processor(services, settings, observe=observe)
+        self.processor = Processor(services, settings, observe=observe,
+                                   max_response=max(MAX_RESPONSE, listen.max_message))
         self._sock: socket.socket | None = None
         self._accepter: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -242,7 +263,7 @@ class KmipListener:
                 log.warning("KMIP accept failed", exc_info=True)
                 continue
             with self._lock:
-                full = len(self._conns) >= self.listen.max_connections
+                full = self._established() >= self.listen.max_connections
             if full:
                 log.warning("KMIP connection from %s refused: %d connections open",
                             addr[0], self.listen.max_connections)
@@ -253,13 +274,32 @@ class KmipListener:
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
                                       name=f"kmip-{addr[0]}:{addr[1]}")
             with self._lock:
+                victim = self._evict()
                 self._conns[conn] = thread
+            if victim is not None:
+                log.info("KMIP handshake with %s dropped: %d handshakes in progress",
+                         victim.addr, self.listen.max_handshakes)
+                victim.shutdown()
             thread.start()
+
+    def _established(self) -> int:
+        """Connections past the handshake (the caller holds ``_lock``)."""
+        return sum(1 for c in self._conns if not c.handshaking and not c.evicted)
+
+    def _evict(self) -> _Connection | None:
+        """When the handshake pool is full, the connection handshaking longest, marked
+        evicted (the caller holds ``_lock`` and shuts it down)."""
+        pending = [c for c in self._conns if c.handshaking and not c.evicted]
+        if len(pending) < self.listen.max_handshakes:
+            return None
+        victim = min(pending, key=lambda c: c.started)
+        victim.evicted = True
+        return victim
 
     # -- one connection --------------------------------------------------------------------
     def _serve(self, conn: _Connection) -> None:
         try:
-            conn.sock.settimeout(self.listen.read_timeout)
+            conn.sock.settimeout(self.listen.handshake_timeout)  # for the whole handshake
             try:
                 tls = self.context.wrap_socket(conn.sock, server_side=True)
             except (ssl.SSLError, OSError) as exc:
@@ -267,6 +307,13 @@ class KmipListener:
                          getattr(exc, "reason", None) or type(exc).__name__)
                 return
             conn.sock = tls
+            with self._lock:
+                conn.handshaking = False
+                over = conn.evicted or self._established() > self.listen.max_connections
+            if over:
+                log.warning("KMIP connection from %s closed: %d connections open",
+                            conn.addr, self.listen.max_connections)
+                return
             cert = tls.getpeercert(binary_form=True)
             peer = Peer("kmip", conn.addr, lambda: self._principal(cert))
             self._loop(conn, tls, peer)
@@ -297,26 +344,29 @@ class KmipListener:
             with conn.lock:
                 conn.busy = True
             try:
-                tls.settimeout(self.listen.read_timeout)  # the rest comes promptly
+                deadline = time.monotonic() + self.listen.read_timeout  # the whole message
                 try:
-                    header = _recv_exact(tls, HEADER_SIZE, start=first)
+                    header = _recv_exact(tls, HEADER_SIZE, deadline, start=first)
                 except (TtlvError, OSError):
                     return
                 try:
                     total = message_length(header, max_size=limit)
                 except TtlvError as exc:
+                    self.processor.audit_refusal(peer)
                     self._send(tls, encode(self.processor.invalid(str(exc))))
                     return
                 try:
-                    body = _recv_exact(tls, total - HEADER_SIZE)
+                    body = _recv_exact(tls, total - HEADER_SIZE, deadline)
                 except (TtlvError, OSError):
                     return
                 try:
                     message = decode(header + body, max_size=limit)
                 except TtlvError as exc:
+                    self.processor.audit_refusal(peer)
                     answer = self.processor.invalid(str(exc))
                 else:
                     answer = self.processor.process(message, peer)
+                tls.settimeout(self.listen.read_timeout)  # to send the answer
                 if not self._send(tls, self.processor.encode(answer)):
                     return
             finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 __all__ = ["ObjectId", "parse_uid"]
 
-_UID = re.compile(r"^(k-[0-9a-f]{32})/([1-9][0-9]{0,8})(/public)?$")
+_UID = re.compile(r"(k-[0-9a-f]{32})/([1-9][0-9]{0,8})(/public)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class ObjectId:
 def parse_uid(text: str) -> ObjectId | None:
     """The object a Unique Identifier names, or None when it is not one of ours (the
     caller answers Item_Not_Found)."""
-    m = _UID.match(text)
+    m = _UID.fullmatch(text)
     if m is None:
         return None
     return ObjectId(m.group(1), int(m.group(2)), m.group(3) is not None)

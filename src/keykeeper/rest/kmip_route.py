@@ -13,7 +13,8 @@ The caller authenticates as on every REST route: a bearer token, or without one 
 verified TLS client certificate. Failures of KMIP (bad credentials, a malformed message,
 sealed) are KMIP answers (HTTP 200, Result Status Operation Failed); an unknown
 Content-Type is 415 and a body above 4 MiB 413 (problem+json). Each batch item is
-audited as ``kmip.<operation>`` by the processor (kmip/processor.py).
+audited as ``kmip.<operation>`` by the processor (kmip/processor.py); a body that does not
+decode gets one ``kmip.unknown`` record, outcome error.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def kmip_endpoint(svc: Services, settings: KmipSettings,
         try:
             message = decode(body)
         except TtlvError as exc:
+            processor.audit_refusal(peer)
             return processor.invalid(str(exc))
         return processor.process(message, peer)
 

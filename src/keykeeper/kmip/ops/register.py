@@ -13,7 +13,7 @@ from __future__ import annotations
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import OBJECT_TAGS, material_description, parse_key_block
 from keykeeper.kmip.objects import new_key, text_item
-from keykeeper.kmip.template import read_template, store_template
+from keykeeper.kmip.template import read_template
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation
 from keykeeper.kmip.ttlv.tags import Tag
@@ -34,7 +34,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
     managed = payload.find(OBJECT_TAGS[otype])
     if managed is None:
         raise KmipError("Invalid_Field", "the request holds no object of its Object Type")
-    material, algorithm, length = parse_key_block(otype, managed)
+    material, algorithm, stated = parse_key_block(otype, managed)
+    length = stated
     if material.format == "raw" and otype == ObjectType.SYMMETRIC_KEY:
         length = len(material.data) * 8   # the material's own size decides
     inferred = material_description(material)
@@ -42,6 +43,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
         algorithm = algorithm if algorithm is not None else inferred[0]
         length = inferred[1]   # the material's own size decides
     template = read_template(call, payload)
+    _check_length(length, stated, template.length)
     block = managed.find(int(Tag.KEY_BLOCK))
     fmt = block.find(int(Tag.KEY_FORMAT_TYPE)) if block is not None else None
     if fmt is not None and isinstance(fmt.value, int):
@@ -50,10 +52,21 @@ def handle(call: Call, payload: Item) -> list[Item]:
             Item(int(Tag.KEY_FORMAT_TYPE), ItemType.ENUMERATION, fmt.value)]
     if template.algorithm is None and algorithm is None:
         raise KmipError("Invalid_Field", "Cryptographic Algorithm is required")
-    key = new_key(call, template, pair=otype != ObjectType.SYMMETRIC_KEY, material=material,
-                  algorithm=algorithm, length=length)
     public = otype == ObjectType.PUBLIC_KEY
-    store_template(call, key, template, public=public)
+    # The attributes are stored with the key, in its transaction (as Create does).
+    key = new_key(call, template, pair=otype != ObjectType.SYMMETRIC_KEY, material=material,
+                  algorithm=algorithm, length=length, store=True, public=public)
     uid = f"{key.id}/1" + ("/public" if public else "")
     call.placeholder = uid
     return [text_item(int(Tag.UNIQUE_IDENTIFIER), uid)]
+
+
+def _check_length(own: int | None, *stated: int | None) -> None:
+    """A Cryptographic Length the client states (in the Key Block or the attributes) must
+    be the material's own (KMIP 2.1 §4.12): Invalid_Field otherwise. Ed25519's 255 bits
+    may be stated as 256."""
+    for length in stated:
+        if length is not None and own is not None and length != own \
+                and not (own == 255 and length == 256):
+            raise KmipError("Invalid_Field", f"Cryptographic Length {length} contradicts the "
+                            f"key material ({own} bits)")

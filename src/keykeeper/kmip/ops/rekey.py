@@ -12,6 +12,7 @@ Response: Unique Identifier of the replacement."""
 
 from __future__ import annotations
 
+from keykeeper.kmip.attributes_computed import is_asymmetric
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.objects import resolve, text_item
 from keykeeper.kmip.template import Template, read_template, store_template
@@ -31,9 +32,15 @@ def check_offset(payload: Item) -> None:
                         "Offset must be 0 (or absent)")
 
 
-def rotate(call: Call, uid: str, template: Template) -> tuple[str, int]:
-    """Rotate the key of object ``uid``: (key id, new version number)."""
+def rotate(call: Call, uid: str, template: Template, *, pair: bool = False
+           ) -> tuple[str, int]:
+    """Rotate the key of object ``uid``: (key id, new version number). Without ``pair``
+    (Re-Key) the object must be a symmetric key: a key pair is re-keyed by Re-Key Key Pair
+    (KMIP 2.1 §6.1.41, §6.1.42), so a public or private key is Invalid_Object_Type."""
     obj = resolve(call, uid, "key.rotate")
+    if not pair and (obj.public or is_asymmetric(obj.key)):
+        raise KmipError("Invalid_Object_Type", "Re-Key replaces a symmetric key; a key pair "
+                        "is re-keyed by Re-Key Key Pair")
     if obj.version.version != obj.key.primary_version:
         raise KmipError("Invalid_Field", f"the object was already replaced by "
                         f"{obj.uid_of(obj.key.primary_version)}")

@@ -25,7 +25,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
         raise KmipError("Invalid_Field", "Re-Key Key Pair names the private key")
     check_offset(payload)
     common, private, public = templates(call, payload)
-    key_id, number = rotate(call, uid, common.merged(private))
+    key_id, number = rotate(call, uid, common.merged(private), pair=True)
     key = call.services.keys.get(call.ctx, key_id)
     store_template(call, key, common.merged(public), version=number, public=True)
     call.ctx.key_version = number

@@ -183,6 +183,10 @@ def from_json(data: bytes | str, *, parse_placeholders: bool = False,
     except json.JSONDecodeError as exc:
         raise TtlvError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
                         ) from None
+    except TtlvError:
+        raise
+    except ValueError:  # an integer beyond Python's int-from-text digit limit (4,300)
+        raise TtlvError("a JSON number has too many digits") from None
     return _item(obj, 1, max_depth, parse_placeholders, None)
 
 
