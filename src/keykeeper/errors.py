@@ -15,6 +15,7 @@ reading message text, and internal error text never reaches a client.
     ├── NotFound                   not_found            404   Item_Not_Found
     ├── AlreadyExists              already_exists       409   Invalid_Field
     ├── FailedPrecondition         failed_precondition  409   Wrong_Key_Lifecycle_State
+    │   └── WrongPurpose           failed_precondition  409   Incompatible_Cryptographic_Usage_Mask
     ├── ApprovalRequired           approval_required    202   Operation_Not_Supported
     ├── PayloadTooLarge            payload_too_large    413   Response_Too_Large
     ├── ResourceExhausted          resource_exhausted   429   General_Failure
@@ -45,6 +46,7 @@ __all__ = [
     "Sealed",
     "Unauthenticated",
     "Unavailable",
+    "WrongPurpose",
     "error_for_code",
 ]
 
@@ -108,6 +110,15 @@ class FailedPrecondition(KeykeeperError):
     http_status = 409
     kmip_reason = "Wrong_Key_Lifecycle_State"
     title = "Failed precondition"
+
+
+class WrongPurpose(FailedPrecondition):
+    """The key's purpose does not allow the operation (an encrypt key asked for a MAC):
+    the same code and HTTP status as FailedPrecondition; in KMIP the Result Reason
+    Incompatible_Cryptographic_Usage_Mask (KMIP 2.1 §11, Result Reason; 1.x answers
+    Permission_Denied, kmip/versions.py)."""
+
+    kmip_reason = "Incompatible_Cryptographic_Usage_Mask"
 
 
 class ApprovalRequired(KeykeeperError):

@@ -198,9 +198,9 @@ def test_mac_and_mac_verify(kmip_server: KmipServer) -> None:
 def test_refusals(kmip_server: KmipServer, aes: str) -> None:
     # One purpose per key: an encryption key neither signs nor MACs.
     failed(call(kmip_server, Operation.MAC, aes, b(Tag.DATA, b"m")),
-           ResultReason.WRONG_KEY_LIFECYCLE_STATE)
+           ResultReason.INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK)
     failed(call(kmip_server, Operation.SIGN, aes, b(Tag.DATA, b"m")),
-           ResultReason.WRONG_KEY_LIFECYCLE_STATE)
+           ResultReason.INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK)
     # 3DES never runs.
     r = call(kmip_server, Operation.ENCRYPT, aes,
              params(algorithm=CryptographicAlgorithm.THREE_DES), b(Tag.DATA, bytes(8)))

@@ -1,4 +1,4 @@
-"""KMIP odds and ends: Interop and Log (the test harness' operations), the Quantum Safe
+"""KMIP odds and ends: Interop, Log and Hash, the Quantum Safe
 attribute on Create, and the server-decided attributes Lease Time
 (KEYKEEPER_KMIP_LEASE_TIME), Fresh and Protection Storage Mask.
 
@@ -9,6 +9,8 @@ restarting for.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 
 import pytest
@@ -23,6 +25,7 @@ from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
     CryptographicAlgorithm,
     CryptographicUsageMask,
+    HashingAlgorithm,
     InteropFunction,
     KeyFormatType,
     ObjectType,
@@ -317,3 +320,74 @@ def test_setting_quantum_safe_later_follows_the_same_rule(kmip_server: KmipServe
     assert set_qs(weak, False).ok
     assert set_qs(strong, True).ok
     assert _attributes(kmip_server, strong)[Tag.QUANTUM_SAFE].value is True
+
+
+# -- Hash -----------------------------------------------------------------------------------
+def _hash(server: KmipServer, algorithm: int | None, data: bytes,
+          version: tuple[int, int] = (2, 1), *extra: Item) -> BatchResult:
+    params = [] if algorithm is None else [Item.structure(
+        int(Tag.CRYPTOGRAPHIC_PARAMETERS), [enum(Tag.HASHING_ALGORITHM, algorithm)])]
+    return _one(server, Operation.HASH,
+                [*params, Item(int(Tag.DATA), ItemType.BYTE_STRING, data), *extra], version)
+
+
+@pytest.mark.parametrize(("algorithm", "name"), [
+    (HashingAlgorithm.SHA_256, "sha256"), (HashingAlgorithm.SHA_384, "sha384"),
+    (HashingAlgorithm.SHA_512, "sha512"), (HashingAlgorithm.SHA3_256, "sha3_256")])
+@pytest.mark.parametrize("version", [(1, 4), (2, 1)], ids=["kmip1.4", "kmip2.1"])
+def test_hash_answers_the_digest(kmip_server: KmipServer, algorithm: HashingAlgorithm,
+                                 name: str, version: tuple[int, int]) -> None:
+    got = _hash(kmip_server, algorithm, b"abc", version)
+    assert got.ok and got.payload is not None, (got.reason, got.message)
+    assert [c.tag for c in got.payload.children] == [Tag.DATA]
+    assert got.payload.children[0].value == hashlib.new(name, b"abc").digest()
+    if algorithm == HashingAlgorithm.SHA_256:  # FIPS 180-2 Appendix B.1
+        assert got.payload.children[0].value == bytes.fromhex(
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+@pytest.mark.parametrize("algorithm", [HashingAlgorithm.MD5, HashingAlgorithm.SHA_1,
+                                       HashingAlgorithm.RIPEMD_160, None],
+                         ids=["md5", "sha1", "ripemd160", "none"])
+def test_hash_refuses_weak_or_missing_algorithms(kmip_server: KmipServer,
+                                                 algorithm: HashingAlgorithm | None) -> None:
+    got = _hash(kmip_server, algorithm, b"abc")
+    assert (got.status, got.reason) == (ResultStatus.OPERATION_FAILED,
+                                        ResultReason.INVALID_FIELD)
+
+
+def test_hash_refuses_multi_part_and_oversized_data(kmip_server: KmipServer) -> None:
+    streaming = _hash(kmip_server, HashingAlgorithm.SHA_256, b"abc", (2, 1),
+                      Item(int(Tag.INIT_INDICATOR), ItemType.BOOLEAN, True))
+    assert streaming.reason == ResultReason.OPERATION_NOT_SUPPORTED
+    big = _hash(kmip_server, HashingAlgorithm.SHA_256, b"\0" * (64 * 1024 + 1))
+    assert big.reason == ResultReason.INVALID_FIELD
+
+
+def test_hash_is_a_kmip_1_2_operation(kmip_server: KmipServer) -> None:
+    got = _hash(kmip_server, HashingAlgorithm.SHA_256, b"abc", (1, 1))
+    assert got.reason == ResultReason.OPERATION_NOT_SUPPORTED
+
+
+# -- a key of the wrong purpose -------------------------------------------------------------
+@pytest.mark.parametrize(("version", "reason"), [
+    ((2, 1), ResultReason.INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK),
+    ((1, 4), ResultReason.PERMISSION_DENIED)], ids=["kmip2.1", "kmip1.4"])
+def test_a_key_of_another_purpose_is_an_incompatible_usage_mask(
+        kmip_server: KmipServer, version: tuple[int, int], reason: ResultReason) -> None:
+    r = kmip_server.rest.post("/v1/keys", json={
+        "name": "purpose-" + secrets.token_hex(6), "namespace": kmip_server.namespace,
+        "purpose": "encrypt", "algorithm": "AES_256_GCM"})
+    assert r.status_code in (200, 201), r.text
+    key_id = r.json()["id"]
+    got = _one(kmip_server, Operation.MAC, [
+        text(Tag.UNIQUE_IDENTIFIER, f"{key_id}/1"),
+        Item.structure(int(Tag.CRYPTOGRAPHIC_PARAMETERS),
+                       [alg(A.HMAC_SHA256)]),
+        Item(int(Tag.DATA), ItemType.BYTE_STRING, b"m")], version)
+    assert (got.status, got.reason) == (ResultStatus.OPERATION_FAILED, reason)
+    assert got.message is not None and "purpose 'mac'" in got.message
+    # REST is unchanged: 409 failed_precondition.
+    rest = kmip_server.rest.post(f"/v1/keys/{key_id}/mac", json={"message": "bQ=="})
+    assert rest.status_code == 409, rest.text
+    assert rest.json()["code"] == "failed_precondition"

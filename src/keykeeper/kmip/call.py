@@ -52,9 +52,17 @@ class KmipError(KeykeeperError):
     code = "invalid_argument"
     http_status = 400
 
+    # The stable code (audit records, metrics) of the reasons that are not bad input.
+    _CODES = {"Permission_Denied": ("permission_denied", 403),
+              "Not_Extractable": ("permission_denied", 403),
+              "Item_Not_Found": ("not_found", 404),
+              "Wrong_Key_Lifecycle_State": ("failed_precondition", 409)}
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.kmip_reason = reason
+        if reason in self._CODES:
+            self.code, self.http_status = self._CODES[reason]
 
 
 @dataclass(slots=True)

@@ -67,11 +67,14 @@ def value_since(tag: int, value: int) -> Version:
 
 # Result Reasons of KMIP 2.x -> the 1.x reason a 1.x client expects for the same failure
 # (the 1.4 test cases answer Permission Denied for a key in the wrong state, §3.1.x of
-# the KMIP 1.4 test cases); anything else falls back to General Failure.
+# the KMIP 1.4 test cases; 1.x has no usage-mask reason, so a key whose usage mask or
+# purpose refuses the operation is Permission Denied too); anything else falls back to
+# General Failure.
 _OLDER_REASON: dict[str, str] = {
     "WRONG_KEY_LIFECYCLE_STATE": "PERMISSION_DENIED", "NOT_AUTHORIZED": "PERMISSION_DENIED",
     "ATTRIBUTE_READ_ONLY": "PERMISSION_DENIED", "READ_ONLY_ATTRIBUTE": "PERMISSION_DENIED",
     "SENSITIVE": "PERMISSION_DENIED", "NOT_EXTRACTABLE": "PERMISSION_DENIED",
+    "INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK": "PERMISSION_DENIED",
     "OBJECT_NOT_FOUND": "ITEM_NOT_FOUND", "OBJECT_DESTROYED": "ITEM_NOT_FOUND",
     "ATTRIBUTE_NOT_FOUND": "ITEM_NOT_FOUND", "ATTRIBUTE_INSTANCE_NOT_FOUND": "ITEM_NOT_FOUND",
     "UNSUPPORTED_PROTOCOL_VERSION": "INVALID_MESSAGE", "CODEC_ERROR": "INVALID_MESSAGE",
@@ -79,7 +82,7 @@ _OLDER_REASON: dict[str, str] = {
     **{name: "INVALID_FIELD" for name in (
         "INVALID_ATTRIBUTE", "INVALID_ATTRIBUTE_VALUE", "UNSUPPORTED_ATTRIBUTE",
         "ATTRIBUTE_SINGLE_VALUED", "MULTI_VALUED_ATTRIBUTE", "NON_UNIQUE_NAME_ATTRIBUTE",
-        "INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK", "BAD_CRYPTOGRAPHIC_PARAMETERS",
+        "BAD_CRYPTOGRAPHIC_PARAMETERS",
         "UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS", "MISSING_INITIALIZATION_VECTOR",
         "INVALID_OBJECT_TYPE", "ILLEGAL_OBJECT_TYPE", "NUMERIC_RANGE", "INVALID_DATA_TYPE",
         "UNKNOWN_ENUMERATION", "OBJECT_ALREADY_EXISTS")},

@@ -104,7 +104,7 @@ def kmip_endpoint(svc: Services, settings: KmipSettings,
             raise Unauthenticated("no bearer token and no client certificate")
 
         client = request.scope.get("client")
-        peer = Peer("rest", client[0] if client else None, authenticate)
+        peer = Peer("kmip-https", client[0] if client else None, authenticate)
         answer = await run_in_threadpool(serve, body, decode, peer)
         return Response(processor.encode(answer, encode), media_type=content_type)
 

@@ -182,6 +182,11 @@ class Approvals(ApprovalPolicyAdmin):
             log.error("'%s' is under dual control but has no executor", operation)
             raise Internal(f"'{operation}' is under dual control but this server cannot run "
                            "it after approval")
+        if ctx.interface.startswith("kmip"):  # KMIP has no 202: nothing is filed that cannot finish
+            raise PermissionDenied(
+                f"'{operation}' is under dual control ({rule.required} approval(s)); a KMIP "
+                "request cannot wait for approvals: ask over REST, where they are gathered, "
+                "or change the approval policy (docs/dual-control.md)")
         check_arguments(arguments)
         text = json.dumps(arguments, sort_keys=True)
         if len(text) > MAX_ARGUMENTS:

@@ -42,7 +42,7 @@ from keykeeper.crypto.wrap import (
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.lifecycle import check_use, periods_for
 from keykeeper.domain.states import ERASED, KeyState, Use
-from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
+from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound, WrongPurpose
 from keykeeper.service.approval_args import Claimable
 from keykeeper.service.context import RequestContext
 from keykeeper.service.key_admin_base import KeyAdminBase
@@ -156,8 +156,8 @@ class KeyExportMixin(KeyAdminBase):
         finally:
             ctx.namespace, ctx.key_id, ctx.key_version = saved
         if wkey.purpose != Purpose.WRAP:
-            raise FailedPrecondition(f"wrapping_key '{wkey.ref}' has purpose "
-                                     f"'{wkey.purpose}'; it must be a key of purpose 'wrap'")
+            raise WrongPurpose(f"wrapping_key '{wkey.ref}' has purpose "
+                               f"'{wkey.purpose}'; it must be a key of purpose 'wrap'")
         number = wkey.primary_version
         v = wkey.version(number)
         if v is None:

@@ -1,5 +1,5 @@
 """Cryptographic operations with managed keys: encrypt, decrypt, rewrap, data keys,
-sign, verify, MAC, public keys, ML-KEM encapsulation, and random bytes.
+sign, verify, MAC, public keys, ML-KEM encapsulation, random bytes and digests.
 
 Protect operations (encrypt, data-key, sign, mac, encapsulate) use the primary
 version unless ``key_version`` names another usable version (never silently
@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from keykeeper.authz.policy import Access
 from keykeeper.crypto import KeyHandle, random_bytes
+from keykeeper.crypto.digest import digest
 from keykeeper.crypto.registry import Purpose, get_spec
 from keykeeper.domain.ciphertext import (
     Ciphertext,
@@ -42,6 +43,7 @@ from keykeeper.errors import (
     KeykeeperError,
     NotFound,
     PermissionDenied,
+    WrongPurpose,
 )
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -121,7 +123,7 @@ class Crypto(SignMacKemMixin):
         key = self._lookup.get(ctx, ref)
         access = self._authz.key_access(ctx, op.replace("-", "_"), key, ref)
         if key.purpose != purpose:
-            raise FailedPrecondition(
+            raise WrongPurpose(
                 f"key '{key.ref}' has purpose '{key.purpose}'; {op} needs a key with purpose "
                 f"'{purpose}'")
         return key, access
@@ -385,3 +387,13 @@ class Crypto(SignMacKemMixin):
         self._lookup.require_unsealed()
         self._authz.require(ctx, "random")
         return random_bytes(length)
+
+    def digest(self, ctx: RequestContext, algorithm: str, data: bytes) -> bytes:
+        """The ``algorithm`` digest (crypto/digest.py ``DIGESTS``: ``SHA256``, ``SHA3_512``,
+        ...) of ``data`` (at most MAX_PLAINTEXT bytes), authorized as ``random`` (keyless,
+        like random bytes). InvalidArgument for another algorithm or longer data."""
+        self._lookup.require_unsealed()
+        self._authz.require(ctx, "random")
+        if len(data) > MAX_PLAINTEXT:
+            raise InvalidArgument(f"data to hash is limited to {MAX_PLAINTEXT} bytes")
+        return digest(algorithm, data)

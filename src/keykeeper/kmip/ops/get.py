@@ -60,7 +60,9 @@ def handle(call: Call, payload: Item) -> list[Item]:
         # KMIP 1.4 §3.46 Extractable: the server does not serve the key in clear;
         # Not_Extractable exists from KMIP 1.4 on.
         raise KmipError("Not_Extractable" if call.version >= (1, 4) else "Permission_Denied",
-                        "the object is not extractable: it was not created exportable")
+                        "the object is not extractable: it was created with Extractable "
+                        "false (a Create or Register without Extractable takes the server's "
+                        "KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT, false unless set)")
     ctx = call.ctx
     material, _ = kmip_keys(call).material(ctx, obj.key, obj.version.version, public=public)
     try:
