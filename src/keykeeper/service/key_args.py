@@ -25,6 +25,7 @@ __all__ = [
     "PENDING_DAYS_MIN",
     "CreateKey",
     "Gate",
+    "check_client_labels",
     "check_description",
     "check_fraction",
     "check_labels",
@@ -61,6 +62,19 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
             raise InvalidArgument("label values are at most 256 characters")
         check_text(v, "label values")
     return dict(labels)
+
+
+KMIP_LABEL_PREFIX = "kmip."
+
+
+def check_client_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Labels a REST or CLI caller gives: as :func:`check_labels`, and none named
+    ``kmip.*``, which hold KMIP attributes (kmip/attributes_store.py) and change over KMIP
+    only. InvalidArgument."""
+    if any(k.startswith(KMIP_LABEL_PREFIX) for k in labels):
+        raise InvalidArgument("labels named kmip.* hold KMIP attributes: change them over "
+                              "KMIP")
+    return check_labels(labels)
 
 
 def check_text(text: str, what: str) -> str:

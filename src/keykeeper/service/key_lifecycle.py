@@ -20,6 +20,8 @@ from keykeeper.service.context import RequestContext
 from keykeeper.service.destruction import Destruction
 from keykeeper.service.key_admin_base import KeyAdminBase
 from keykeeper.service.key_args import (
+    KMIP_LABEL_PREFIX,
+    check_client_labels,
     check_description,
     check_labels,
     key_summary,
@@ -60,7 +62,7 @@ class KeyLifecycleMixin(KeyAdminBase):
         values: dict[str, object] = {}
         if description is not None:
             values["description"] = check_description(description)
-        checked = check_labels(labels) if labels is not None else None
+        checked = check_client_labels(labels) if labels is not None else None
         changes = dict(lifecycle or {})
         current = self._authorized(ctx, ref, "key.update")
         ns_periods = self._lookup.namespace_periods(current.namespace)
@@ -80,7 +82,9 @@ class KeyLifecycleMixin(KeyAdminBase):
             values.update(usage_due(key, lifecycle_values, now))
             self._d.keys.update(conn, key.id, updated_at=now, **values)
             if checked is not None:
-                self._d.keys.set_labels(conn, key.id, checked)
+                # The labels given replace the caller's labels; the KMIP attributes stay.
+                kept = {k: v for k, v in key.labels.items() if k.startswith(KMIP_LABEL_PREFIX)}
+                self._d.keys.set_labels(conn, key.id, check_labels({**kept, **checked}))
             changed = sorted(set(values) | ({"labels"} if checked is not None else set()))
             to = str(values.get("state", key.state))
             self._d.keys.record_event(conn, key_id=key.id, action="update",

@@ -32,6 +32,7 @@ from keykeeper.service.key_args import (
     PENDING_DAYS_MIN,
     CreateKey,
     Gate,
+    check_client_labels,
     check_text,
     check_time,
     key_summary,
@@ -165,6 +166,7 @@ class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
         namespace; NotFound for an unknown namespace; InvalidArgument for a refused algorithm."""
         self._lookup.require_unsealed()
         ctx.namespace = args.namespace
+        check_client_labels(args.labels)  # kmip.* labels are written over KMIP only
         self._authz.require_create(ctx, args.namespace, args.name, args.labels)
         with self._d.reading() as conn:
             ns = self._d.system.get_namespace(conn, args.namespace)

@@ -27,12 +27,11 @@ from keykeeper.errors import InvalidArgument, KeykeeperError, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
-from keykeeper.service.key_args import MAX_LABELS, check_labels
+from keykeeper.service.key_args import KMIP_LABEL_PREFIX, MAX_LABELS, check_labels
 from keykeeper.service.lookup import KeyLookup
 
 __all__ = ["KMIP_LABEL_PREFIX", "KmipAttributeStore", "material_digest", "write_kmip_labels"]
 
-KMIP_LABEL_PREFIX = "kmip."
 
 LabelChange = Callable[[Mapping[str, str]], Mapping[str, str]]
 

@@ -12,6 +12,7 @@ Response: Unique Identifier of the replacement."""
 
 from __future__ import annotations
 
+from keykeeper.kmip.attributes import transfer_attributes
 from keykeeper.kmip.attributes_computed import is_asymmetric
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.objects import resolve, text_item
@@ -56,6 +57,11 @@ def rotate(call: Call, uid: str, template: Template, *, pair: bool = False
     key = call.services.keys.rotate(call.ctx, obj.key.id)
     number = key.primary_version
     call.ctx.key_version = number
+    # The replacement takes the replaced object's stored attributes, its Names moved
+    # (KMIP 2.1 §6.1.41): Locate by a KMIP Name finds the object in use.
+    key = transfer_attributes(call, key, obj.version.version, number)
+    if pair:
+        key = transfer_attributes(call, key, obj.version.version, number, public=True)
     kept = Template({k: v for k, v in template.values.items() if k not in _FIXED})
     store_template(call, key, kept, version=number)
     return key.id, number
