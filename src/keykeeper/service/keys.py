@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection
 
-from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
-from keykeeper.domain.keys import Key, KeyVersion, new_key_id
+from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.names import parse_key_ref, validate_name
 from keykeeper.domain.states import ERASED, KeyState, VersionState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -43,7 +41,8 @@ from keykeeper.service.key_import import (
     external_at_creation,
     refuse_external_rotation,
 )
-from keykeeper.service.key_lifecycle import KeyLifecycleMixin, lifecycle_at_creation
+from keykeeper.service.key_lifecycle import KeyLifecycleMixin
+from keykeeper.service.key_plan import plan_key
 from keykeeper.service.lookup import KeyLookup
 from keykeeper.service.page_tokens import open_page_token, seal_page_token
 from keykeeper.service.ratelimit import RateLimiter
@@ -60,6 +59,8 @@ from keykeeper.store.keys import KeyFilter, NewVersion
 __all__ = ["CreateKey", "Gate", "KeyAdmin", "key_summary"]
 
 _LIST_READS = 20  # store reads per page at most when the caller's grants hide rows
+
+
 
 
 class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
@@ -168,23 +169,8 @@ class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
         ctx.namespace = args.namespace
         check_client_labels(args.labels)  # kmip.* labels are written over KMIP only
         self._authz.require_create(ctx, args.namespace, args.name, args.labels)
-        with self._d.reading() as conn:
-            ns = self._d.system.get_namespace(conn, args.namespace)
-        if ns is None:
-            raise NotFound(f"namespace '{args.namespace}' not found")
-        spec = resolve_algorithm(args.purpose, args.algorithm,
-                                 AlgorithmPolicy(allow_legacy_rsa_2048=ns.allow_legacy_rsa_2048))
-        now = self._d.clock()
-        key = Key(id=new_key_id(), namespace=args.namespace, name=args.name, purpose=spec.purpose,
-                  algorithm=spec.name, state=KeyState.ACTIVE, primary_version=1, created_at=now,
-                  updated_at=now, description=args.description,
-                  labels=MappingProxyType(args.labels), exportable=args.exportable,
-                  protection=args.protection,
-                  rotation_period=args.rotation_period,
-                  next_rotation_time=(now + timedelta(seconds=args.rotation_period)
-                                      if args.rotation_period else None),
-                  created_by=ctx.actor)
-        key = lifecycle_at_creation(key, args, ns, now)  # dates, limits, periods
+        key, spec, ns = plan_key(self._d, ctx, args)
+        now = key.created_at
         ctx.key_id = key.id
         first: NewVersion | None = None
         prepared = PreparedVersion(spec, (b"", None), ns.wrapped_kek)  # external: none

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import MappingProxyType
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
@@ -34,8 +33,7 @@ from keykeeper.crypto import load_private, load_public
 from keykeeper.crypto.keyio import check_import_format, import_private_material, import_public_key
 from keykeeper.crypto.registry import AlgorithmSpec
 from keykeeper.crypto.wrap import exportable_material
-from keykeeper.domain.algorithm_policy import AlgorithmPolicy, resolve_algorithm
-from keykeeper.domain.keys import Key, KeyVersion, new_key_id
+from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.states import ERASED, KeyState, VersionState
 from keykeeper.errors import (
     FailedPrecondition,
@@ -50,7 +48,7 @@ from keykeeper.service.compromise import CompromiseService
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
 from keykeeper.service.key_args import CreateKey
-from keykeeper.service.key_lifecycle import lifecycle_at_creation
+from keykeeper.service.key_plan import plan_key
 from keykeeper.service.keys import KeyAdmin
 from keykeeper.service.kmip_attributes import (
     KMIP_LABEL_PREFIX,
@@ -163,22 +161,11 @@ class KmipKeys(KmipKeyUseMixin):
         if material is not None:
             self._authz.require_attributes(ctx, "key.import", args.namespace, args.name,
                                            args.labels)
-        with self._d.reading() as conn:
-            ns = self._d.system.get_namespace(conn, args.namespace)
-        if ns is None:
-            raise NotFound(f"namespace '{args.namespace}' not found")
-        spec = resolve_algorithm(args.purpose, args.algorithm,
-                                 AlgorithmPolicy(allow_legacy_rsa_2048=ns.allow_legacy_rsa_2048))
+        key, spec, ns = plan_key(self._d, ctx, args,
+                                 origin="generated" if material is None else "external")
         checked = None if material is None else checked_material(spec, material.format,
                                                                    material.data)
-        now = self._d.clock()
-        key = Key(id=new_key_id(), namespace=args.namespace, name=args.name, purpose=spec.purpose,
-                  algorithm=spec.name, state=KeyState.ACTIVE, primary_version=1, created_at=now,
-                  updated_at=now, description=args.description,
-                  labels=MappingProxyType(args.labels), exportable=args.exportable,
-                  protection=args.protection, rotation_period=args.rotation_period,
-                  created_by=ctx.actor, origin="generated" if material is None else "external")
-        key = lifecycle_at_creation(key, args, ns, now)
+        now = key.created_at
         if pre_active and key.state == KeyState.ACTIVE and args.activation_date is None:
             key = replace(key, state=KeyState.PRE_ACTIVE, activation_date=None)
         if material is not None:   # as an import: no rotation schedule
