@@ -99,6 +99,16 @@ def _duration(seconds: int | None) -> str | None:
     return f"{seconds}s"
 
 
+def shown_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Labels for a table: the ``kmip.*`` ones (KMIP attributes, encoded TTLV) counted, not
+    printed; ``--format json`` shows them all."""
+    shown = {k: v for k, v in labels.items() if not k.startswith("kmip.")}
+    hidden = len(labels) - len(shown)
+    if hidden:
+        shown["kmip.*"] = f"{hidden} KMIP attribute(s)"
+    return shown
+
+
 def key_rows(key: Key) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("id", key.id),
@@ -108,7 +118,7 @@ def key_rows(key: Key) -> list[tuple[str, Any]]:
         ("state", key.state),
         ("primary version", key.primary_version),
         ("description", key.description or None),
-        ("labels", key.labels),
+        ("labels", shown_labels(key.labels)),
         ("exportable", key.exportable),
         ("protection", key.protection),
         ("origin", key.origin),

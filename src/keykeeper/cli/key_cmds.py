@@ -15,6 +15,7 @@ from keykeeper.cli._state import (
     get_state,
     option_value,
     parse_pairs,
+    shown_labels,
 )
 from keykeeper.client import Key, KeyVersion
 
@@ -156,7 +157,7 @@ def _key_table(keys: list[Key]) -> None:
                 k.algorithm,
                 k.state,
                 k.primary_version,
-                k.labels,
+                shown_labels(k.labels),
             )
             for k in keys
         ),
