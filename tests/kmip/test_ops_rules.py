@@ -39,6 +39,15 @@ def _one(server: KmipServer, operation: int, payload: list[Item]) -> BatchResult
     return answer.items[0]
 
 
+def _create_aes(server: KmipServer, **extra: Item) -> BatchResult:
+    """KMIP 2.1 Create of an AES-256 encrypt key with ``extra`` attributes."""
+    A, U = CryptographicAlgorithm, CryptographicUsageMask
+    return _one(server, Operation.CREATE, [
+        enum(Tag.OBJECT_TYPE, ObjectType.SYMMETRIC_KEY),
+        template((2, 1), Cryptographic_Algorithm=alg(A.AES), Cryptographic_Length=length(256),
+                 Cryptographic_Usage_Mask=mask(int(U.ENCRYPT | U.DECRYPT)), **extra)])
+
+
 @pytest.fixture()
 def destroy_under_dual_control(kmip_server: KmipServer) -> Iterator[None]:
     r = kmip_server.rest.get("/v1/policies/approval")
@@ -63,11 +72,7 @@ def _pending(kmip_server: KmipServer) -> list[dict[str, object]]:
 
 def test_gated_destroy_is_permission_denied_and_files_nothing(
         kmip_server: KmipServer, destroy_under_dual_control: None) -> None:
-    A, U = CryptographicAlgorithm, CryptographicUsageMask
-    created = _one(kmip_server, Operation.CREATE, [
-        enum(Tag.OBJECT_TYPE, ObjectType.SYMMETRIC_KEY),
-        template((2, 1), Cryptographic_Algorithm=alg(A.AES), Cryptographic_Length=length(256),
-                 Cryptographic_Usage_Mask=mask(int(U.ENCRYPT | U.DECRYPT)))])
+    created = _create_aes(kmip_server)
     assert created.ok and created.payload is not None, (created.reason, created.message)
     uid = uid_of(created.payload)
     before = len(_pending(kmip_server))
@@ -84,13 +89,8 @@ def test_rekey_moves_a_kmip_name_that_is_not_the_keykeeper_name(
         kmip_server: KmipServer) -> None:
     """A KMIP Name that cannot be keykeeper's name (a space) is stored on the object; Re-Key
     moves it to the replacement, so Locate by that Name finds the object in use."""
-    A, U = CryptographicAlgorithm, CryptographicUsageMask
     kmip_name = f"tde key {secrets.token_hex(4)}"
-    created = _one(kmip_server, Operation.CREATE, [
-        enum(Tag.OBJECT_TYPE, ObjectType.SYMMETRIC_KEY),
-        template((2, 1), Cryptographic_Algorithm=alg(A.AES), Cryptographic_Length=length(256),
-                 Cryptographic_Usage_Mask=mask(int(U.ENCRYPT | U.DECRYPT)),
-                 Name=name_value(kmip_name))])
+    created = _create_aes(kmip_server, Name=name_value(kmip_name))
     assert created.ok and created.payload is not None, (created.reason, created.message)
     old = uid_of(created.payload)
     activated = _one(kmip_server, Operation.ACTIVATE, [text(Tag.UNIQUE_IDENTIFIER, old)])
@@ -109,13 +109,8 @@ def test_rekey_moves_a_kmip_name_that_is_not_the_keykeeper_name(
 def test_rest_label_changes_keep_kmip_attributes(kmip_server: KmipServer) -> None:
     """kmip.* labels hold KMIP attributes: a REST label update keeps them, and REST may
     neither write them at create nor at update."""
-    A, U = CryptographicAlgorithm, CryptographicUsageMask
     kmip_name = f"tde key {secrets.token_hex(4)}"
-    created = _one(kmip_server, Operation.CREATE, [
-        enum(Tag.OBJECT_TYPE, ObjectType.SYMMETRIC_KEY),
-        template((2, 1), Cryptographic_Algorithm=alg(A.AES), Cryptographic_Length=length(256),
-                 Cryptographic_Usage_Mask=mask(int(U.ENCRYPT | U.DECRYPT)),
-                 Name=name_value(kmip_name))])
+    created = _create_aes(kmip_server, Name=name_value(kmip_name))
     assert created.ok and created.payload is not None, (created.reason, created.message)
     uid = uid_of(created.payload)
     key_id = uid.split("/")[0]

@@ -73,6 +73,27 @@ def _oaep(hash_name: str, mgf_hash: str | None, label: bytes | None) -> padding.
                         algorithm=hash_for(hash_name), label=label or None)
 
 
+_OAEP_OFFERED: dict[tuple[str, str], bool] = {}
+
+
+def _oaep_offered(private: rsa.RSAPrivateKey, pad: padding.OAEP, hash_name: str,
+                  mgf_hash: str | None) -> bool:
+    """Whether OpenSSL offers OAEP with these hashes (it has no SHA-3 OAEP), told by a
+    public operation before any secret one, once per pair of hashes."""
+    pair = (hash_name, mgf_hash or hash_name)
+    offered = _OAEP_OFFERED.get(pair)
+    if offered is None:
+        try:
+            private.public_key().encrypt(b"", pad)
+            offered = True
+        except UnsupportedAlgorithm:
+            offered = False
+        except ValueError:
+            offered = True  # the label or key size: decryption decides, uniformly
+        _OAEP_OFFERED[pair] = offered
+    return offered
+
+
 def rsa_encrypt(key: RawKey, padding_name: str, data: bytes, *, hash_name: str = "SHA256",
                 mgf_hash: str | None = None, label: bytes | None = None) -> bytes:
     """RSA encryption with the public half of ``key``: ``OAEP`` (``hash_name``, MGF1 with
@@ -115,12 +136,8 @@ def rsa_decrypt(key: RawKey, padding_name: str, data: bytes, *, hash_name: str =
                               "decryption (OAEP)")
     pad = _oaep(hash_name, mgf_hash, label)
     data = _bytes("data", data)
-    try:  # a public operation tells whether OpenSSL offers the hashes, before any secret
-        private.public_key().encrypt(b"", pad)
-    except UnsupportedAlgorithm:
-        raise _unsupported(hash_name, mgf_hash) from None
-    except ValueError:
-        pass  # the label or key size: decryption decides, uniformly
+    if not _oaep_offered(private, pad, hash_name, mgf_hash):
+        raise _unsupported(hash_name, mgf_hash)
     try:
         return private.decrypt(data, pad)
     except Exception:

@@ -57,6 +57,16 @@ __all__ = [
 ]
 
 _ATTRIBUTE = "Cryptographic Parameters"
+# Integer fields of Cryptographic Parameters: tag -> (RawParams field, spec name).
+_INT_FIELDS: dict[int, tuple[str, str]] = {
+    Tag.IV_LENGTH: ("iv_length", "IV Length"),
+    Tag.TAG_LENGTH: ("tag_length", "Tag Length"),
+    Tag.FIXED_FIELD_LENGTH: ("fixed_field_length", "Fixed Field Length"),
+    Tag.INVOCATION_FIELD_LENGTH: ("invocation_field_length", "Invocation Field Length"),
+    Tag.COUNTER_LENGTH: ("counter_length", "Counter Length"),
+    Tag.INITIAL_COUNTER_VALUE: ("initial_counter", "Initial Counter Value"),
+    Tag.SALT_LENGTH: ("salt_length", "Salt Length"),
+}
 _USAGE_LIMITS = "Usage Limits"
 
 
@@ -138,20 +148,9 @@ def parse_params(item: Item | None) -> RawParams:
             if child.type is not ItemType.BOOLEAN:
                 raise KmipError("Invalid_Field", "Random IV must be a Boolean")
             f["random_iv"] = bool(child.value)
-        elif t == Tag.IV_LENGTH:
-            f["iv_length"] = _int(child, "IV Length")
-        elif t == Tag.TAG_LENGTH:
-            f["tag_length"] = _int(child, "Tag Length")
-        elif t == Tag.FIXED_FIELD_LENGTH:
-            f["fixed_field_length"] = _int(child, "Fixed Field Length")
-        elif t == Tag.INVOCATION_FIELD_LENGTH:
-            f["invocation_field_length"] = _int(child, "Invocation Field Length")
-        elif t == Tag.COUNTER_LENGTH:
-            f["counter_length"] = _int(child, "Counter Length")
-        elif t == Tag.INITIAL_COUNTER_VALUE:
-            f["initial_counter"] = _int(child, "Initial Counter Value")
-        elif t == Tag.SALT_LENGTH:
-            f["salt_length"] = _int(child, "Salt Length")
+        elif t in _INT_FIELDS:
+            field, what = _INT_FIELDS[t]
+            f[field] = _int(child, what)
         elif t == Tag.MASK_GENERATOR:
             f["mask_generator"] = _enum(child, MaskGenerator)
         elif t == Tag.MASK_GENERATOR_HASHING_ALGORITHM:
