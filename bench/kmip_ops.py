@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import os
 import sys
 import tempfile
@@ -276,6 +277,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median)")
     parser.add_argument("--connections", type=int, default=1, help="client threads")
     parser.add_argument("--ops", default=",".join(OPS), help="subset, e.g. get,encrypt")
+    parser.add_argument("--pykmip-log-level", default="WARNING", choices=("WARNING", "INFO"),
+                        help="PyKMIP server's logging_level: WARNING (quiet, the default "
+                             "here) or INFO (PyKMIP's own default)")
     args = parser.parse_args()
     ops = [o for o in args.ops.split(",") if o in OPS]
     load0 = os.getloadavg()[0]
@@ -286,8 +290,8 @@ def main() -> int:
         running: dict[str, servers.Running] = {}
         uids: dict[str, str] = {}
         down: dict[str, str] = {}
-        for name, start in (("pykmip", servers.pykmip_server),
-                            ("keykeeper", servers.keykeeper_server)):
+        pykmip = functools.partial(servers.pykmip_server, log_level=args.pykmip_log_level)
+        for name, start in (("pykmip", pykmip), ("keykeeper", servers.keykeeper_server)):
             try:
                 running[name] = stack.enter_context(start(pki, work))
                 uids[name], answers, failed = prepare_key(pki, running[name])
@@ -310,7 +314,8 @@ def main() -> int:
         header = [f"# bench/kmip_ops.py  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  "
                   f"cpus={os.cpu_count()}  load before={load0:.2f}",
                   f"# {args.rounds} interleaved round(s) of {args.seconds:g} s per figure, "
-                  f"{args.connections} connection(s); median round by rate; 1 KiB encrypt",
+                  f"{args.connections} connection(s); median round by rate; 1 KiB encrypt; "
+                  f"PyKMIP server logging_level={args.pykmip_log_level}",
                   "# lean client TLS: " + ", ".join(
                       f"{n} {tls_of(pki, r.port)}" for n, r in running.items()),
                   *(f"# {n} failed at set-up: {why}" for n, why in down.items()),

@@ -131,7 +131,9 @@ def _spawn(name: str, cmd: list[str], port: int, workdir: Path,
 
 
 @contextlib.contextmanager
-def pykmip_server(pki: Pki, workdir: Path) -> Iterator[Running]:
+def pykmip_server(pki: Pki, workdir: Path, log_level: str = "WARNING") -> Iterator[Running]:
+    """PyKMIP's own server; ``log_level`` WARNING (quiet: gives it the benefit) or INFO
+    (its default: it logs every request)."""
     port = free_port()
     (workdir / "pykmip-policies").mkdir(exist_ok=True)
     conf = workdir / "pykmip-server.conf"
@@ -139,7 +141,7 @@ def pykmip_server(pki: Pki, workdir: Path) -> Iterator[Running]:
         "[server]\nhostname=127.0.0.1\n"
         f"port={port}\ncertificate_path={pki.server}\nkey_path={pki.server_key}\n"
         f"ca_path={pki.ca}\nauth_suite=TLS1.2\nenable_tls_client_auth=True\n"
-        f"logging_level=WARNING\ndatabase_path={workdir / 'pykmip.db'}\n"
+        f"logging_level={log_level}\ndatabase_path={workdir / 'pykmip.db'}\n"
         f"policy_path={workdir / 'pykmip-policies'}\n")
     cmd = [PYTHON, "-W", "ignore", "-c",
            "from kmip.services.server.server import main; main()",

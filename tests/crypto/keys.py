@@ -33,10 +33,12 @@ def public(name: str) -> PublicKeyHandle:
 
 
 def names(purpose: Purpose | None = None, *, asymmetric: bool | None = None) -> list[str]:
+    """Key algorithms (stored data, purpose store, is never generated: tests/crypto/
+    test_stored.py), filtered."""
     return sorted(
         name
         for name, spec in ALGORITHMS.items()
-        if (purpose is None or spec.purpose == purpose)
+        if (spec.purpose == purpose if purpose is not None else spec.purpose != Purpose.STORE)
         and (asymmetric is None or spec.asymmetric == asymmetric)
     )
 

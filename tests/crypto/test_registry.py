@@ -38,6 +38,8 @@ EXPECTED = {
     "RSA_OAEP_2048_SHA256": ("encrypt", "rsa_oaep", 2048, 112, True, False, True, "SHA256"),
     "RSA_PSS_2048_SHA256": ("sign", "rsa_pss", 2048, 112, True, False, True, "SHA256"),
     "RSA_PKCS1_2048_SHA256": ("sign", "rsa_pkcs1", 2048, 112, True, False, True, "SHA256"),
+    "SECRET_DATA": ("store", "secret_data", 0, 0, False, False, False, None),
+    "OPAQUE_DATA": ("store", "opaque_data", 0, 0, False, False, False, None),
 }
 
 
@@ -93,7 +95,7 @@ def test_defaults() -> None:
 
 
 def test_purpose_values() -> None:
-    assert [p.value for p in Purpose] == ["encrypt", "sign", "mac", "wrap", "kem"]
+    assert [p.value for p in Purpose] == ["encrypt", "sign", "mac", "wrap", "kem", "store"]
     assert Purpose("sign") == "sign"
 
 

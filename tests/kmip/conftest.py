@@ -26,6 +26,9 @@ API (session-scoped, so one server per pytest(-xdist) worker):
 
 ``kmip_call`` -> ``kmip_server.call``.
 
+``live`` (module-scoped) -> ``kmip_server`` with no approval rules while the module runs
+(the policy is restored after it).
+
 ``launch(kmip_pki, tmp_path_factory, env)`` (a context manager) starts another such server
 when a test must change server state (seal it, stop it, other settings); it yields
 ``(TlsServer, KmipServer)``.
@@ -200,3 +203,16 @@ def kmip_server(kmip_pki: Pki,
 @pytest.fixture(scope="session")
 def kmip_call(kmip_server: KmipServer) -> Callable[[Item], Item]:
     return kmip_server.call
+
+
+@pytest.fixture(scope="module")
+def live(kmip_server: KmipServer) -> Iterator[KmipServer]:
+    """The shared KMIP server, with the approval policy's default rules removed for the
+    module (the KMIP client principal is not root: Get of material, compromise and destroy
+    would wait for approvals otherwise), restored afterwards."""
+    before = kmip_server.rest.get("/v1/policies/approval")
+    assert before.status_code == 200, before.text
+    r = kmip_server.rest.put("/v1/policies/approval", json={"rules": []})
+    assert r.status_code in (200, 202), r.text
+    yield kmip_server
+    kmip_server.rest.put("/v1/policies/approval", json=before.json())

@@ -176,3 +176,12 @@ def pair(kmip: Kmip, algorithm: int, bits: int, private_mask: int,
                      Cryptographic_Usage_Mask=mask(public_mask)))
     return (uid_of(out, Tag.PRIVATE_KEY_UNIQUE_IDENTIFIER),
             uid_of(out, Tag.PUBLIC_KEY_UNIQUE_IDENTIFIER))
+
+
+# -- one store: KMIP and REST over the same live server -------------------------------------
+def live_call(server, operation: Operation, *payload: Item):  # type: ignore[no-untyped-def]
+    """One KMIP 2.1 operation on ``server`` (a KmipServer): its BatchResult."""
+    from keykeeper.kmip.messages import batch_item, parse_response, request_message
+    response = parse_response(server.call(request_message(
+        [batch_item(int(operation), list(payload))], version=(2, 1))))
+    return response.items[0]

@@ -282,7 +282,7 @@ def test_uid_with_trailing_newline_is_not_an_alias(kmip_server: KmipServer) -> N
     uid = _key(kmip_server) + "/1"
     result = call(kmip_server, Operation.GET_ATTRIBUTES, uid + "\n")
     assert not result.ok
-    assert result.reason == int(ResultReason.ITEM_NOT_FOUND)
+    assert result.reason == int(ResultReason.OBJECT_NOT_FOUND)
 
 
 # -- finding 13: refused messages leave no audit record --------------------------------------

@@ -141,9 +141,9 @@ def test_public_part_of_a_key_pair(kmip_server: KmipServer) -> None:
     assert val(private, Tag.CRYPTOGRAPHIC_USAGE_MASK) == 1  # Sign
     sym, _ = make_key(kmip_server)
     missing = one(kmip_server, V21, Operation.GET_ATTRIBUTES, [uid_item(sym + "/public")])
-    assert missing.reason == ResultReason.ITEM_NOT_FOUND
+    assert missing.reason == ResultReason.OBJECT_NOT_FOUND   # Item_Not_Found before 2.0
     assert one(kmip_server, V21, Operation.GET_ATTRIBUTES,
-               [uid_item("nope")]).reason == ResultReason.ITEM_NOT_FOUND
+               [uid_item("nope")]).reason == ResultReason.OBJECT_NOT_FOUND
 
 
 def test_digest_of_secret_and_public_keys(kmip_server: KmipServer) -> None:

@@ -114,10 +114,10 @@ def test_locate_sees_only_what_the_caller_may_see(kmip_server: KmipServer,
     assert locate(kmip_server, V21, [name_value(key_name)]) == ([uid], None)
     assert locate(kmip_server, V21, [name_value(key_name)], cert=cert) == ([], None)
     hidden = one(kmip_server, V21, Operation.GET_ATTRIBUTES, [uid_item(uid)], cert)
-    assert hidden.reason == ResultReason.ITEM_NOT_FOUND
+    assert hidden.reason == ResultReason.OBJECT_NOT_FOUND
     refused = one(kmip_server, V21, Operation.ADD_ATTRIBUTE, [uid_item(uid), Item.structure(
         Tag.NEW_ATTRIBUTE, [text(Tag.OBJECT_GROUP, "x")])], cert)
-    assert refused.reason == ResultReason.ITEM_NOT_FOUND
+    assert refused.reason == ResultReason.OBJECT_NOT_FOUND
     assert kmip_labels(kmip_server, uid) == {}
 
 

@@ -17,6 +17,7 @@ aes_kwp                       raw key: 32 bytes (AES_256_KWP, wrap purpose)
 rsa_aes_kwp                   PKCS#8 DER private key (RSA_OAEP_*_SHA256_KWP, wrap purpose)
 rsa_*, ecdsa, ed25519         PKCS#8 DER private key (RSA e = 65537 on generation)
 ml_dsa, ml_kem                seed-only PKCS#8 DER; the raw seed (32 / 64 bytes) is also loaded
+secret_data, opaque_data      the stored bytes, 1 B to 64 KiB (crypto/stored.py; never generated)
 ============================  ==============================================================
 """
 
@@ -33,6 +34,7 @@ from keykeeper.crypto import ecc, pq, rsa, wrap
 from keykeeper.crypto.base import KeyHandle, PublicKeyHandle
 from keykeeper.crypto.keyio import load_private_der, load_public_der_or_pem
 from keykeeper.crypto.spec import AlgorithmSpec
+from keykeeper.crypto.stored import StoredDataHandle, refuse_generation
 from keykeeper.crypto.symmetric import AeadKeyHandle, HmacKeyHandle, symmetric_key_size
 from keykeeper.errors import InvalidArgument
 
@@ -65,6 +67,8 @@ _GENERATORS: Final[Mapping[str, Callable[[AlgorithmSpec], bytes]]] = MappingProx
         "ml_kem": pq.generate_mlkem,
         "aes_kwp": _random_key,
         "rsa_aes_kwp": rsa.generate_rsa,
+        "secret_data": refuse_generation,
+        "opaque_data": refuse_generation,
     }
 )
 
@@ -77,6 +81,8 @@ _RAW_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, bytes], KeyHandle]]] =
         "ml_dsa": pq.mldsa_private_handle,
         "ml_kem": pq.mlkem_private_handle,
         "aes_kwp": wrap.AesKwpKeyHandle,
+        "secret_data": StoredDataHandle,
+        "opaque_data": StoredDataHandle,
     }
 )
 

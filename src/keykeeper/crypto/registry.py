@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 _E, _S, _M, _K, _W = Purpose.ENCRYPT, Purpose.SIGN, Purpose.MAC, Purpose.KEM, Purpose.WRAP
+_D = Purpose.STORE
 
 # Columns: name, purpose, family, key_bits, security_strength (NIST SP 800-57 Part 1
 # Rev 5 Tables 2 and 3; FIPS 203/204 categories), asymmetric, post_quantum, hash_name.
@@ -56,6 +57,12 @@ _ROWS: tuple[tuple[str, Purpose, str, int, int, bool, bool, str | None], ...] = 
     ("AES_256_KWP", _W, "aes_kwp", 256, 256, False, False, None),
     ("RSA_OAEP_3072_SHA256_KWP", _W, "rsa_aes_kwp", 3072, 128, True, False, "SHA256"),
     ("RSA_OAEP_4096_SHA256_KWP", _W, "rsa_aes_kwp", 4096, 128, True, False, "SHA256"),
+    # Stored data, not keys (purpose store): KMIP Secret Data (a password, a seed) and
+    # Opaque Objects, registered with their bytes (1 B to 64 KiB, crypto/stored.py) and
+    # wrapped under the namespace KEK like key material; never generated, no operation.
+    # key_bits and security_strength are 0: the material has no fixed size or strength.
+    ("SECRET_DATA", _D, "secret_data", 0, 0, False, False, None),
+    ("OPAQUE_DATA", _D, "opaque_data", 0, 0, False, False, None),
 )
 
 _CURRENT_SPECS: tuple[AlgorithmSpec, ...] = tuple(

@@ -20,6 +20,9 @@ class Purpose(enum.StrEnum):
     MAC = "mac"
     WRAP = "wrap"
     KEM = "kem"
+    STORE = "store"
+    """Stored data, not a key: KMIP Secret Data and Opaque Objects a client registers and
+    gets back (kmip/ops/register.py). No cryptographic operation accepts it."""
 
 
 @dataclass(frozen=True, slots=True)

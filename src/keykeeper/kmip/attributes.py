@@ -35,7 +35,8 @@ from keykeeper.kmip.attributes_catalogue import (
 )
 from keykeeper.kmip.attributes_computed import computed_attributes, is_asymmetric
 from keykeeper.kmip.attributes_store import decode_object, encode_object, object_scope
-from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.call import Call, KmipError, object_not_found
+from keykeeper.kmip.stored_data import stored_object_type
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import HashingAlgorithm, KeyFormatType
 from keykeeper.kmip.ttlv.tags import Tag, tag_since
@@ -169,16 +170,20 @@ def write_attributes(values: list[Item], version: tuple[int, int]) -> list[Item]
 
 def resolve_object(call: Call, uid: str, operation: str = "key.get") -> tuple[Key, ObjectId]:
     """The key and object a Unique Identifier names, authorized for ``operation``.
-    NotFound (Item_Not_Found) for a malformed UID, an unknown or invisible key, a missing
-    version, or ``/public`` of a symmetric key. ``{key}/{v}`` of a public key registered
-    alone is answered as its canonical ``{key}/{v}/public``."""
+    Object_Not_Found (Item_Not_Found before KMIP 2.0; call.py ``object_not_found``) for a
+    malformed UID, an unknown or invisible key, a missing version, or ``/public`` of a
+    symmetric key. ``{key}/{v}`` of a public key registered alone is answered as its
+    canonical ``{key}/{v}/public``."""
     oid = parse_uid(uid)
     if oid is None:
-        raise NotFound(f"object '{uid[:80]}' not found")
-    key = call.services.keys.get(call.ctx, oid.key_id, operation)
+        raise object_not_found()
+    try:
+        key = call.services.keys.get(call.ctx, oid.key_id, operation)
+    except NotFound:
+        raise object_not_found() from None
     version = key.version(oid.version)
     if version is None or (oid.public and not is_asymmetric(key)):
-        raise NotFound(f"object '{uid[:80]}' not found")
+        raise object_not_found()
     call.ctx.key_version = oid.version
     if version.public_only and not oid.public:  # a public key registered alone
         oid = ObjectId(oid.key_id, oid.version, public=True)
@@ -296,8 +301,10 @@ def with_digest(key: Key, oid: ObjectId, attrs: Mapping[str, list[Item]],
                 digest: Digester) -> Mapping[str, list[Item]]:
     """``attrs`` with the Digest of the object's material added (``digest()``: its
     ``(SHA-256, format)`` or None, service/kmip_attributes.py) unless given or stored
-    already, or the object is a public part (its Digest is computed)."""
-    if (oid.public or "Digest" in attrs
+    already, or the object is a public part (its Digest is computed), or a Secret Data or
+    Opaque Object: a hash of a password in its labels (which REST shows to ``key.get``)
+    would let it be guessed offline."""
+    if (oid.public or "Digest" in attrs or stored_object_type(key.algorithm) is not None
             or "Digest" in decode_object(key.labels, object_scope(oid.version, False))):
         return attrs
     got = digest()
@@ -369,9 +376,10 @@ def material_digest(call: Call, key: Key, oid: ObjectId) -> Item | None:
     """The Digest of a secret or private key's material (KMIP 2.1 §4.12), or None without
     software material (or for a public part: its Digest is computed from the public key).
     Computed on request, so Locate never pays for it; Create, Register and Re-Key put it
-    in the attributes they store, so that it outlives the material (Destroy keeps it)."""
+    in the attributes they store, so that it outlives the material (Destroy keeps it).
+    None for a Secret Data or Opaque Object (with_digest says why)."""
     store = call.services.kmip_attributes
-    if store is None or oid.public:
+    if store is None or oid.public or stored_object_type(key.algorithm) is not None:
         return None
     got = store.digest(call.ctx, key, oid.version)
     return None if got is None else _digest_item(*got)

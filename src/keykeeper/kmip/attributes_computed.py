@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from keykeeper.crypto.registry import ALGORITHMS, Purpose
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.states import KeyState, VersionState
+from keykeeper.kmip.stored_data import stored_object_type
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
     CryptographicAlgorithm,
@@ -156,13 +157,14 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
     add("Unique Identifier", Item(int(Tag.UNIQUE_IDENTIFIER), ItemType.TEXT_STRING, str(oid)))
     add("Short Unique Identifier", Item(int(Tag.SHORT_UNIQUE_IDENTIFIER), ItemType.BYTE_STRING,
                                         hashlib.sha256(str(oid).encode()).digest()))
-    otype = (ObjectType.PUBLIC_KEY if oid.public else ObjectType.PRIVATE_KEY) if asym \
-        else ObjectType.SYMMETRIC_KEY
+    stored = stored_object_type(key.algorithm)   # Secret Data, Opaque Object
+    otype = stored or ((ObjectType.PUBLIC_KEY if oid.public else ObjectType.PRIVATE_KEY)
+                       if asym else ObjectType.SYMMETRIC_KEY)
     add("Object Type", _enum(int(Tag.OBJECT_TYPE), otype))
     alg = _algorithm(key)
     if alg is not None:
         add("Cryptographic Algorithm", _enum(int(Tag.CRYPTOGRAPHIC_ALGORITHM), alg))
-    if spec is not None:
+    if spec is not None and stored is None:
         add("Cryptographic Length",
             Item(int(Tag.CRYPTOGRAPHIC_LENGTH), ItemType.INTEGER, spec.key_bits))
     masks = _MASKS.get(key.purpose)
@@ -234,7 +236,8 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
         add("Digest", _public_digest(version.public_key_pem, rsa))
     fmt = (KeyFormatType.PKCS_1 if rsa else KeyFormatType.X_509 if oid.public
            else KeyFormatType.PKCS_8) if asym else KeyFormatType.RAW
-    add("Key Format Type", _enum(int(Tag.KEY_FORMAT_TYPE), fmt))
+    if stored != ObjectType.OPAQUE_OBJECT:   # an Opaque Object has no Key Block
+        add("Key Format Type", _enum(int(Tag.KEY_FORMAT_TYPE), fmt))
     # Where the material is protected (KMIP 2.0 and later): Hardware for an HSM-protected
     # version's secret or private key (a token object, custody/hsm/); else Software: kept
     # wrapped under the namespace KEK and used in the server's memory (a public key is

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from keykeeper.service.context import RequestContext
     from keykeeper.service.facade import Services
 
-__all__ = ["Call", "Handler", "KmipError", "KmipSettings"]
+__all__ = ["Call", "Handler", "KmipError", "KmipSettings", "object_not_found"]
 
 _ID_PLACEHOLDER = 1  # Unique Identifier Enumeration ID Placeholder (KMIP 2.x)
 
@@ -56,6 +56,7 @@ class KmipError(KeykeeperError):
     _CODES = {"Permission_Denied": ("permission_denied", 403),
               "Not_Extractable": ("permission_denied", 403),
               "Item_Not_Found": ("not_found", 404),
+              "Object_Not_Found": ("not_found", 404),
               "Wrong_Key_Lifecycle_State": ("failed_precondition", 409)}
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -63,6 +64,13 @@ class KmipError(KeykeeperError):
         self.kmip_reason = reason
         if reason in self._CODES:
             self.code, self.http_status = self._CODES[reason]
+
+
+def object_not_found() -> KmipError:
+    """No object has the Unique Identifier, or the caller may not see it: Result Reason
+    Object_Not_Found (KMIP 2.x, as the KMIP 2.1 test case BL-M-4-21 answers); a 1.x client
+    gets Item_Not_Found (kmip/versions.py ``older_reason``)."""
+    return KmipError("Object_Not_Found", "no object has this Unique Identifier")
 
 
 @dataclass(slots=True)

@@ -27,9 +27,9 @@ from enum import IntEnum
 from keykeeper.crypto.raw_params import RawParams
 from keykeeper.crypto.registry import get_spec
 from keykeeper.domain.keys import Key
-from keykeeper.errors import FailedPrecondition, PermissionDenied
+from keykeeper.errors import FailedPrecondition, NotFound, PermissionDenied
 from keykeeper.kmip.attributes_store import decode_object, encode_object, object_scope
-from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.call import Call, KmipError, object_not_found
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
     BlockCipherMode,
@@ -288,7 +288,7 @@ def raw_crypto(call: Call) -> RawCrypto:
 
 def target(call: Call, payload: Item) -> Target:
     """The object the request's Unique Identifier (or the ID Placeholder) names, if the
-    caller may see its key: Item_Not_Found otherwise, as kmip/objects.py ``resolve``
+    caller may see its key: Object_Not_Found otherwise, as kmip/objects.py ``resolve``
     answers. The operation's own authorization and the namespace's rate limit follow, once,
     in the service (service/raw_crypto.py); ``resolve`` would charge the rate limit a
     second time, so the key is read here through the same metadata cache, unauthorized
@@ -296,11 +296,14 @@ def target(call: Call, payload: Item) -> Target:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     oid = parse_uid(uid)
     if oid is None:
-        raise KmipError("Item_Not_Found", "no object has this Unique Identifier")
-    key = raw_crypto(call).key(call.ctx, oid.key_id)
+        raise object_not_found()
+    try:
+        key = raw_crypto(call).key(call.ctx, oid.key_id)
+    except NotFound:
+        raise object_not_found() from None
     if key.version(oid.version) is None or (
             oid.public and not get_spec(key.algorithm).asymmetric):
-        raise KmipError("Item_Not_Found", "no object has this Unique Identifier")
+        raise object_not_found()
     call.ctx.key_version = oid.version
     return Target(oid, key)
 

@@ -32,6 +32,7 @@ from keykeeper.service.kmip_keys import Material
 
 __all__ = [
     "OBJECT_TAGS",
+    "bytes_of",
     "default_format",
     "encode_material",
     "enum_item",
@@ -191,7 +192,8 @@ def _int_of(item: Item | None, what: str) -> int:
     return item.value
 
 
-def _bytes_of(item: Item | None, what: str) -> bytes:
+def bytes_of(item: Item | None, what: str) -> bytes:
+    """The Byte String value of ``item``; Invalid_Field naming ``what`` otherwise."""
     if item is None or not isinstance(item.value, bytes):
         raise KmipError("Invalid_Field", f"{what} is missing or not a Byte String")
     return item.value
@@ -204,7 +206,7 @@ def _transparent(object_type: ObjectType, fmt: int, material: Item) -> Material:
 
     try:
         if object_type == ObjectType.SYMMETRIC_KEY and fmt in _T_SYM:
-            return Material("raw", _bytes_of(material.find(int(Tag.KEY)), "Key"))
+            return Material("raw", bytes_of(material.find(int(Tag.KEY)), "Key"))
         if object_type == ObjectType.PRIVATE_KEY and fmt in _T_RSA_PRIV:
             pub = rsa.RSAPublicNumbers(big("PUBLIC_EXPONENT"), big("MODULUS"))
             p, q, d = big("P"), big("Q"), big("PRIVATE_EXPONENT")
@@ -222,7 +224,7 @@ def _transparent(object_type: ObjectType, fmt: int, material: Item) -> Material:
         if object_type == ObjectType.PUBLIC_KEY and fmt in _T_EC_PUB:
             curve = _curve_of(_int_of(material.find(int(Tag.RECOMMENDED_CURVE)),
                                       "Recommended Curve"))
-            point = _bytes_of(material.find(int(Tag.Q_STRING)), "Q String")
+            point = bytes_of(material.find(int(Tag.Q_STRING)), "Q String")
             return Material("spki", _spki(ec.EllipticCurvePublicKey.from_encoded_point(
                 curve, point)))
     except (ValueError, OverflowError, ZeroDivisionError):
@@ -266,7 +268,7 @@ def parse_key_block(object_type: ObjectType, managed: Item
     length = _int_of(len_item, "Cryptographic Length") if len_item is not None else None
     if material.type is ItemType.STRUCTURE:
         return _transparent(object_type, fmt, material), alg, length
-    data = _bytes_of(material, "Key Material")
+    data = bytes_of(material, "Key Material")
     if object_type == ObjectType.SYMMETRIC_KEY and fmt == F.RAW:
         return Material("raw", data), alg, length
     if object_type == ObjectType.PRIVATE_KEY and fmt in (F.PKCS_8, F.PKCS_1):

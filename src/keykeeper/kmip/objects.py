@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from keykeeper.crypto.registry import ALGORITHMS, get_spec
 from keykeeper.domain.keys import Key, KeyVersion
+from keykeeper.errors import NotFound
 from keykeeper.kmip.attributes import planned_labels
 from keykeeper.kmip.attributes_computed import kmip_state
-from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.call import Call, KmipError, object_not_found
 from keykeeper.kmip.public_state import public_state
+from keykeeper.kmip.stored_data import stored_object_type
 from keykeeper.kmip.template import Template
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
@@ -45,7 +48,8 @@ from keykeeper.kmip.ttlv.enums import (
 )
 from keykeeper.kmip.uids import ObjectId, parse_uid
 from keykeeper.service.key_args import CreateKey
-from keykeeper.service.kmip_keys import KmipKeys, Material
+from keykeeper.service.kmip_attributes import LabelChange
+from keykeeper.service.kmip_keys import Digester, KmipKeys, Material
 
 __all__ = [
     "KmipObject",
@@ -91,6 +95,9 @@ class KmipObject:
 
     @property
     def object_type(self) -> ObjectType:
+        stored = stored_object_type(self.key.algorithm)
+        if stored is not None:   # Secret Data, Opaque Object (kmip/stored_data.py)
+            return stored
         spec = get_spec(self.key.algorithm)
         if not spec.asymmetric:
             return ObjectType.SYMMETRIC_KEY
@@ -121,18 +128,22 @@ class KmipObject:
 
 def resolve(call: Call, uid: str, operation: str = "key.get") -> KmipObject:
     """The object ``uid`` names, if the caller may run ``operation`` on its key.
-    Item_Not_Found (NotFound) for a UID that is not one of ours, a key the caller may
-    not see, a version that does not exist, or ``/public`` of a key without one."""
+    Object_Not_Found (Item_Not_Found before KMIP 2.0; call.py ``object_not_found``) for a
+    UID that is not one of ours, a key the caller may not see, a version that does not
+    exist, or ``/public`` of a key without one."""
     oid = parse_uid(uid)
     if oid is None:
-        raise KmipError("Item_Not_Found", "no object has this Unique Identifier")
-    key = kmip_keys(call).key(call.ctx, oid.key_id, operation)
+        raise object_not_found()
+    try:
+        key = kmip_keys(call).key(call.ctx, oid.key_id, operation)
+    except NotFound:
+        raise object_not_found() from None
     version = key.version(oid.version)
     if version is None:
-        raise KmipError("Item_Not_Found", "no object has this Unique Identifier")
+        raise object_not_found()
     call.ctx.key_version = oid.version
     if oid.public and not get_spec(key.algorithm).asymmetric:
-        raise KmipError("Item_Not_Found", "no object has this Unique Identifier")
+        raise object_not_found()
     # A public key registered alone: "{key}/{v}" and "{key}/{v}/public" name it both.
     return KmipObject(oid, key, version)
 
@@ -236,7 +247,8 @@ def text_item(tag: int, value: str) -> Item:
 
 def new_key(call: Call, template: Template, *, pair: bool, material: Material | None = None,
             algorithm: int | None = None, length: int | None = None,
-            store: bool = False, public: bool = False) -> Key:
+            store: bool = False, public: bool = False, chosen: str | None = None,
+            labels: Mapping[str, str] | None = None) -> Key:
     """Create (or, with ``material``, register) the key a KMIP request describes, through
     the service layer as the caller: namespace ``x-keykeeper-namespace`` or the server's
     KMIP namespace; algorithm from the template (``algorithm`` / ``length`` fill what it
@@ -247,12 +259,15 @@ def new_key(call: Call, template: Template, *, pair: bool, material: Material | 
     "NOT_SAFE"). The caller stores the attributes keykeeper does not model
     (kmip/template.py store_template) -- or, with ``store``, they are stored with the
     key, in its transaction (the template's values on version 1, or its public part with
-    ``public``, as store_template would)."""
+    ``public``, as store_template would). ``chosen``: the keykeeper algorithm, decided
+    by the caller (Secret Data, Opaque Object: kmip/stored_data.py); ``labels``: more
+    ``kmip.*`` labels written with the attributes (``store`` only)."""
     namespace = template.namespace or call.settings.namespace
-    chosen = choose_algorithm(template.algorithm if template.algorithm is not None
-                              else algorithm,
-                              template.length if template.length is not None else length,
-                              template.mask, pair=pair)
+    if chosen is None:
+        chosen = choose_algorithm(template.algorithm if template.algorithm is not None
+                                  else algorithm,
+                                  template.length if template.length is not None else length,
+                                  template.mask, pair=pair)
     quantum_safe = template.one("Quantum Safe")
     if quantum_safe is not None and quantum_safe.value is True \
             and not ALGORITHMS[chosen].quantum_safe:
@@ -270,7 +285,12 @@ def new_key(call: Call, template: Template, *, pair: bool, material: Material | 
         activation_date=template.activation_date,
         origin="external" if material is not None else None)
     values = template.values
-    attributes = None if not store or not values else (
-        lambda created, digest: planned_labels(created, values, digest, public=public))
+    extra = dict(labels or {})
+
+    def attributes(created: Key, digest: Digester) -> LabelChange:
+        planned = planned_labels(created, values, digest, public=public)
+        return lambda current: {**planned(current), **extra}
+
+    wanted = attributes if store and (values or extra) else None
     return kmip_keys(call).create(call.ctx, args, pre_active=True, material=material,
-                                  attributes=attributes)
+                                  attributes=wanted)

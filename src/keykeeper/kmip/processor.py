@@ -14,9 +14,10 @@ Authentication_Not_Successful), then serve the batch items in order:
   synchronously only).
 * Batch Error Continuation Option (KMIP 2.1 §8.2): Stop (the default) ends the batch at
   the first failure -- the answer holds the items served so far; Continue serves every
-  item; Undo is refused (every item Feature_Not_Supported) since keykeeper cannot roll
-  back a served item. A refusal of the whole message (Undo, asynchronous, failed
-  authentication) answers every item.
+  item; Undo serves the batch in one transaction of the key store and, at the first
+  failure, rolls it back: the items served before it answer Operation_Undone
+  (kmip/undo.py). A refusal of the whole message (asynchronous, failed authentication)
+  answers every item.
 * Batch Order Option: items are always served in order.
 * Unique Batch Item ID is echoed; the ID Placeholder passes from one item to the next.
 * An operation not in the dispatch table, or newer than the request's version, is
@@ -45,7 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from keykeeper.authz.model import Principal
-from keykeeper.errors import KeykeeperError, Sealed
+from keykeeper.errors import KeykeeperError, ResourceExhausted, Sealed
 from keykeeper.kmip.call import Call, Handler, KmipError, KmipSettings
 from keykeeper.kmip.errors import failure, reason_value
 from keykeeper.kmip.messages import (
@@ -58,7 +59,7 @@ from keykeeper.kmip.messages import (
 )
 from keykeeper.kmip.payload_check import check_payload_types
 from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
-from keykeeper.kmip.ttlv.codec import encode
+from keykeeper.kmip.ttlv.codec import encode, encoded_size
 from keykeeper.kmip.ttlv.enums import (
     BatchErrorContinuationOption,
     Operation,
@@ -66,6 +67,7 @@ from keykeeper.kmip.ttlv.enums import (
     ResultStatus,
 )
 from keykeeper.kmip.ttlv.tags import Tag
+from keykeeper.kmip.undo import serve_all_or_nothing
 from keykeeper.kmip.versions import (
     HIGHEST,
     answer_version,
@@ -232,15 +234,23 @@ class Processor:
         if request.asynchronous:
             refusal = KmipError("Operation_Not_Supported",
                                 "asynchronous operations are not supported")
-        elif request.continuation == BatchErrorContinuationOption.UNDO:
-            refusal = KmipError("Feature_Not_Supported",
-                                "Batch Error Continuation Option Undo is not supported")
         principal: Principal | None = None
         if refusal is None:
             try:
                 principal = peer.authenticate()
             except KeykeeperError as exc:
                 refusal = exc
+        if refusal is None and request.continuation == BatchErrorContinuationOption.UNDO:
+            return serve_all_or_nothing(self, request, peer, principal)
+        return self.serve_items(request, peer, principal, refusal)
+
+    def serve_items(self, request: Request, peer: Peer, principal: Principal | None,
+                    refusal: KeykeeperError | None, deadline: float | None = None,
+                    ) -> tuple[list[Item], str | None]:
+        """Serve the batch items in order (every one refused with ``refusal`` if given),
+        stopping at the first failure unless the option is Continue; as :meth:`_serve`.
+        ``deadline`` (``time.monotonic()`` seconds): an item not started by then fails
+        with ResourceExhausted."""
         limit, too_large = self._limit(request)
         size = _encoded_size(response_message(request.version, []), request.version)
         out: list[Item] = []
@@ -249,7 +259,10 @@ class Processor:
             ctx = RequestContext(interface=peer.interface, source=peer.source)
             ctx.principal = principal
             call = Call(self.services, ctx, request.version, self.settings, placeholder)
-            item, ok = self._one(batch, call, refusal)
+            late = None
+            if refusal is None and deadline is not None and time.monotonic() > deadline:
+                late = ResourceExhausted("the batch ran past its time limit")
+            item, ok = self._one(batch, call, refusal or late)
             placeholder = call.placeholder
             out.append(item)
             size += _encoded_size(item, request.version)
@@ -305,7 +318,7 @@ def _encoded_size(item: Item, version: tuple[int, int]) -> int:
     """Bytes of ``item`` in the answer (filtered to ``version``); 0 when it cannot be
     encoded (a bug, answered General_Failure by Processor.encode)."""
     try:
-        return len(encode(filter_for_version(item, version)))
+        return encoded_size(filter_for_version(item, version))  # no bytes built
     except TtlvError:
         return 0
 

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Iterable
 
 from keykeeper.kmip.ttlv import Item, ItemType, enums, tags
+from keykeeper.kmip.ttlv._tag_table import TAGS
 from keykeeper.kmip.ttlv.enums import ResultReason
 from keykeeper.kmip.ttlv.tags import Tag
 
@@ -54,6 +55,13 @@ def _since(tag: int) -> Version:
         return tags.tag_since(tag)
     except (KeyError, ValueError):
         return (1, 0)  # an extension tag (0x54xxxx) or one the tables do not know: kept
+
+
+@functools.lru_cache(maxsize=16)
+def _newer_tags(version: Version) -> frozenset[int]:
+    """The tags the tables define only after ``version`` (``_since(tag) > version``);
+    a tag they do not know is in no version's set: kept."""
+    return frozenset(tag for tag in TAGS if _since(tag) > version)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -116,23 +124,34 @@ def filter_for_version(item: Item, version: Version) -> Item:
     return _filter(item, version) if item.type is ItemType.STRUCTURE else item
 
 
+_STRUCTURE = ItemType.STRUCTURE
+_ENUMERATION = ItemType.ENUMERATION
+
+
 def _filter(item: Item, version: Version) -> Item:
-    kept: list[Item] = []
-    changed = False
-    for child in item.children:
-        if _since(child.tag) > version:
-            changed = True
-            continue
-        if child.type is ItemType.ENUMERATION and isinstance(child.value, int) \
-                and value_since(child.tag, child.value) > version:
-            changed = True
-            if child.tag == Tag.RESULT_REASON:  # required in a failure: an older reason
-                kept.append(Item(child.tag, child.type, older_reason(child.value, version)))
-            continue
-        if child.type is ItemType.STRUCTURE:
-            filtered = _filter(child, version)
-            changed = changed or filtered is not child
-            kept.append(filtered)
+    children = item.children
+    kept: list[Item] | None = None  # copied from ``children`` at the first change only
+    newer = _newer_tags(version)
+    for i, child in enumerate(children):
+        tag = child.tag
+        out: Item | None = child
+        if tag in newer:
+            out = None
         else:
+            typ = child.type
+            if typ is _ENUMERATION:
+                value = child.value
+                if isinstance(value, int) and value_since(tag, value) > version:
+                    # required in a failure: an older reason; any other item goes
+                    out = (Item(tag, typ, older_reason(value, version))
+                           if tag == Tag.RESULT_REASON else None)
+            elif typ is _STRUCTURE:
+                out = _filter(child, version)
+        if out is not child:
+            if kept is None:
+                kept = children[:i]
+            if out is not None:
+                kept.append(out)
+        elif kept is not None:
             kept.append(child)
-    return Item(item.tag, item.type, kept) if changed else item
+    return item if kept is None else Item(item.tag, item.type, kept)

@@ -360,6 +360,11 @@ class Auditor(AuditReads):
             raise
         self.wait(self.record(ctx, operation, phase="response" if mutating else None))
 
+    def requires_store(self) -> bool:
+        """True when a required sink writes into the key store (``database:required``): a
+        caller holding the store's only writer (SQLite) must not wait for its records."""
+        return any(getattr(w.sink, "in_key_store", False) for w in self._required)
+
     def scope(self, ctx: RequestContext, operation: str, enabled: bool = True) -> AuditScope:
         """The async audit scope of one REST request (see :class:`AuditScope`)."""
         return AuditScope(self, ctx, operation, enabled and self.enabled)

@@ -46,6 +46,8 @@ def row_outcome(outcome: str, error_code: str | None, execution: str | None = No
 class DatabaseAuditSink:
     """Inserts each batch in one transaction of the key store (``Deps.transaction``)."""
 
+    in_key_store = True  # Auditor.requires_store
+
     def __init__(self, deps: Deps, repository: AuditRecordRepository | None = None) -> None:
         self._d = deps
         self._repo = repository or AuditRecordRepository()

@@ -95,8 +95,9 @@ class Destruction:
 
     def checkpoint(self) -> None:
         """SQLite: fold the write-ahead log into the file and truncate it (the same step
-        namespace deletion takes); logged if a reader kept it from completing."""
-        checkpoint_after_erasure(self._d, "key material")
+        namespace deletion takes); logged if a reader kept it from completing. In an
+        all-or-nothing batch, once it has committed."""
+        self._d.after_commit(lambda: checkpoint_after_erasure(self._d, "key material"))
 
     # -- scheduled destruction ----------------------------------------------------------------
     def destroy_due(self, now: datetime, principal: str = "scheduler", *,

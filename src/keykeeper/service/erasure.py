@@ -42,6 +42,7 @@ def destroy_in_hsm(deps: Deps, cka_ids: list[str]) -> None:
     row erased while its key lives on in the token)."""
     if not cka_ids:
         return
+    deps.refuse_in_batch("destroying an HSM-protected key")
     token = deps.custody.hsm
     if token is None:
         raise FailedPrecondition("the key has HSM-protected versions and no HSM is configured "

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from keykeeper.crypto.spec import Purpose
 from keykeeper.domain.keys import Key, KeyVersion
 from keykeeper.domain.names import parse_key_ref, validate_name
 from keykeeper.domain.states import ERASED, KeyState, VersionState, check_transition
@@ -206,7 +207,7 @@ class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
             ctx.namespace = flt.namespace
         if flt.state is not None and flt.state not in {s.value for s in KeyState}:
             raise InvalidArgument(f"unknown state '{flt.state}'")
-        if flt.purpose is not None and flt.purpose not in {"encrypt", "sign", "mac", "wrap", "kem"}:
+        if flt.purpose is not None and flt.purpose not in {p.value for p in Purpose}:
             raise InvalidArgument(f"unknown purpose '{flt.purpose}'")
         self._authz.require(ctx, "key.list")
         visible = self._authz.visible_namespaces(ctx)

@@ -126,9 +126,10 @@ def write_kmip_labels(deps: Deps, authz: Authorizer, conn: Connection, ctx: Requ
                               "label of at most 256 characters")
     checked = check_labels(labels)
     authz.require_attributes(ctx, operation, key.namespace, key.name, checked)
-    deps.keys.set_labels(conn, key.id, checked)
-    if not event:
+    if not event:  # the key and its labels were written by this transaction
+        deps.keys.change_labels(conn, key.id, key.labels, checked)
         return replace(key, labels=MappingProxyType(dict(checked)))
+    deps.keys.set_labels(conn, key.id, checked)
     now = deps.clock()
     deps.keys.update(conn, key.id, updated_at=now)
     deps.keys.record_event(conn, key_id=key.id, action="update", from_state=str(key.state),

@@ -189,8 +189,7 @@ class KmipKeys(KmipKeyUseMixin):
                 from_state=None, to_state=str(key.state), principal=ctx.actor, at=now,
                 version=1, reason=("public key only" if checked is not None
                                    and checked[1] is None else None))
-            created = self._d.keys.get_by_id(conn, key.id)
-            assert created is not None
+            created = self._d.keys.as_inserted(key, first)  # as get_by_id reads it back
             if attributes is not None:
                 stored = prepared.material[0] if checked is None else checked[1]
                 change = attributes(created, self._digester(ctx, created, spec, stored,

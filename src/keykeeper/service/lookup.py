@@ -58,7 +58,9 @@ class KeyLookup:
             if found is None:
                 raise NotFound(f"key '{ref}' not found")
             key = found
-            if epoch == self._epoch:  # no local change raced this read: safe to keep
+            # Kept unless a local change raced this read, or an all-or-nothing batch may
+            # still roll back what it read.
+            if epoch == self._epoch and not self._d.in_batch():
                 self._cache.put(ref, key)
         ctx.namespace, ctx.key_id = key.namespace, key.id
         return key
@@ -74,6 +76,12 @@ class KeyLookup:
         self._epoch += 1
         self._cache.drop_where(lambda r: r in (key.id, key.ref, key.name))
         self._d.custody.drop_key(key.id)
+        # A change in an all-or-nothing batch: forget again once it ends, committed (another
+        # request may have cached the old state meanwhile) or rolled back (handles of a
+        # version made by a rolled-back Re-Key must not outlive it).
+        if self._d.in_batch():
+            self._d.on_rollback(lambda: self.forget(key))
+            self._d.after_commit(lambda: self.forget(key))
 
     def forget_all(self) -> None:
         """Drop all cached key metadata and namespace periods (after a restore replaced
@@ -147,4 +155,6 @@ class KeyLookup:
             return WrappedVersion(namespace=key.namespace, wrapped_kek=self.wrapped_kek(
                 key.namespace), algorithm=key.algorithm, wrapped_material=blob)
 
+        if self._d.in_batch():  # a key made in the batch may be rolled back: its handle too
+            self._d.on_rollback(lambda: self._d.custody.drop_key(key.id))
         return self._d.custody.handle(key.id, version, load)

@@ -151,6 +151,8 @@ class UsageCounter:
         caller refuses the rest with :func:`limit_reached`). Raises FailedPrecondition
         (:func:`limit_reached`) when none is left, Unavailable when the store is.
         """
+        if self._d.in_batch():
+            return self._reserve_in_batch(key, version, n)
         slot = self._slots.get((key.id, version))
         if n == 1 and slot is not None and slot.key is key:  # the common case: no slot lock
             units = slot.units
@@ -160,6 +162,21 @@ class UsageCounter:
                     self._ask_prefetch(key, version, slot)
                 return 1
         return self._reserve_slow(key, version, n)
+
+    def _reserve_in_batch(self, key: Key, version: int, n: int) -> int:
+        """In an all-or-nothing batch (a KMIP Undo batch): exactly ``n`` units, in the
+        batch's own transaction, never through this node's shared reservations -- they
+        vanish with a rollback, so no other request may use them, and the batch takes no
+        slot lock (a request holding one may be waiting for the batch's store lock)."""
+        got = 0
+        while got < n:
+            granted = self._reserve_stored(key, version, n - got)
+            if granted == 0:
+                if got == 0:
+                    raise limit_reached(version, usage_limit(key))
+                break
+            got += granted
+        return got
 
     def _reserve_slow(self, key: Key, version: int, n: int) -> int:
         got = 0
@@ -234,7 +251,7 @@ class UsageCounter:
         if n <= 0:
             return
         slot = self._slots.get((key_id, version))
-        if slot is not None:
+        if slot is not None and not self._d.in_batch():  # a batch's units were never pooled
             with slot.lock:
                 if not slot.dead:
                     slot.units.put(n)

@@ -116,6 +116,8 @@ def discard_on_failure(deps: Deps, prepared: PreparedVersion) -> Iterator[Outcom
         raise
     if outcome.unused:
         _discard(deps, prepared)
+    elif prepared.hsm is not None:  # stored: an all-or-nothing batch may still roll it back
+        deps.on_rollback(lambda: _discard(deps, prepared))
 
 
 def _discard(deps: Deps, prepared: PreparedVersion) -> None:

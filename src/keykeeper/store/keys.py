@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -102,10 +103,31 @@ _INSERT_VERSION = insert(key_versions)
 _INSERT_EVENT = insert(key_events)
 _INSERT_LABELS = insert(key_labels)
 _DELETE_LABELS = delete(key_labels).where(key_labels.c.key_id == bindparam("key_id"))
+_DELETE_SOME_LABELS = delete(key_labels).where(
+    key_labels.c.key_id == bindparam("key_id"),
+    key_labels.c.label.in_(bindparam("labels", expanding=True)))
 _LIVE_NAMESPACE = (select(namespaces.c.name)
                    .where(namespaces.c.name == bindparam("namespace"),
                           namespaces.c.deleted_at.is_(None))
                    .with_for_update(read=True))
+
+
+def _key_values(key: Key) -> dict[str, Any]:
+    """The ``keys`` row values :meth:`KeyRepository.insert` writes for ``key``."""
+    return dict(
+        id=key.id, namespace=key.namespace, name=key.name, purpose=str(key.purpose),
+        algorithm=key.algorithm, state=str(key.state),
+        primary_version=key.primary_version, description=key.description,
+        exportable=key.exportable, protection=key.protection,
+        rotation_period=key.rotation_period, next_rotation_time=key.next_rotation_time,
+        created_by=key.created_by, created_at=key.created_at,
+        updated_at=key.updated_at, activation_date=key.activation_date,
+        deactivation_date=key.deactivation_date,
+        min_encryption_version=key.min_encryption_version,
+        min_decryption_version=key.min_decryption_version,
+        usage_limit=key.usage_limit, usage_rotate_fraction=key.usage_rotate_fraction,
+        originator_usage_period=key.originator_usage_period,
+        recipient_usage_period=key.recipient_usage_period, origin=key.origin)
 
 
 class KeyRepository:
@@ -196,25 +218,34 @@ class KeyRepository:
         if live is None:
             raise NotFound(f"namespace '{key.namespace}' not found")
         try:
-            conn.execute(_INSERT_KEY, dict(
-                id=key.id, namespace=key.namespace, name=key.name, purpose=str(key.purpose),
-                algorithm=key.algorithm, state=str(key.state),
-                primary_version=key.primary_version, description=key.description,
-                exportable=key.exportable, protection=key.protection,
-                rotation_period=key.rotation_period, next_rotation_time=key.next_rotation_time,
-                created_by=key.created_by, created_at=key.created_at,
-                updated_at=key.updated_at, activation_date=key.activation_date,
-                deactivation_date=key.deactivation_date,
-                min_encryption_version=key.min_encryption_version,
-                min_decryption_version=key.min_decryption_version,
-                usage_limit=key.usage_limit, usage_rotate_fraction=key.usage_rotate_fraction,
-                originator_usage_period=key.originator_usage_period,
-                recipient_usage_period=key.recipient_usage_period, origin=key.origin))
+            conn.execute(_INSERT_KEY, _key_values(key))
         except IntegrityError:
             raise AlreadyExists(f"key '{key.ref}' already exists") from None
-        self.set_labels(conn, key.id, key.labels)
+        if key.labels:  # a new key: no labels to replace (key_labels.key_id references it)
+            conn.execute(_INSERT_LABELS, [
+                {"key_id": key.id, "label": k, "value": v} for k, v in key.labels.items()])
         if version is not None:
             self.insert_version(conn, key.id, version)
+
+    @staticmethod
+    def as_inserted(key: Key, version: NewVersion | None) -> Key:
+        """``key`` as :meth:`get_by_id` reads it back right after :meth:`insert` stored
+        it with ``version``, without the three SELECTs: the same row conversions
+        (store/convert.py) over the values insert wrote and the columns' defaults
+        (labels in the order SQLite returns them, by label)."""
+        row = SimpleNamespace(**_key_values(key), destruction_time=None,
+                              compromised_at=None, compromise_reason=None,
+                              rotation_reason=None)
+        versions: tuple[KeyVersion, ...] = ()
+        if version is not None:
+            versions = (version_from_row(SimpleNamespace(
+                key_id=key.id, version=version.version, state=version.state,
+                public_key=version.public_key_pem, created_at=version.created_at,
+                destroyed_at=None, protect_count=0, deactivated_at=None, compromised_at=None,
+                compromise_reason=None, in_hsm=version.hsm_key_id is not None,
+                public_only=(version.wrapped_material is None
+                             and version.hsm_key_id is None))),)
+        return key_from_row(row, dict(sorted(key.labels.items())), versions)
 
     def insert_version(self, conn: Connection, key_id: str, v: NewVersion) -> None:
         conn.execute(_INSERT_VERSION, dict(
@@ -226,6 +257,19 @@ class KeyRepository:
         if labels:
             conn.execute(_INSERT_LABELS, [
                 {"key_id": key_id, "label": k, "value": v} for k, v in labels.items()])
+
+    def change_labels(self, conn: Connection, key_id: str, old: Mapping[str, str],
+                      new: Mapping[str, str]) -> None:
+        """Labels ``old`` -> ``new``, where ``old`` is exactly what is stored (the key
+        was inserted by this same transaction): deletes only the labels that go or
+        change, inserts only those that come or change (:meth:`set_labels` rewrites all)."""
+        gone = [k for k, v in old.items() if new.get(k) != v]
+        if gone:
+            conn.execute(_DELETE_SOME_LABELS, {"key_id": key_id, "labels": gone})
+        came = [{"key_id": key_id, "label": k, "value": v} for k, v in new.items()
+                if old.get(k) != v]
+        if came:
+            conn.execute(_INSERT_LABELS, came)
 
     def update(self, conn: Connection, key_id: str, **values: Any) -> None:
         conn.execute(update(keys).where(keys.c.id == key_id).values(**values))

@@ -9,7 +9,8 @@ destroyed object has no material: Object_Destroyed from KMIP 2.0 on, else
 Wrong_Key_Lifecycle_State.
 Request: Unique Identifier (or the ID Placeholder), Key Format Type, Key Wrap Type, Key
 Compression Type, Key Wrapping Specification. Response: Object Type, Unique Identifier,
-the object."""
+the object. A Secret Data or Opaque Object is served as kmip/stored_data.py says, under
+the same conditions as a symmetric key."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from keykeeper.kmip.keyblock import (
 )
 from keykeeper.kmip.keywrap import wrap_key_value
 from keykeeper.kmip.objects import KmipObject, key_algorithm, kmip_keys, resolve, text_item
+from keykeeper.kmip.stored_data import STORED_ALGORITHMS, data_type, encode_stored
 from keykeeper.kmip.ttlv import Item, ItemType
-from keykeeper.kmip.ttlv.enums import ObjectType, Operation, State
+from keykeeper.kmip.ttlv.enums import KeyFormatType, ObjectType, Operation, State
 from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.kmip.uids import ObjectId
 
@@ -56,13 +58,10 @@ def handle(call: Call, payload: Item) -> list[Item]:
     fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
            else registered if registered is not None else default)
     public = otype == ObjectType.PUBLIC_KEY
-    if not public and not obj.key.exportable:
-        # KMIP 1.4 §3.46 Extractable: the server does not serve the key in clear;
-        # Not_Extractable exists from KMIP 1.4 on.
-        raise KmipError("Not_Extractable" if call.version >= (1, 4) else "Permission_Denied",
-                        "the object is not extractable: it was created with Extractable "
-                        "false (a Create or Register without Extractable takes the server's "
-                        "KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT, false unless set)")
+    if not public:
+        _check_extractable(call, obj)
+    if otype in STORED_ALGORITHMS:
+        return _get_stored(call, payload, obj, otype)
     ctx = call.ctx
     material, _ = kmip_keys(call).material(ctx, obj.key, obj.version.version, public=public)
     try:
@@ -90,6 +89,49 @@ def handle(call: Call, payload: Item) -> list[Item]:
     return [enum_item(int(Tag.OBJECT_TYPE), int(otype)),
             text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid),
             Item(OBJECT_TAGS[otype], ItemType.STRUCTURE, [block])]
+
+
+def _check_extractable(call: Call, obj: KmipObject) -> None:
+    if not obj.key.exportable:
+        # KMIP 1.4 §3.46 Extractable: the server does not serve the key in clear;
+        # Not_Extractable exists from KMIP 1.4 on.
+        raise KmipError("Not_Extractable" if call.version >= (1, 4) else "Permission_Denied",
+                        "the object is not extractable: it was created with Extractable "
+                        "false (a Create or Register without Extractable takes the server's "
+                        "KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT, false unless set)")
+
+
+def _get_stored(call: Call, payload: Item, obj: KmipObject, otype: ObjectType) -> list[Item]:
+    """A Secret Data (in its registered Key Format Type unless the request names Raw or
+    Opaque; wrapped as a key is when asked) or an Opaque Object (never wrapped:
+    Invalid_Field), kmip/stored_data.py."""
+    fmt_item = payload.find(int(Tag.KEY_FORMAT_TYPE))
+    fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
+           else _registered_format(obj))
+    spec_item = payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION))
+    if otype == ObjectType.OPAQUE_OBJECT and (fmt_item is not None or spec_item is not None):
+        raise KmipError("Invalid_Field", "an Opaque Object is served as registered: no Key "
+                        "Format Type, no Key Wrapping Specification")
+    data, _ = kmip_keys(call).material(call.ctx, obj.key, obj.version.version, public=False)
+    fmt = int(KeyFormatType.RAW) if fmt is None else fmt
+    value, fields = encode_stored(otype, data, data_type(obj.key.labels), fmt)
+    if otype == ObjectType.SECRET_DATA:
+        wrapping_data = None
+        if spec_item is not None:
+            ctx = call.ctx
+            saved = (ctx.namespace, ctx.key_id, ctx.key_version)
+            try:
+                value, wrapping_data = wrap_key_value(call, spec_item, value)
+            finally:
+                ctx.namespace, ctx.key_id, ctx.key_version = saved
+        fields.append(key_block(fmt, value, None, None, wrapping_data))
+    else:
+        fields.append(value)
+    mark_retrieved(call, obj.key, ObjectId(obj.oid.key_id, obj.oid.version, False))
+    return [enum_item(int(Tag.OBJECT_TYPE), int(otype)),
+            text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid),
+            Item.structure(int(Tag.SECRET_DATA if otype == ObjectType.SECRET_DATA
+                                else Tag.OPAQUE_OBJECT), fields)]
 
 
 def _registered_format(obj: KmipObject) -> int | None:

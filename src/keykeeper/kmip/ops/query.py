@@ -1,6 +1,7 @@
 """Query (KMIP 2.1 §6.1.37): what this server offers. Query Functions answered:
 Query Operations (the operations of the dispatch table, kmip/ops/__init__.py), Query
-Objects (the object types keykeeper serves: Symmetric Key, Public Key, Private Key) and
+Objects (the object types keykeeper serves: Symmetric Key, Public Key, Private Key,
+Secret Data, Opaque Object) and
 Query Server Information (Vendor Identification ``keykeeper <version>`` and an empty
 Server Information). Other functions add nothing (the specification lets a server omit
 what it does not support). Operations and object types newer than the request's version
@@ -18,7 +19,8 @@ __all__ = ["OBJECT_TYPES", "OPERATION", "VENDOR", "handle"]
 
 OPERATION = Operation.QUERY
 VENDOR = f"keykeeper {__version__}"
-OBJECT_TYPES = (ObjectType.SYMMETRIC_KEY, ObjectType.PUBLIC_KEY, ObjectType.PRIVATE_KEY)
+OBJECT_TYPES = (ObjectType.SYMMETRIC_KEY, ObjectType.PUBLIC_KEY, ObjectType.PRIVATE_KEY,
+                ObjectType.SECRET_DATA, ObjectType.OPAQUE_OBJECT)
 
 
 def handle(call: Call, payload: Item) -> list[Item]:

@@ -1,7 +1,8 @@
 """Register (KMIP 1.4 §4.3, KMIP 2.1 §6.1.43): a symmetric key, private key or public key
 whose material the client gives, stored as one ``external`` keykeeper key (never rotated
 here), its material checked as an import is (crypto/keyio.py) and wrapped under the
-namespace KEK. Pre-active until activated or its Activation Date comes.
+namespace KEK; or a Secret Data or Opaque Object, stored the same way
+(kmip/stored_data.py). Pre-active until activated or its Activation Date comes.
 Key Format Types taken: kmip/keyblock.py; the one registered in is the object's Key Format
 Type attribute, which a Get naming no format answers in. A public key registered alone is
 ``{key_id}/1/public``; any other object ``{key_id}/1``.
@@ -13,10 +14,12 @@ from __future__ import annotations
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import OBJECT_TAGS, material_description, parse_key_block
 from keykeeper.kmip.objects import new_key, text_item
+from keykeeper.kmip.stored_data import DATA_TYPE_LABEL, STORED_ALGORITHMS, parse_stored
 from keykeeper.kmip.template import read_template
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation
 from keykeeper.kmip.ttlv.tags import Tag
+from keykeeper.service.kmip_keys import Material
 
 OPERATION = Operation.REGISTER
 
@@ -28,9 +31,11 @@ def handle(call: Call, payload: Item) -> list[Item]:
         otype = ObjectType(value) if isinstance(value, int) else None
     except ValueError:
         otype = None
+    if otype is not None and otype in STORED_ALGORITHMS:
+        return _register_stored(call, payload, otype)
     if otype is None or otype not in OBJECT_TAGS:
-        raise KmipError("Invalid_Field", "Register takes Symmetric Keys, Private Keys and "
-                        "Public Keys here")
+        raise KmipError("Invalid_Field", "Register takes Symmetric Keys, Private Keys, "
+                        "Public Keys, Secret Data and Opaque Objects here")
     managed = payload.find(OBJECT_TAGS[otype])
     if managed is None:
         raise KmipError("Invalid_Field", "the request holds no object of its Object Type")
@@ -57,6 +62,27 @@ def handle(call: Call, payload: Item) -> list[Item]:
     key = new_key(call, template, pair=otype != ObjectType.SYMMETRIC_KEY, material=material,
                   algorithm=algorithm, length=length, store=True, public=public)
     uid = f"{key.id}/1" + ("/public" if public else "")
+    call.placeholder = uid
+    return [text_item(int(Tag.UNIQUE_IDENTIFIER), uid)]
+
+
+def _register_stored(call: Call, payload: Item, otype: ObjectType) -> list[Item]:
+    """A Secret Data or Opaque Object (kmip/stored_data.py): one ``external`` key of
+    algorithm SECRET_DATA / OPAQUE_DATA, its data type in the key's labels and a Secret
+    Data's Key Format Type as its attribute, in the key's transaction."""
+    tag = int(Tag.SECRET_DATA if otype == ObjectType.SECRET_DATA else Tag.OPAQUE_OBJECT)
+    managed = payload.find(tag)
+    if managed is None or managed.type is not ItemType.STRUCTURE:
+        raise KmipError("Invalid_Field", "the request holds no object of its Object Type")
+    stored = parse_stored(otype, managed)
+    template = read_template(call, payload)
+    if stored.fmt is not None:
+        template.values["Key Format Type"] = [
+            Item(int(Tag.KEY_FORMAT_TYPE), ItemType.ENUMERATION, stored.fmt)]
+    key = new_key(call, template, pair=False, material=Material("raw", stored.data),
+                  store=True, chosen=STORED_ALGORITHMS[otype],
+                  labels={DATA_TYPE_LABEL: str(stored.data_type)})
+    uid = f"{key.id}/1"
     call.placeholder = uid
     return [text_item(int(Tag.UNIQUE_IDENTIFIER), uid)]
 

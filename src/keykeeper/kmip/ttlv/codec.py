@@ -22,17 +22,21 @@ The decoder is strict: every rule below that a message breaks raises :class:`Ttl
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from keykeeper.kmip.ttlv.item import Item, ItemType, TtlvError
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "HEADER_SIZE", "decode", "encode",
-           "message_length"]
+           "encoded_size", "message_length"]
 
 HEADER_SIZE = 8
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # bytes; a KMIP message larger than this is refused
 
 _HEADER = struct.Struct(">II")  # (tag << 8 | type, length)
+_HEADER_U32 = struct.Struct(">IIII")  # header, then a 4-byte value and its 4 padding bytes
+_HEADER_I64 = struct.Struct(">IIq")
+_HEADER_U64 = struct.Struct(">IIQ")
 _I32_PAD = struct.Struct(">iI")
 _U32_PAD = struct.Struct(">II")
 _I64 = struct.Struct(">q")
@@ -60,6 +64,7 @@ _I32 = (-(1 << 31), (1 << 31) - 1)
 _U32 = (0, (1 << 32) - 1)
 _S64 = (-(1 << 63), (1 << 63) - 1)
 _RANGES = {_INT: _I32, _ENUM: _U32, _IV: _U32, _LONG: _S64, _DT: _S64, _DTE: _S64}
+_FIXED = frozenset((*_RANGES, _BOOL))  # 4 or 8 value bytes: 16 bytes on the wire
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -200,10 +205,101 @@ def encode(item: Item) -> bytes:
     return bytes(out)
 
 
+def encoded_size(item: Item) -> int:
+    """``len(encode(item))`` without building the bytes; raises TtlvError wherever
+    :func:`encode` does (same checks)."""
+    return _size(item, 1)
+
+
 def _check_tag(tag: object) -> int:
     if not isinstance(tag, int) or (tag >> 16) not in _TAG_PREFIXES or tag >> 24:
         raise TtlvError(f"tag {tag!r} outside the ranges 0x42xxxx and 0x54xxxx")
     return tag
+
+
+def _item_type(typ: int) -> ItemType:
+    try:
+        return ItemType(typ)
+    except ValueError:
+        raise TtlvError(f"unknown item type {typ!r}") from None
+
+
+def _check_number(typ: ItemType, tag: int, value: object) -> int:
+    """``value`` of a fixed-length numeric item (Integer, Enumeration, Interval, Long
+    Integer, Date-Time, Date-Time Extended, Boolean) once checked against its range."""
+    if typ is _BOOL:
+        if not isinstance(value, int) or value not in (0, 1):
+            raise TtlvError(f"Boolean {tag:#08x} needs True or False")
+        return int(value)
+    low, high = _RANGES[typ]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise TtlvError(f"{ItemType(typ).name} {tag:#08x} value out of range")
+    return value
+
+
+def _text_bytes(tag: int, value: object) -> bytes:
+    if not isinstance(value, str):
+        raise TtlvError(f"Text String {tag:#08x} needs a str value")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TtlvError(f"Text String {tag:#08x} is not encodable as UTF-8") from None
+
+
+def _byte_string(tag: int, value: object) -> bytes | bytearray | memoryview:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TtlvError(f"Byte String {tag:#08x} needs a bytes value")
+    return value
+
+
+def _parts(item: Item, depth: int) -> tuple[int, ItemType, Any]:
+    """(tag, type, value) of an item to encode, checked (a Structure: a list, not nested
+    deeper than the encoder allows); TtlvError otherwise."""
+    if not isinstance(item, Item):
+        raise TtlvError(f"cannot encode {type(item).__name__} as a TTLV item")
+    tag = item.tag
+    if not isinstance(tag, int) or (tag >> 16) not in _TAG_PREFIXES or tag >> 24:
+        _check_tag(tag)
+    typ = item.type
+    if not isinstance(typ, ItemType):
+        typ = _item_type(typ)
+    value = item.value
+    if typ is _S:
+        if not isinstance(value, list):
+            raise TtlvError(f"Structure {tag:#08x} needs a list of items")
+        if depth > _ENCODE_MAX_DEPTH:
+            raise TtlvError(f"TTLV nesting deeper than {_ENCODE_MAX_DEPTH} Structures")
+    return tag, typ, value
+
+
+def _size(item: Item, depth: int) -> int:
+    tag, typ, value = _parts(item, depth)
+    if typ is _S:
+        length = 0
+        for child in value:
+            length += _size(child, depth + 1)
+        if length > 0xFFFFFFFF:
+            raise TtlvError(f"Structure {tag:#08x} is too long for TTLV")
+        return HEADER_SIZE + length
+    if typ in _FIXED:
+        _check_number(typ, tag, value)
+        return 16
+    n: int
+    if typ is _TEXT:
+        if isinstance(value, str) and value.isascii():
+            n = len(value)
+        else:
+            n = len(_text_bytes(tag, value))
+    elif typ is _BYTES:
+        raw = _byte_string(tag, value)
+        n = raw.nbytes if isinstance(raw, memoryview) else len(raw)
+    elif typ is _BIG:
+        n = len(_big_bytes(item))
+    else:  # pragma: no cover - every ItemType is handled above
+        raise TtlvError(f"unknown item type {typ!r}")
+    if n > 0xFFFFFFFF:
+        raise TtlvError(f"item {tag:#08x} is too long for TTLV")
+    return HEADER_SIZE + ((n + 7) & ~7)
 
 
 def _big_bytes(item: Item) -> bytes:
@@ -222,66 +318,42 @@ def _big_bytes(item: Item) -> bytes:
 
 
 def _encode_into(item: Item, out: bytearray, depth: int) -> None:
-    if not isinstance(item, Item):
-        raise TtlvError(f"cannot encode {type(item).__name__} as a TTLV item")
-    tag = _check_tag(item.tag)
-    typ = item.type
-    if not isinstance(typ, ItemType):
-        try:
-            typ = ItemType(typ)
-        except ValueError:
-            raise TtlvError(f"unknown item type {typ!r}") from None
-    value = item.value
-    head = tag << 8
+    tag, typ, value = _parts(item, depth)
+    head = tag << 8 | typ
     if typ is _S:
-        if not isinstance(value, list):
-            raise TtlvError(f"Structure {tag:#08x} needs a list of items")
-        if depth > _ENCODE_MAX_DEPTH:
-            raise TtlvError(f"TTLV nesting deeper than {_ENCODE_MAX_DEPTH} Structures")
         start = len(out)
-        out += _HEADER.pack(head | typ, 0)
+        out += _HEADER.pack(head, 0)
         for child in value:
             _encode_into(child, out, depth + 1)
         length = len(out) - start - HEADER_SIZE
         if length > 0xFFFFFFFF:
             raise TtlvError(f"Structure {tag:#08x} is too long for TTLV")
-        _HEADER.pack_into(out, start, head | typ, length)
+        _HEADER.pack_into(out, start, head, length)
         return
-    if typ in _RANGES:
+    if typ is _INT or typ is _ENUM or typ is _IV:
         low, high = _RANGES[typ]
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise TtlvError(f"{ItemType(typ).name} {tag:#08x} value out of range")
-        if typ is _INT or typ is _ENUM or typ is _IV:
-            out += _HEADER.pack(head | typ, 4)
-            out += (value & 0xFFFFFFFF).to_bytes(4, "big") + bytes(4)
-        else:
-            out += _HEADER.pack(head | typ, 8)
-            out += _I64.pack(value)
+        if not (isinstance(value, int) and not isinstance(value, bool)
+                and low <= value <= high):
+            value = _check_number(typ, tag, value)  # raises
+        out += _HEADER_U32.pack(head, 4, value & 0xFFFFFFFF, 0)
         return
-    if typ is _BOOL:
-        if not isinstance(value, int) or value not in (0, 1):
-            raise TtlvError(f"Boolean {tag:#08x} needs True or False")
-        out += _HEADER.pack(head | typ, 8)
-        out += _U64.pack(int(value))
+    if typ in _FIXED:  # Long Integer, Date-Time, Date-Time Extended, Boolean: 8 bytes
+        number = _check_number(typ, tag, value)
+        out += (_HEADER_U64 if typ is _BOOL else _HEADER_I64).pack(head, 8, number)
         return
-    raw: bytes
+    raw: bytes | bytearray | memoryview
     if typ is _TEXT:
-        if not isinstance(value, str):
-            raise TtlvError(f"Text String {tag:#08x} needs a str value")
-        try:
-            raw = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise TtlvError(f"Text String {tag:#08x} is not encodable as UTF-8") from None
+        raw = _text_bytes(tag, value)
     elif typ is _BYTES:
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise TtlvError(f"Byte String {tag:#08x} needs a bytes value")
-        raw = bytes(value)
+        raw = bytes(_byte_string(tag, value))
     elif typ is _BIG:
         raw = _big_bytes(item)
     else:  # pragma: no cover - every ItemType is handled above
         raise TtlvError(f"unknown item type {typ!r}")
-    if len(raw) > 0xFFFFFFFF:
+    n = len(raw)
+    if n > 0xFFFFFFFF:
         raise TtlvError(f"item {tag:#08x} is too long for TTLV")
-    out += _HEADER.pack(head | typ, len(raw))
+    out += _HEADER.pack(head, n)
     out += raw
-    out += _ZEROS[:(-len(raw)) % 8]
+    if n & 7:
+        out += _ZEROS[:8 - (n & 7)]
