@@ -195,6 +195,7 @@ echo "== the audit trail: hash-chained, HMAC'd, checkpoints signed =="
 step keykeeper audit search --principal demo-checkout
 step keykeeper audit verify "${DATA_DIR}/audit.log"
 
+if [ "${OWN_DIR}" = 1 ]; then KEPT="(removed when the server stops)"; else KEPT="(kept)"; fi
 cat <<MSG
 
 == demo finished; the server keeps running until Ctrl-C ==
@@ -202,6 +203,6 @@ cat <<MSG
   export KEYKEEPER_TOKEN=${TOKEN}
   KMIP: ${KMIP_LISTEN} (mutual TLS) with --ca ${PKI}/ca.pem
         --cert ${PKI}/client.pem --key ${PKI}/client-key.pem
-  data directory: ${DATA_DIR} (removed when the server stops)
+  data directory: ${DATA_DIR} ${KEPT}
 MSG
 wait "${SERVER}"

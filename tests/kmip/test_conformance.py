@@ -265,6 +265,25 @@ def test_compare_failure_status_shows_reason() -> None:
     assert "PermissionDenied" in mm.actual
 
 
+def test_compare_names_the_item_that_undid_the_batch() -> None:
+    from keykeeper.kmip.messages import response_item, response_message
+    from keykeeper.kmip.ttlv.enums import Operation, ResultReason, ResultStatus
+
+    def answer(*items: Item) -> Item:
+        return response_message((2, 1), list(items), now=NOW)
+
+    create, get = int(Operation.CREATE), int(Operation.GET)
+    expected = answer(response_item(create, int(ResultStatus.SUCCESS), payload=[]),
+                      response_item(get, int(ResultStatus.SUCCESS), payload=[]))
+    actual = answer(response_item(create, int(ResultStatus.OPERATION_UNDONE), payload=[]),
+                    response_item(get, int(ResultStatus.OPERATION_FAILED),
+                                  reason=int(ResultReason.PERMISSION_DENIED), message="no"))
+    request = from_xml(_REQUEST.format(op="Create", payload=""), parse_placeholders=True)
+    mm = compare_response(expected, actual, request, Bindings(), NOW)
+    assert mm is not None and mm.path.endswith("BatchItem[0]/ResultStatus")
+    assert "the batch was undone: BatchItem[1] failed (PermissionDenied: no)" in mm.actual
+
+
 @needs_vectors
 def test_every_mandatory_file_reads_as_request_response_pairs() -> None:
     unreadable = []
@@ -316,6 +335,20 @@ def test_cli_runs_a_profile(kmip_server: KmipServer) -> None:
     failed = [f for f in summary["files"] if f["status"] == "failed"]
     assert result.exit_code == (1 if failed else 0)
     assert {f["name"] for f in failed} <= set(EXPECTED_FAILURES)
+
+
+@needs_vectors
+def test_cli_shares_generated_objects_across_files(kmip_server: KmipServer) -> None:
+    """TL-M-3 gets the key TL-M-2 generated: its material is the server's (tolerance T6)
+    only if the command carries what the server generated from one file to the next."""
+    result = CliRunner().invoke(app, [
+        "--format", "json", "kmip", "conformance", str(MANDATORY["v2.1"]),
+        "--server", f"{kmip_server.host}:{kmip_server.port}", "--ca", str(kmip_server.ca),
+        "--cert", str(kmip_server.client_cert), "--key", str(kmip_server.client_key),
+        "--profile", "TL", "--skip-list", str(HERE / "conformance_skips.toml")])
+    statuses = {f["name"]: f["status"] for f in json.loads(result.stdout)["files"]}
+    assert statuses == {"TL-M-1-21.xml": "passed", "TL-M-2-21.xml": "passed",
+                        "TL-M-3-21.xml": "passed"}
 
 
 def test_cli_refuses_a_bad_server_address(tmp_path: Path) -> None:

@@ -279,6 +279,9 @@ def test_unknown_certificate_not_authenticated(kmip_server: KmipServer) -> None:
     assert [(i.unique_id, i.reason) for i in answer.items] == [
         (b"1", ResultReason.AUTHENTICATION_NOT_SUCCESSFUL),
         (None, ResultReason.AUTHENTICATION_NOT_SUCCESSFUL)]
+    # The answer names the certificate's subject, for the operator who maps it.
+    assert answer.items[0].message == ("certificate does not map to an enabled principal "
+                                       "(subject CN=kmip-stranger)")
 
 
 # -- audit and REST ------------------------------------------------------------------------

@@ -83,8 +83,9 @@ def conformance(
         raise typer.BadParameter("no *.xml test case found", param_hint="DIRS")
     results = []
     as_json = get_state(ctx).json
+    generated: set[str] = set()  # shared across files, as run_paths does (TL-M-3: TL-M-2's key)
     for f in files:
-        result = run_file(f, target, skips=skips)
+        result = run_file(f, target, skips=skips, generated=generated)
         results.append(result)
         if not as_json:
             typer.echo(f"{result.status:<8} {result.name}", err=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 
 from cryptography import x509
 
@@ -28,6 +29,7 @@ from keykeeper.service.deps import Deps
 __all__ = ["CertificateAuthenticator", "certificate_identities"]
 
 _FAILED = "certificate does not map to an enabled principal"
+log = logging.getLogger("keykeeper.auth")
 
 
 def certificate_identities(cert: x509.Certificate) -> set[str]:
@@ -73,16 +75,27 @@ class CertificateAuthenticator:
             identities = certificate_identities(cert)
         except ValueError:
             raise Unauthenticated(_FAILED) from None
+        # One message whatever the cause (expired, unmapped, disabled), naming the
+        # certificate's subject, which its holder knows and the operator needs to map it.
+        refused = Unauthenticated(f"{_FAILED} (subject {_subject(cert)})")
         now = self._d.clock()
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise Unauthenticated(_FAILED)
+            raise refused
         with self._d.reading() as conn:
             matches = [p for p in self._d.identity.list_principals(conn)
                        if identities.intersection(p.certificate_subjects)]
         if len(matches) != 1 or matches[0].disabled:
-            raise Unauthenticated(_FAILED)
+            log.info("a client certificate was refused: subject %s", _subject(cert))
+            raise refused
         self._cache.put(digest, matches[0])
         return matches[0]
 
     def forget(self) -> None:
         self._cache.clear()
+
+
+def _subject(cert: x509.Certificate) -> str:
+    """The subject as an RFC 4514 string, ASCII only (non-ASCII escaped), at most 200
+    characters: safe in a KMIP Result Message and a log line."""
+    text = cert.subject.rfc4514_string().encode("ascii", "backslashreplace").decode()
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 
 from keykeeper.kmip.conformance.bind import NOW_WINDOW, Bindings, now_offset, placeholder
 from keykeeper.kmip.ttlv import Item, ItemType
-from keykeeper.kmip.ttlv.enums import Operation, enum_name
+from keykeeper.kmip.ttlv.enums import Operation, ResultStatus, enum_name
 from keykeeper.kmip.ttlv.tags import Tag, tag_name
 from keykeeper.kmip.ttlv.textual import value_tag
 
@@ -125,7 +125,7 @@ def compare_response(expected: Item, actual: Item, request: Item, bindings: Bind
         req = req_items[i] if i < len(req_items) else None
         mm = _compare_batch_item(exp_batch[i], act_batch[i], req, path, bindings, now)
         if mm is not None:
-            return mm
+            return _why_undone(mm, act_batch)
     exp_rest = [x for x in exp_items if x.tag != Tag.BATCH_ITEM]
     act_rest = [x for x in act_items if x.tag != Tag.BATCH_ITEM]
     for i in range(max(len(exp_rest), len(act_rest))):
@@ -143,6 +143,24 @@ def compare_response(expected: Item, actual: Item, request: Item, bindings: Bind
         if mm is not None:
             return mm
     return None
+
+
+_UNDONE = enum_name(Tag.RESULT_STATUS, ResultStatus.OPERATION_UNDONE) or "OperationUndone"
+
+
+def _why_undone(mm: Mismatch, act_batch: list[Item]) -> Mismatch:
+    """An item answered Operation Undone was undone by a later item's failure: name that
+    item and its reason, the cause a reader needs."""
+    if not mm.actual.startswith(_UNDONE):
+        return mm
+    for n, item in enumerate(act_batch):
+        status = item.find(Tag.RESULT_STATUS)
+        if status is not None and status.value == ResultStatus.OPERATION_FAILED:
+            reason, msg = item.find(Tag.RESULT_REASON), item.find(Tag.RESULT_MESSAGE)
+            text = msg.value if msg is not None and isinstance(msg.value, str) else ""
+            return Mismatch(mm.path, mm.expected, f"{mm.actual}; the batch was undone: "
+                            f"BatchItem[{n}] failed ({show(reason)}: {text})")
+    return mm
 
 
 def _compare_header(e: Item, a: Item, path: str, b: Bindings, now: int) -> Mismatch | None:
