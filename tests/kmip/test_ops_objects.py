@@ -39,6 +39,7 @@ from tests.kmip.objects_support import (
     attrs,
     enum,
     key_block,
+    kmip_fixture,  # noqa: F401  (the fixture "kmip")
     length,
     live_call,
     mask,

@@ -41,6 +41,7 @@ from tests.kmip.objects_support import (
     U,
     alg,
     enum,
+    kmip_fixture,  # noqa: F401  (the fixture "kmip")
     length,
     live_call,
     material,

@@ -39,7 +39,7 @@ from keykeeper.kmip.call import Call, KmipError, object_not_found
 from keykeeper.kmip.stored_data import stored_object_type
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import HashingAlgorithm, KeyFormatType
-from keykeeper.kmip.ttlv.tags import Tag, tag_since
+from keykeeper.kmip.ttlv.tags import Tag, tag_since, tag_spec_name
 from keykeeper.kmip.uids import ObjectId, parse_uid
 
 __all__ = [
@@ -100,7 +100,8 @@ def read_attributes(payload: Item, version: tuple[int, int]) -> dict[str, list[I
     Attribute children are read) or one such container itself. 1.x ``Attribute``
     structures and 2.x attribute items are both understood in any version (a 1.x
     Template-Attribute's Name references to templates are ignored).
-    KmipError(Invalid_Field) for an unknown attribute or a 1.x Attribute without a value.
+    KmipError(Invalid_Field) for an unknown attribute (a 2.x container's item that is not
+    an attribute included) or a 1.x Attribute without a value.
     """
     containers = _containers()
     found: dict[str, list[Item]] = {}
@@ -115,7 +116,10 @@ def read_attributes(payload: Item, version: tuple[int, int]) -> dict[str, list[I
                     raise KmipError("Invalid_Field", f"attribute '{name[:64]}' has no value")
                 value = got
             found.setdefault(name, []).append(value)
-        elif in_v2_container and by_tag(item.tag) is not None:
+        elif in_v2_container:
+            if by_tag(item.tag) is None:  # ignoring it would widen a Locate to everything
+                what = tag_spec_name(item.tag) or hex(item.tag)
+                raise KmipError("Invalid_Field", f"{what} is not an attribute keykeeper knows")
             name, value = from_v2(item)
             found.setdefault(name, []).append(value)
 

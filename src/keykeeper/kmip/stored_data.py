@@ -49,6 +49,9 @@ STORED_ALGORITHMS: Mapping[ObjectType, str] = {
 """The keykeeper algorithm of each stored Object Type."""
 _TYPES = {name: otype for otype, name in STORED_ALGORITHMS.items()}
 
+_EXTENSION = 0x80000000  # KMIP 2.1 §11: extension values of an Enumeration are 8XXXXXXX
+_SECRET_DATA_TYPES = frozenset((1, 2))  # Password, Seed (KMIP 2.1 §11, Secret Data Type)
+
 DATA_TYPE_LABEL = "kmip.data-type"
 """The label holding the Secret Data Type or Opaque Data Type (decimal)."""
 
@@ -96,11 +99,16 @@ def parse_stored(otype: ObjectType, managed: Item) -> StoredObject:
     belong; Key_Format_Type_Not_Supported for a Secret Data in a format other than Raw
     or Opaque. The size is checked when it is stored (crypto/stored.py)."""
     if otype == ObjectType.OPAQUE_OBJECT:
+        kind = _enum_of(managed.find(int(Tag.OPAQUE_DATA_TYPE)), "Opaque Data Type")
+        if not _EXTENSION <= kind <= 0xFFFFFFFF:  # KMIP defines none: extensions only
+            raise KmipError("Invalid_Field", "Opaque Data Type must be an extension value "
+                            "(0x80000000 to 0xFFFFFFFF)")
         return StoredObject(bytes_of(managed.find(int(Tag.OPAQUE_DATA_VALUE)),
-                                      "Opaque Data Value"),
-                            _enum_of(managed.find(int(Tag.OPAQUE_DATA_TYPE)),
-                                     "Opaque Data Type"), None)
+                                      "Opaque Data Value"), kind, None)
     kind = _enum_of(managed.find(int(Tag.SECRET_DATA_TYPE)), "Secret Data Type")
+    if kind not in _SECRET_DATA_TYPES and not _EXTENSION <= kind <= 0xFFFFFFFF:
+        raise KmipError("Invalid_Field", "Secret Data Type must be Password, Seed or an "
+                        "extension value (0x80000000 to 0xFFFFFFFF)")
     block = managed.find(int(Tag.KEY_BLOCK))
     if block is None or block.type is not ItemType.STRUCTURE:
         raise KmipError("Invalid_Field", "the Secret Data has no Key Block")

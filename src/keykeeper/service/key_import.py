@@ -32,6 +32,7 @@ from typing import Final
 from keykeeper.crypto import KeyHandle, load_private, load_public
 from keykeeper.crypto.keyio import check_import_format, import_private_material, import_public_key
 from keykeeper.crypto.registry import get_spec
+from keykeeper.crypto.spec import Purpose
 from keykeeper.crypto.wrap import (
     IMPORT_WRAPPING_ALGORITHMS,
     RSA_AES_KEY_WRAP_SHA256,
@@ -102,6 +103,9 @@ def _check_importable(key: Key) -> None:
         raise FailedPrecondition("import into HSM-protected keys is not supported")
     if key.state not in _IMPORTABLE:
         raise FailedPrecondition(f"cannot import material into a key in state '{key.state}'")
+    if get_spec(key.algorithm).purpose is Purpose.STORE and key.versions:
+        raise FailedPrecondition(f"key '{key.ref}' holds stored data (purpose 'store'): its "
+                                 "one version is never replaced; register a new object")
 
 
 def _token_id(token: object) -> str:

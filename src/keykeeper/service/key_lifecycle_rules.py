@@ -169,6 +169,10 @@ def lifecycle_changes(key: Key, changes: Mapping[str, Any], now: datetime) -> di
         raise InvalidArgument("deactivation_date must be after now and after the "
                               "activation date")
     period = key.rotation_period
+    if key.origin == "external" and any(changes.get(f) is not None for f in (
+            "rotation_period", "next_rotation_time")):
+        raise InvalidArgument("an external key is not rotated by keykeeper (a new version "
+                              "is imported): no rotation_period or next_rotation_time")
     if "rotation_period" in changes:
         raw = changes["rotation_period"]
         period = None if raw is None else check_rotation_period(raw)

@@ -66,6 +66,10 @@ def handle(call: Call, payload: Item) -> list[Item]:
     return [text_item(int(Tag.UNIQUE_IDENTIFIER), uid)]
 
 
+_KEY_ONLY = ("Cryptographic Algorithm", "Cryptographic Length", "Cryptographic Parameters",
+             "Cryptographic Domain Parameters")
+
+
 def _register_stored(call: Call, payload: Item, otype: ObjectType) -> list[Item]:
     """A Secret Data or Opaque Object (kmip/stored_data.py): one ``external`` key of
     algorithm SECRET_DATA / OPAQUE_DATA, its data type in the key's labels and a Secret
@@ -76,6 +80,10 @@ def _register_stored(call: Call, payload: Item, otype: ObjectType) -> list[Item]
         raise KmipError("Invalid_Field", "the request holds no object of its Object Type")
     stored = parse_stored(otype, managed)
     template = read_template(call, payload)
+    kind = "Secret Data" if otype == ObjectType.SECRET_DATA else "Opaque Object"
+    for name in _KEY_ONLY:  # data, not a key: a Locate by them must not find it
+        if name in template.values:
+            raise KmipError("Invalid_Field", f"{name} does not apply to a {kind}")
     if stored.fmt is not None:
         template.values["Key Format Type"] = [
             Item(int(Tag.KEY_FORMAT_TYPE), ItemType.ENUMERATION, stored.fmt)]
