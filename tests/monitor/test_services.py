@@ -149,21 +149,29 @@ def test_a_dead_webhook_never_blocks_and_is_counted(nodes: tuple[Node, Node]) ->
     from keykeeper.service.alerts import AlertService, AlertSettings
 
     a, _ = nodes
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    metrics = Metrics(lambda: {}, lambda: False)
-    svc = AlertService(a.services.deps, a.services.authz, a.services.audit,
-                       AlertSettings(webhook=f"http://127.0.0.1:{port}/hook",
-                                     webhook_timeout=1.0), metrics)
-    svc.start()
-    try:
-        started = time.monotonic()
-        for i in range(3):
-            svc.raise_alert("failure_burst", "critical", f"source:10.0.0.{i}", "burst", {})
-        assert time.monotonic() - started < 1.0      # the caller never waits on delivery
-    finally:
-        svc.stop()
+    # A webhook that accepts connections and never answers: each delivery hangs until its
+    # timeout (4 s), so a caller that waited on delivery would take 4 s for the first alert.
+    with socket.socket() as hook:
+        hook.bind(("127.0.0.1", 0))
+        hook.listen(8)
+        port = hook.getsockname()[1]
+        metrics = Metrics(lambda: {}, lambda: False)
+        svc = AlertService(a.services.deps, a.services.authz, a.services.audit,
+                           AlertSettings(webhook=f"http://127.0.0.1:{port}/hook",
+                                         webhook_timeout=4.0), metrics)
+        svc.start()
+        try:
+            started = time.monotonic()
+            for i in range(3):
+                svc.raise_alert("failure_burst", "critical", f"source:10.0.0.{i}", "burst",
+                                {})
+            assert time.monotonic() - started < 3.5  # the caller never waits on delivery
+            deadline = time.monotonic() + 20  # the deliveries time out one after another
+            while time.monotonic() < deadline and metrics.registry.get_sample_value(
+                    "keykeeper_alert_webhook_failures_total") != 3:
+                time.sleep(0.2)
+        finally:
+            svc.stop()
     assert metrics.registry.get_sample_value("keykeeper_alert_webhook_failures_total") == 3
     assert metrics.registry.get_sample_value(
         "keykeeper_alerts_total", {"rule": "failure_burst", "severity": "critical"}) == 3
