@@ -243,22 +243,30 @@ def _spki(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519Pub
     return key.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
 
 
+def read_key_block(managed: Item, what: str, contents: str) -> tuple[Item, int, Item]:
+    """``(Key Block, Key Format Type, Key Value)`` of a registered ``what`` (a managed
+    object holding a Key Block). Invalid_Field for a missing Key Block, a wrapped one
+    (``contents`` are registered in clear) or a Key Value that is not a Structure."""
+    block = managed.find(int(Tag.KEY_BLOCK))
+    if block is None or block.type is not ItemType.STRUCTURE:
+        raise KmipError("Invalid_Field", f"the {what} has no Key Block")
+    fmt = _int_of(block.find(int(Tag.KEY_FORMAT_TYPE)), "Key Format Type")
+    if block.find(int(Tag.KEY_WRAPPING_DATA)) is not None:
+        raise KmipError("Invalid_Field", f"wrapped {contents} cannot be registered: "
+                        "register it in clear (over this TLS connection)")
+    value = block.find(int(Tag.KEY_VALUE))
+    if value is None or value.type is not ItemType.STRUCTURE:
+        raise KmipError("Invalid_Field", "the Key Block has no Key Value structure")
+    return block, fmt, value
+
+
 def parse_key_block(object_type: ObjectType, managed: Item
                     ) -> tuple[Material, int | None, int | None]:
     """(material as a keyio import format, Cryptographic Algorithm or None, Cryptographic
     Length or None) of a registered managed object (Symmetric Key, Private Key or Public
     Key holding a Key Block). Wrapped material is refused (Invalid_Field); a format
     keykeeper cannot take is Key_Format_Type_Not_Supported."""
-    block = managed.find(int(Tag.KEY_BLOCK))
-    if block is None or block.type is not ItemType.STRUCTURE:
-        raise KmipError("Invalid_Field", "the managed object has no Key Block")
-    fmt = _int_of(block.find(int(Tag.KEY_FORMAT_TYPE)), "Key Format Type")
-    if block.find(int(Tag.KEY_WRAPPING_DATA)) is not None:
-        raise KmipError("Invalid_Field", "wrapped key material cannot be registered: "
-                        "register it in clear (over this TLS connection)")
-    value = block.find(int(Tag.KEY_VALUE))
-    if value is None or value.type is not ItemType.STRUCTURE:
-        raise KmipError("Invalid_Field", "the Key Block has no Key Value structure")
+    block, fmt, value = read_key_block(managed, "managed object", "key material")
     material = value.find(int(Tag.KEY_MATERIAL))
     if material is None:
         raise KmipError("Invalid_Field", "the Key Value has no Key Material")

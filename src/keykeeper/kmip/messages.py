@@ -16,12 +16,23 @@ import time
 from dataclasses import dataclass, field
 
 from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
-from keykeeper.kmip.ttlv.enums import BatchErrorContinuationOption, ResultStatus
+from keykeeper.kmip.ttlv.enums import BatchErrorContinuationOption, Operation, ResultStatus
 from keykeeper.kmip.ttlv.tags import Tag
 
-__all__ = ["BatchRequest", "BatchResult", "MessageError", "Request", "Response",
-           "batch_item", "parse_request", "parse_response", "request_message",
-           "response_item", "response_message"]
+__all__ = [
+    "BatchRequest",
+    "BatchResult",
+    "MessageError",
+    "Request",
+    "Response",
+    "batch_item",
+    "operation_name",
+    "parse_request",
+    "parse_response",
+    "request_message",
+    "response_item",
+    "response_message",
+]
 
 Version = tuple[int, int]
 
@@ -251,3 +262,12 @@ def parse_response(message: Item) -> Response:
             payload=b.find(Tag.RESPONSE_PAYLOAD),
             unique_id=uid.value if uid is not None and isinstance(uid.value, bytes) else None))
     return out
+
+
+def operation_name(operation: int | None) -> str:
+    """``create_key_pair`` for Operation.CREATE_KEY_PAIR; ``unknown`` for no or an unknown
+    value."""
+    try:
+        return Operation(operation).name.lower() if operation is not None else "unknown"
+    except ValueError:
+        return "unknown"

@@ -40,6 +40,7 @@ Authentication_Not_Successful), then serve the batch items in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ from keykeeper.kmip.messages import (
     BatchRequest,
     MessageError,
     Request,
+    operation_name,
     parse_request,
     response_item,
     response_message,
@@ -62,7 +64,6 @@ from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
 from keykeeper.kmip.ttlv.codec import encode, encoded_size
 from keykeeper.kmip.ttlv.enums import (
     BatchErrorContinuationOption,
-    Operation,
     ResultReason,
     ResultStatus,
 )
@@ -93,15 +94,6 @@ _MUTATING = frozenset((
     "derive_key", "certify", "re_certify", "import", "rng_seed", "get_usage_allocation"))
 _SEALED_OK = frozenset(("discover_versions",))
 MAX_RESPONSE = 4 * 1024 * 1024  # bytes of TTLV: the server's own limit on one answer
-
-
-def operation_name(operation: int | None) -> str:
-    """``create_key_pair`` for Operation.CREATE_KEY_PAIR; ``unknown`` for no or an unknown
-    value."""
-    try:
-        return Operation(operation).name.lower() if operation is not None else "unknown"
-    except ValueError:
-        return "unknown"
 
 
 Observer = Callable[[str, str, float], None]
@@ -252,7 +244,7 @@ class Processor:
         ``deadline`` (``time.monotonic()`` seconds): an item not started by then fails
         with ResourceExhausted."""
         limit, too_large = self._limit(request)
-        size = _encoded_size(response_message(request.version, []), request.version)
+        size = _header_size(request.version)
         out: list[Item] = []
         placeholder: str | None = None
         for batch in request.items:
@@ -312,6 +304,13 @@ class Processor:
             return handler(call, batch.payload)
         except TtlvError as exc:
             raise KmipError("Invalid_Message", str(exc)) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _header_size(version: tuple[int, int]) -> int:
+    """Bytes of an answer with no batch item in ``version`` (its header's fields have
+    fixed sizes: computed once per version, not per message)."""
+    return _encoded_size(response_message(version, []), version)
 
 
 def _encoded_size(item: Item, version: tuple[int, int]) -> int:

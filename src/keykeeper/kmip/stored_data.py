@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from keykeeper.kmip.call import KmipError
-from keykeeper.kmip.keyblock import bytes_of
+from keykeeper.kmip.keyblock import bytes_of, read_key_block
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import KeyFormatType, ObjectType
 from keykeeper.kmip.ttlv.tags import Tag
@@ -109,19 +109,10 @@ def parse_stored(otype: ObjectType, managed: Item) -> StoredObject:
     if kind not in _SECRET_DATA_TYPES and not _EXTENSION <= kind <= 0xFFFFFFFF:
         raise KmipError("Invalid_Field", "Secret Data Type must be Password, Seed or an "
                         "extension value (0x80000000 to 0xFFFFFFFF)")
-    block = managed.find(int(Tag.KEY_BLOCK))
-    if block is None or block.type is not ItemType.STRUCTURE:
-        raise KmipError("Invalid_Field", "the Secret Data has no Key Block")
-    fmt = _enum_of(block.find(int(Tag.KEY_FORMAT_TYPE)), "Key Format Type")
-    if block.find(int(Tag.KEY_WRAPPING_DATA)) is not None:
-        raise KmipError("Invalid_Field", "wrapped secret data cannot be registered: "
-                        "register it in clear (over this TLS connection)")
+    _, fmt, value = read_key_block(managed, "Secret Data", "secret data")
     if fmt not in STORED_FORMATS:
         raise KmipError("Key_Format_Type_Not_Supported",
                         "Secret Data is taken in Key Format Type Raw or Opaque")
-    value = block.find(int(Tag.KEY_VALUE))
-    if value is None or value.type is not ItemType.STRUCTURE:
-        raise KmipError("Invalid_Field", "the Key Block has no Key Value structure")
     data = bytes_of(value.find(int(Tag.KEY_MATERIAL)), "Key Material")
     return StoredObject(data, kind, fmt)
 

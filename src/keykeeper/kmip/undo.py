@@ -30,7 +30,7 @@ from keykeeper.authz.model import Principal
 from keykeeper.errors import KeykeeperError
 from keykeeper.kmip.call import KmipError
 from keykeeper.kmip.errors import failure
-from keykeeper.kmip.messages import Request, response_item
+from keykeeper.kmip.messages import Request, operation_name, response_item
 from keykeeper.kmip.ttlv import Item
 from keykeeper.kmip.ttlv.enums import ResultStatus
 from keykeeper.kmip.ttlv.tags import Tag
@@ -121,11 +121,11 @@ def _audit(processor: Processor, peer: Peer, principal: Principal | None,
         if uid is not None and isinstance(uid.value, str):
             ctx.key_id = uid.value.split("/")[0]
         processor.services.audit.note(
-            "kmip.undo", ctx=ctx, detail=f"undone: {_name(op.value if op else None)} "
+            "kmip.undo", ctx=ctx, detail=f"undone: {_name(op)} "
             f"(item {n} of {len(served)} rolled back; the batch failed at item "
             f"{len(served) + 1})")
 
 
-def _name(operation: object) -> str:
-    from keykeeper.kmip.processor import operation_name
-    return operation_name(operation if isinstance(operation, int) else None)
+def _name(op: Item | None) -> str:
+    value = op.value if op is not None else None
+    return operation_name(value if isinstance(value, int) else None)

@@ -126,18 +126,11 @@ class Deps:
     def reading(self) -> Iterator[Connection]:
         batch = _BATCH.get()
         if batch is not None:
-            with _mapped():
+            with _mapped(refused=_UNAVAILABLE):
                 yield batch.conn
             return
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except KeykeeperError:
-            raise
-        except (DataError, OverflowError):
-            raise _bad_value() from None
-        except SQLAlchemyError:
-            raise Unavailable("the key store is unavailable; retry later") from None
+        with _mapped(refused=_UNAVAILABLE), self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def all_or_nothing(self) -> Iterator[AllOrNothing]:
@@ -210,9 +203,15 @@ class Deps:
                               "the Batch Error Continuation Option Undo")
 
 
+_UNAVAILABLE = "the key store is unavailable; retry later"
+
+
 @contextmanager
-def _mapped() -> Iterator[None]:
-    """Storage errors as the caller's errors (``Deps.transaction``'s mapping)."""
+def _mapped(refused: str = "the key store refused the change; retry later"
+            ) -> Iterator[None]:
+    """Storage errors as the caller's errors: a value the store cannot hold is
+    InvalidArgument; a lost connection Unavailable; any other refusal Unavailable with
+    ``refused`` (a read says the store is unavailable, a write that it refused)."""
     try:
         yield
     except KeykeeperError:
@@ -220,6 +219,6 @@ def _mapped() -> Iterator[None]:
     except (DataError, OverflowError):
         raise _bad_value() from None
     except OperationalError:
-        raise Unavailable("the key store is unavailable; retry later") from None
+        raise Unavailable(_UNAVAILABLE) from None
     except SQLAlchemyError:
-        raise Unavailable("the key store refused the change; retry later") from None
+        raise Unavailable(refused) from None

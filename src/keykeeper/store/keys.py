@@ -130,6 +130,12 @@ def _key_values(key: Key) -> dict[str, Any]:
         recipient_usage_period=key.recipient_usage_period, origin=key.origin)
 
 
+def _insert_labels(conn: Connection, key_id: str, labels: Mapping[str, str]) -> None:
+    if labels:
+        conn.execute(_INSERT_LABELS, [
+            {"key_id": key_id, "label": k, "value": v} for k, v in labels.items()])
+
+
 class KeyRepository:
     # -- reads -----------------------------------------------------------------------------
     def _load(self, conn: Connection, rows: list[Any]) -> list[Key]:
@@ -221,9 +227,7 @@ class KeyRepository:
             conn.execute(_INSERT_KEY, _key_values(key))
         except IntegrityError:
             raise AlreadyExists(f"key '{key.ref}' already exists") from None
-        if key.labels:  # a new key: no labels to replace (key_labels.key_id references it)
-            conn.execute(_INSERT_LABELS, [
-                {"key_id": key.id, "label": k, "value": v} for k, v in key.labels.items()])
+        _insert_labels(conn, key.id, key.labels)  # a new key: no labels to replace
         if version is not None:
             self.insert_version(conn, key.id, version)
 
@@ -254,9 +258,7 @@ class KeyRepository:
 
     def set_labels(self, conn: Connection, key_id: str, labels: Mapping[str, str]) -> None:
         conn.execute(_DELETE_LABELS, {"key_id": key_id})
-        if labels:
-            conn.execute(_INSERT_LABELS, [
-                {"key_id": key_id, "label": k, "value": v} for k, v in labels.items()])
+        _insert_labels(conn, key_id, labels)
 
     def change_labels(self, conn: Connection, key_id: str, old: Mapping[str, str],
                       new: Mapping[str, str]) -> None:
@@ -266,10 +268,7 @@ class KeyRepository:
         gone = [k for k, v in old.items() if new.get(k) != v]
         if gone:
             conn.execute(_DELETE_SOME_LABELS, {"key_id": key_id, "labels": gone})
-        came = [{"key_id": key_id, "label": k, "value": v} for k, v in new.items()
-                if old.get(k) != v]
-        if came:
-            conn.execute(_INSERT_LABELS, came)
+        _insert_labels(conn, key_id, {k: v for k, v in new.items() if old.get(k) != v})
 
     def update(self, conn: Connection, key_id: str, **values: Any) -> None:
         conn.execute(update(keys).where(keys.c.id == key_id).values(**values))

@@ -61,7 +61,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
     if not public:
         _check_extractable(call, obj)
     if otype in STORED_ALGORITHMS:
-        return _get_stored(call, payload, obj, otype)
+        return _get_stored(call, payload, obj, otype, fmt_item is not None,
+                           fmt if fmt_item is not None or registered is not None else None)
     ctx = call.ctx
     material, _ = kmip_keys(call).material(ctx, obj.key, obj.version.version, public=public)
     try:
@@ -72,14 +73,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
         fmt = default   # a format taken on Register but not served: the default one
         encoded = encode_material(otype, material, fmt)
     key_value = Item.structure(int(Tag.KEY_VALUE), [encoded])
-    wrapping_data = None
-    spec_item = payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION))
-    if spec_item is not None:
-        saved = (ctx.namespace, ctx.key_id, ctx.key_version)
-        try:
-            key_value, wrapping_data = wrap_key_value(call, spec_item, key_value)
-        finally:
-            ctx.namespace, ctx.key_id, ctx.key_version = saved
+    key_value, wrapping_data = _wrapped(call, payload, key_value)
     alg = key_algorithm(obj.key, call.version)
     length = 255 if spec.family == "ed25519" else spec.key_bits
     block = key_block(int(fmt), key_value, alg, length, wrapping_data)
@@ -101,29 +95,36 @@ def _check_extractable(call: Call, obj: KmipObject) -> None:
                         "KEYKEEPER_KMIP_EXTRACTABLE_DEFAULT, false unless set)")
 
 
-def _get_stored(call: Call, payload: Item, obj: KmipObject, otype: ObjectType) -> list[Item]:
-    """A Secret Data (in its registered Key Format Type unless the request names Raw or
-    Opaque; wrapped as a key is when asked) or an Opaque Object (never wrapped:
-    Invalid_Field), kmip/stored_data.py."""
-    fmt_item = payload.find(int(Tag.KEY_FORMAT_TYPE))
-    fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
-           else _registered_format(obj))
+def _wrapped(call: Call, payload: Item, key_value: Item) -> tuple[Item, Item | None]:
+    """``(Key Value, Key Wrapping Data)``: wrapped as the request's Key Wrapping
+    Specification says, or as it is (None) without one. The audit context keeps naming
+    the object served, not the wrapping key."""
     spec_item = payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION))
-    if otype == ObjectType.OPAQUE_OBJECT and (fmt_item is not None or spec_item is not None):
+    if spec_item is None:
+        return key_value, None
+    ctx = call.ctx
+    saved = (ctx.namespace, ctx.key_id, ctx.key_version)
+    try:
+        return wrap_key_value(call, spec_item, key_value)
+    finally:
+        ctx.namespace, ctx.key_id, ctx.key_version = saved
+
+
+def _get_stored(call: Call, payload: Item, obj: KmipObject, otype: ObjectType,
+                asked: bool, fmt: int | None) -> list[Item]:
+    """A Secret Data (in ``fmt``: the one asked for, else the registered one, else Raw;
+    wrapped as a key is when asked) or an Opaque Object (served as registered: a Key
+    Format Type (``asked``) or Key Wrapping Specification is Invalid_Field),
+    kmip/stored_data.py."""
+    if otype == ObjectType.OPAQUE_OBJECT and (
+            asked or payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION)) is not None):
         raise KmipError("Invalid_Field", "an Opaque Object is served as registered: no Key "
                         "Format Type, no Key Wrapping Specification")
     data, _ = kmip_keys(call).material(call.ctx, obj.key, obj.version.version, public=False)
     fmt = int(KeyFormatType.RAW) if fmt is None else fmt
     value, fields = encode_stored(otype, data, data_type(obj.key.labels), fmt)
     if otype == ObjectType.SECRET_DATA:
-        wrapping_data = None
-        if spec_item is not None:
-            ctx = call.ctx
-            saved = (ctx.namespace, ctx.key_id, ctx.key_version)
-            try:
-                value, wrapping_data = wrap_key_value(call, spec_item, value)
-            finally:
-                ctx.namespace, ctx.key_id, ctx.key_version = saved
+        value, wrapping_data = _wrapped(call, payload, value)
         fields.append(key_block(fmt, value, None, None, wrapping_data))
     else:
         fields.append(value)
