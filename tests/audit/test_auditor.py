@@ -260,3 +260,95 @@ def test_a_checkpoint_on_request_is_written_waited_for_and_names_the_request(
         a.checkpoint_now(ctx())
     with pytest.raises(FailedPrecondition):
         Auditor([], utcnow).checkpoint_now(ctx())
+
+
+class ThreadRecording:
+    """Records, per batch, the writing thread and the seqs; ``hold`` blocks the next
+    write until ``release`` is set (an inline write that hangs)."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[int]]] = []
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def write_batch(self, entries: Sequence[Entry]) -> None:
+        if self.hold.is_set():
+            self.hold.clear()
+            self.holding.set()
+            self.release.wait(30)
+        self.batches.append((threading.get_ident(), [e.record.seq for e in entries]))
+
+    def close(self) -> None:
+        self.release.set()
+
+    def seqs(self) -> list[int]:
+        return [seq for _, batch in self.batches for seq in batch]
+
+
+def test_an_idle_inline_sink_is_written_by_the_waiting_thread(deps: Deps) -> None:
+    sink = ThreadRecording()
+    a = _auditor(deps, SinkConfig(sink, "file", inline=True))
+    for _ in range(3):
+        with a.audited(ctx(), "encrypt"):
+            pass
+    assert sink.batches == [(threading.get_ident(), [n]) for n in (1, 2, 3)]
+    a.note("alert", detail="nobody waits for this one")  # queued to the writer thread
+    a.close(timeout=2)
+    assert sink.seqs()[:4] == [1, 2, 3, 4] and sink.batches[3][0] != threading.get_ident()
+
+
+def test_inline_and_queued_writes_keep_the_file_in_chain_order(trail: Trail) -> None:
+    a = trail.open("file:required,database:best_effort")
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(150):
+                with a.audited(ctx(), "key.create", mutating=i % 2 == 0):
+                    pass
+                if i % 25 == 0:
+                    a.note("alert", detail="queued between inline writes")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    keys = a.keys()
+    assert keys is not None
+    a.close(timeout=5)                         # ends with a signed checkpoint
+    assert errors == []
+    seqs = [json.loads(line)["seq"] for line in trail.path.read_bytes().splitlines()]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 8 * (150 + 75 + 6)
+    report = verify_files([trail.path], public_key=keys.public_raw)
+    assert report.ok, report.problems
+
+
+def test_an_inline_write_that_hangs_holds_only_its_own_thread(deps: Deps) -> None:
+    sink = ThreadRecording()
+    a = _auditor(deps, SinkConfig(sink, "file", inline=True), timeout=0.3)
+    sink.hold.set()
+    outcome: list[str] = []
+
+    def hung() -> None:
+        with a.audited(ctx(), "encrypt"):
+            pass
+        outcome.append("written")
+
+    t = threading.Thread(target=hung)
+    t.start()
+    assert sink.holding.wait(5)
+    started = time.monotonic()                 # others queue behind it and time out
+    with pytest.raises(Unavailable), a.audited(ctx(), "key.create", mutating=True):
+        pytest.fail("must not act")
+    assert time.monotonic() - started < 1.5
+    sink.release.set()
+    t.join(5)
+    assert outcome == ["written"]
+    with a.audited(ctx(), "encrypt"):         # recovered
+        pass
+    a.close(timeout=2)
+    assert sink.seqs() == sorted(sink.seqs()) and sink.seqs()[0] == 1

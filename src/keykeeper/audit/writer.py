@@ -1,8 +1,12 @@
 """Sink writer threads: each sink drains its own queue on its own thread, in batches.
 
-A request never writes to a sink itself. Its record goes, in chain order, onto the queue
-of every sink; each writer thread takes everything queued (up to ``max_batch``), hands it
-to its sink in one ``write_batch`` call, and reports the outcome. A stalled sink (a hung
+A record goes, in chain order, onto the queue of every sink; each writer thread takes
+everything queued (up to ``max_batch``), hands it to its sink in one ``write_batch`` call,
+and reports the outcome. One exception: an *inline* sink (the local audit file) whose
+writer is idle -- nothing queued, nothing being written -- is written by the thread that
+waits for the record itself (:meth:`SinkWorker.claim`), which saves the hand-off to the
+writer thread and back (two thread wake-ups, most of the audit cost of a KMIP operation);
+the sink's write lock keeps the file in chain order. A stalled sink (a hung
 NFS mount, a syslog server that stops reading, a webhook that never answers) blocks only
 its own thread; requests wait for their *required* sinks at most the sink timeout (see
 keykeeper.service.audit), and a sink busy for longer than its timeout counts as failed
@@ -33,10 +37,18 @@ log = logging.getLogger("keykeeper.audit")
 
 PENDING, OK, FAILED = 0, 1, 2
 
+# Guards tickets' state and events (settle, expire, Ticket.wait).
+_settle_lock = threading.Lock()
+
 
 class Ticket:
     """Acknowledgement of one record by the required sinks it counts on (bit ``mask``);
-    ``deadline`` (time.monotonic) is when a waiter gives up (see :func:`expire`)."""
+    ``deadline`` (time.monotonic) is when a waiter gives up (see :func:`expire`).
+
+    A thread's ticket makes its :class:`threading.Event` only when it has to block (under
+    the settle lock, so a writer deciding it at the same moment either sees the event and
+    sets it, or the waiter sees the decision): a record written inline, or already
+    written by the time its thread waits, costs no event."""
 
     __slots__ = ("deadline", "event", "future", "loop", "mask", "state")
 
@@ -47,14 +59,17 @@ class Ticket:
         self.state = PENDING if mask else FAILED
         self.loop = loop
         self.future: asyncio.Future[bool] | None = loop.create_future() if loop else None
-        self.event: threading.Event | None = None if loop else threading.Event()
-        if not mask and self.event is not None:
-            self.event.set()
+        self.event: threading.Event | None = None
 
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds (threads only); True once written."""
-        assert self.event is not None
-        self.event.wait(timeout)
+        if self.state == PENDING:
+            with _settle_lock:
+                event = self.event
+                if event is None and self.state == PENDING:
+                    event = self.event = threading.Event()
+            if event is not None:
+                event.wait(timeout)
         return self.state == OK
 
 
@@ -77,9 +92,6 @@ class BatchSink(Protocol):
     def write_batch(self, entries: Sequence[Entry]) -> None: ...
 
     def close(self) -> None: ...
-
-
-_settle_lock = threading.Lock()
 
 
 def _resolve(futures: list[tuple[asyncio.Future[bool], bool]]) -> None:
@@ -146,15 +158,23 @@ class SinkWorker:
     ``max_queue``: records held for it at most -- beyond, new ones are dropped for this
     sink (and alerted), so a dead sink cannot exhaust memory. ``linger``: seconds the
     writer waits after the first record of a batch, to gather more (best-effort sinks).
+    ``inline``: a waiting thread may write a batch itself while the writer is idle
+    (:meth:`claim`); only for a sink whose writes are quick local I/O (the audit file):
+    a write that hangs holds that one thread, not the writer's queue of other requests.
     """
 
     def __init__(self, sink: BatchSink, *, name: str, required: bool, timeout: float,
                  bit: int = 0, max_batch: int = 2000, max_queue: int = 100_000,
-                 linger: float = 0.0,
+                 linger: float = 0.0, inline: bool = False,
                  on_alert: Callable[[str, str], None] | None = None) -> None:
         self.sink, self.name, self.required, self.timeout = sink, name, required, timeout
         self.bit = bit
         self.linger = linger
+        self.inline = inline and not linger
+        # Held while a batch is written, by the writer thread or an inline writer: one
+        # write at a time, in chain order.
+        self._write_lock = threading.Lock()
+        self._unwritten = 0  # records queued and not yet written (under _count_lock)
         self.max_batch, self.max_queue = max_batch, max_queue
         self._on_alert = on_alert
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -184,6 +204,7 @@ class SinkWorker:
             full = self._queued >= self.max_queue
             if not full:
                 self._queued += len(batch)
+                self._unwritten += len(batch)
         if full:
             self.dropped += len(batch)
             if self.dropped == len(batch) or self.dropped % 10_000 < len(batch):
@@ -228,7 +249,30 @@ class SinkWorker:
             batch = first if len(chunks) == 1 else [e for chunk in chunks for e in chunk]
             with self._count_lock:
                 self._queued -= size
+            with self._write_lock:
+                self._write(batch)
+                with self._count_lock:
+                    self._unwritten -= size
+
+    def claim(self) -> bool:
+        """Called under the Auditor's lock, in chain order: True -- and the write lock is
+        now the caller's, to be released by :meth:`write_claimed` -- when the caller may
+        write its batch itself: the sink is inline, nothing is queued or being written
+        (so no earlier record can land after it). False: queue the batch (:meth:`put`)."""
+        if not self.inline or not self._write_lock.acquire(blocking=False):
+            return False
+        if self._unwritten:  # taken off the queue by the writer, not yet written
+            self._write_lock.release()
+            return False
+        return True
+
+    def write_claimed(self, batch: list[Entry]) -> None:
+        """Write ``batch`` on this thread after a successful :meth:`claim`, settle its
+        tickets, and release the write lock."""
+        try:
             self._write(batch)
+        finally:
+            self._write_lock.release()
 
     def _write(self, batch: list[Entry]) -> None:
         self.busy_since = time.monotonic()

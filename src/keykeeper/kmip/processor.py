@@ -35,6 +35,8 @@ Authentication_Not_Successful), then serve the batch items in order:
   ``kmip.batch`` for several, ``kmip.unknown`` when none is readable).
 * A payload item of the wrong type for its tag is Invalid_Field (kmip/payload_check.py).
 * The answer is filtered to the request's version (kmip/versions.py).
+* Over TTLV (:meth:`Processor.respond`) each batch item is filtered and encoded once:
+  its bytes give the size checked against the limits and become part of the answer.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from keykeeper.kmip.messages import (
 )
 from keykeeper.kmip.payload_check import check_payload_types
 from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
-from keykeeper.kmip.ttlv.codec import encode, encoded_size
+from keykeeper.kmip.ttlv.codec import encode, encode_structure
 from keykeeper.kmip.ttlv.enums import (
     BatchErrorContinuationOption,
     ResultReason,
@@ -169,10 +171,28 @@ class Processor:
         """The Response Message answering ``message``. Never raises (a bug is logged and
         answered General_Failure)."""
         try:
-            return self._process(message, peer)
+            return self._process(message, peer, [])
         except Exception:
             log.exception("internal error serving a KMIP message")
             return self.internal_error()
+
+    def respond(self, message: Item, peer: Peer) -> bytes:
+        """The TTLV bytes of the Response Message answering ``message`` (as
+        ``encode(process(message))``, with each batch item encoded once: the bytes that
+        were measured against the response limits are the ones sent). Never raises."""
+        blobs: list[bytes] = []
+        try:
+            answer = self._process(message, peer, blobs)
+        except Exception:
+            log.exception("internal error serving a KMIP message")
+            return self.encode(self.internal_error())
+        parts = answer.children
+        if blobs and len(blobs) == len(parts) - 1:
+            try:
+                return encode_structure(answer.tag, [encode(parts[0]), *blobs])
+            except TtlvError:
+                pass  # answered below: General_Failure, logged
+        return self.encode(answer)
 
     @staticmethod
     def internal_error() -> Item:
@@ -189,7 +209,9 @@ class Processor:
             log.exception("a KMIP answer could not be encoded")
             return encoder(self.internal_error())
 
-    def _process(self, message: Item, peer: Peer) -> Item:
+    def _process(self, message: Item, peer: Peer, blobs: list[bytes]) -> Item:
+        """As :meth:`process`; fills ``blobs`` with the bytes of each batch item of the
+        answer when every one was encoded as it is in the answer (else leaves it empty)."""
         try:
             request = parse_request(message)
         except MessageError as exc:
@@ -201,13 +223,17 @@ class Processor:
         if not is_supported(request.version):
             self.audit_refusal(peer, message)
             return self.unsupported_version(request.version)
-        items, too_large = self._serve(request, peer)
+        items, too_large = self._serve(request, peer, blobs)
         if too_large is not None:
+            blobs.clear()
             items = [response_item(b.operation, _FAILED,
                                    reason=reason_value("Response_Too_Large"),
                                    message=too_large, unique_id=b.unique_id)
                      for b in request.items]
-        answer = response_message(request.version, items)
+        answer = response_message(request.version, items)  # its header: 1.0 fields only
+        if len(blobs) == len(items) and all(blobs):
+            return answer  # every item was filtered as it was encoded
+        blobs.clear()
         return filter_for_version(answer, request.version)
 
     def _limit(self, request: Request) -> tuple[int, str]:
@@ -219,9 +245,11 @@ class Processor:
         return self.max_response, (f"the response exceeds the server's limit of "
                                     f"{self.max_response} bytes")
 
-    def _serve(self, request: Request, peer: Peer) -> tuple[list[Item], str | None]:
+    def _serve(self, request: Request, peer: Peer, blobs: list[bytes],
+               ) -> tuple[list[Item], str | None]:
         """The answer's batch items, and None -- or, once they exceed the response limit,
-        the Result Message of Response_Too_Large (no further item is served)."""
+        the Result Message of Response_Too_Large (no further item is served). ``blobs``:
+        as for :meth:`serve_items` (left empty by an Undo batch)."""
         refusal: KeykeeperError | None = None
         if request.asynchronous:
             refusal = KmipError("Operation_Not_Supported",
@@ -234,15 +262,16 @@ class Processor:
                 refusal = exc
         if refusal is None and request.continuation == BatchErrorContinuationOption.UNDO:
             return serve_all_or_nothing(self, request, peer, principal)
-        return self.serve_items(request, peer, principal, refusal)
+        return self.serve_items(request, peer, principal, refusal, blobs=blobs)
 
     def serve_items(self, request: Request, peer: Peer, principal: Principal | None,
                     refusal: KeykeeperError | None, deadline: float | None = None,
-                    ) -> tuple[list[Item], str | None]:
+                    blobs: list[bytes] | None = None) -> tuple[list[Item], str | None]:
         """Serve the batch items in order (every one refused with ``refusal`` if given),
         stopping at the first failure unless the option is Continue; as :meth:`_serve`.
         ``deadline`` (``time.monotonic()`` seconds): an item not started by then fails
-        with ResourceExhausted."""
+        with ResourceExhausted. The items are filtered to the request's version; each
+        one's TTLV bytes (b"" if it cannot be encoded, a bug) are appended to ``blobs``."""
         limit, too_large = self._limit(request)
         size = _header_size(request.version)
         out: list[Item] = []
@@ -256,8 +285,12 @@ class Processor:
                 late = ResourceExhausted("the batch ran past its time limit")
             item, ok = self._one(batch, call, refusal or late)
             placeholder = call.placeholder
+            item = filter_for_version(item, request.version)
             out.append(item)
-            size += _encoded_size(item, request.version)
+            blob = _encoded(item)
+            if blobs is not None:
+                blobs.append(blob)
+            size += len(blob)
             if size > limit:
                 return out, too_large
             if not ok and refusal is None \
@@ -310,16 +343,16 @@ class Processor:
 def _header_size(version: tuple[int, int]) -> int:
     """Bytes of an answer with no batch item in ``version`` (its header's fields have
     fixed sizes: computed once per version, not per message)."""
-    return _encoded_size(response_message(version, []), version)
+    return len(encode(response_message(version, [])))
 
 
-def _encoded_size(item: Item, version: tuple[int, int]) -> int:
-    """Bytes of ``item`` in the answer (filtered to ``version``); 0 when it cannot be
-    encoded (a bug, answered General_Failure by Processor.encode)."""
+def _encoded(item: Item) -> bytes:
+    """The TTLV bytes of a batch item of the answer; b"" when it cannot be encoded (a bug,
+    answered General_Failure by Processor.encode)."""
     try:
-        return encoded_size(filter_for_version(item, version))  # no bytes built
+        return encode(item)
     except TtlvError:
-        return 0
+        return b""
 
 
 def _operations(message: Item | None) -> list[int | None]:

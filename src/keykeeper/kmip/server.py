@@ -363,11 +363,11 @@ class KmipListener:
                     message = decode(header + body, max_size=limit)
                 except TtlvError as exc:
                     self.processor.audit_refusal(peer)
-                    answer = self.processor.invalid(str(exc))
+                    data = encode(self.processor.invalid(str(exc)))
                 else:
-                    answer = self.processor.process(message, peer)
+                    data = self.processor.respond(message, peer)
                 tls.settimeout(self.listen.read_timeout)  # to send the answer
-                if not self._send(tls, self.processor.encode(answer)):
+                if not self._send(tls, data):
                     return
             finally:
                 with conn.lock:

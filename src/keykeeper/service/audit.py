@@ -79,6 +79,7 @@ class SinkConfig(NamedTuple):
     max_batch: int = 2000
     linger: float = 0.0              # seconds to gather a batch (best-effort sinks)
     max_queue: int = 100_000         # records held for the sink at most; beyond, dropped
+    inline: bool = False             # a waiting thread may write it (SinkWorker.claim)
 
 
 class _RecordSink:
@@ -139,7 +140,7 @@ class Auditor(AuditReads):
             self._workers.append(SinkWorker(
                 sink, name=cfg.name, required=cfg.required, timeout=cfg.timeout or timeout,
                 bit=1 << i, max_batch=cfg.max_batch, linger=cfg.linger,
-                max_queue=cfg.max_queue,
+                max_queue=cfg.max_queue, inline=cfg.inline,
                 on_alert=self.alert))
         self._required = [w for w in self._workers if w.required]
         self.timeout = max((w.timeout for w in self._required), default=timeout)
@@ -234,7 +235,9 @@ class Auditor(AuditReads):
         finally:
             self._local.busy = False
         if loop is None:
-            self._flush()
+            # A thread that will wait for this record writes it to an idle inline sink
+            # itself; records nobody waits for (notes, alerts, checkpoints) are queued.
+            self._flush(inline=track)
         elif schedule:
             # Group commit: every record appended during this turn of the event loop goes
             # to the sinks at its end, in one batch (one wake-up of each writer thread).
@@ -252,18 +255,25 @@ class Auditor(AuditReads):
                     log.exception("audit listener failed (%d failures)", self.listener_errors)
         return entry
 
-    def _flush(self) -> None:
-        """Hand the pending records to every sink's queue, in chain order."""
+    def _flush(self, inline: bool = False) -> None:
+        """Hand the pending records to every sink's queue, in chain order; with
+        ``inline`` (a thread that waits for them, never the event loop), write them
+        itself to each inline sink whose writer is idle (SinkWorker.claim)."""
+        claimed: list[SinkWorker] = []
         self._local.busy = True  # an alert raised in here is deferred, not appended
         try:
             with self._lock:
                 batch, self._pending = self._pending, []
                 self._flush_scheduled = False
                 for worker in self._workers if batch else ():
-                    if not worker.put(batch) and worker.required:
+                    if inline and worker.claim():
+                        claimed.append(worker)
+                    elif not worker.put(batch) and worker.required:
                         settle(batch, worker.bit, False)
         finally:
             self._local.busy = False
+        for worker in claimed:
+            worker.write_claimed(batch)
         if self._deferred:
             self._flush_deferred()
 

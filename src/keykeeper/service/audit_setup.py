@@ -146,8 +146,11 @@ def build_auditor(settings: AuditSettings, deps: Deps, *, clock: Callable[[], da
                                      slot=slot if primary is None else None)
                 if primary is None:
                     primary, primary_base = sink, base
+                # A required local file is written by the waiting thread while its
+                # writer is idle (SinkWorker.claim): the least CPU per audited request.
                 sinks.append(SinkConfig(sink, spec.name, spec.required,
-                                        spec.timeout or settings.timeout))
+                                        spec.timeout or settings.timeout,
+                                        inline=spec.required))
             else:
                 sinks.append(_sink(spec, deps, settings.timeout))
     except (OSError, ValueError) as exc:

@@ -22,12 +22,13 @@ The decoder is strict: every rule below that a message breaks raises :class:`Ttl
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from keykeeper.kmip.ttlv.item import Item, ItemType, TtlvError
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "HEADER_SIZE", "decode", "encode",
-           "encoded_size", "message_length"]
+           "encode_structure", "encoded_size", "message_length"]
 
 HEADER_SIZE = 8
 DEFAULT_MAX_DEPTH = 32
@@ -203,6 +204,17 @@ def encode(item: Item) -> bytes:
     out = bytearray()
     _encode_into(item, out, 1)
     return bytes(out)
+
+
+def encode_structure(tag: int, parts: Sequence[bytes]) -> bytes:
+    """The TTLV bytes of a Structure ``tag`` whose items are given already encoded
+    (``parts``: each the bytes of one whole item, as from :func:`encode`). Raises
+    TtlvError for a bad tag or a Structure longer than TTLV allows."""
+    _check_tag(tag)
+    length = sum(len(part) for part in parts)
+    if length > 0xFFFFFFFF:
+        raise TtlvError(f"Structure {tag:#08x} is too long for TTLV")
+    return _HEADER.pack(tag << 8 | _S, length) + b"".join(parts)
 
 
 def encoded_size(item: Item) -> int:
