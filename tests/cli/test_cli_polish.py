@@ -200,3 +200,14 @@ def test_server_help_describes_dev_mode() -> None:
     assert res.exit_code == 0
     text = " ".join(res.stdout.split())
     assert "In-memory" not in text and "temporary data directory removed at exit" in text
+
+
+def test_a_kmip_unique_identifier_given_as_a_key_is_explained(
+        live_server: ServerProcess) -> None:
+    uid = "k-" + secrets.token_hex(16) + "/1"
+    shown = run(live_server, "key", "show", uid)
+    assert shown.exit_code != 0
+    assert "is a KMIP Unique Identifier (key id/version)" in shown.output
+    assert f"give the key id '{uid[:-2]}'" in shown.output and "route" not in shown.output
+    other = run(live_server, "key", "show", "a/b")
+    assert other.exit_code != 0 and "never holds '/'" in other.output
