@@ -185,7 +185,7 @@ class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
             self._d.keys.record_event(conn, key_id=key.id, action="create", from_state=None,
                                       to_state=str(key.state), principal=ctx.actor,
                                       at=now, version=None if first is None else first.version)
-            created = self._reload(conn, key)
+            created = self._d.keys.as_inserted(key, first)  # as get_by_id reads it back
         ctx.key_version = None if first is None else first.version
         return created
 
