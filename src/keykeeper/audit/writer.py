@@ -175,6 +175,7 @@ class SinkWorker:
         # write at a time, in chain order.
         self._write_lock = threading.Lock()
         self._unwritten = 0  # records queued and not yet written (under _count_lock)
+        self._closed = False  # set by close(): no inline write starts any more
         self.max_batch, self.max_queue = max_batch, max_queue
         self._on_alert = on_alert
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -261,10 +262,14 @@ class SinkWorker:
         (so no earlier record can land after it). False: queue the batch (:meth:`put`)."""
         if not self.inline or not self._write_lock.acquire(blocking=False):
             return False
-        if self._unwritten:  # taken off the queue by the writer, not yet written
+        if self._unwritten or self._closed:  # queued or taken, not yet written; or closed
             self._write_lock.release()
             return False
         return True
+
+    def unclaim(self) -> None:
+        """Give back a successful :meth:`claim` without writing (the caller failed)."""
+        self._write_lock.release()
 
     def write_claimed(self, batch: list[Entry]) -> None:
         """Write ``batch`` on this thread after a successful :meth:`claim`, settle its
@@ -301,10 +306,19 @@ class SinkWorker:
 
     def close(self, timeout: float = 5.0) -> bool:
         """Write what is queued, stop the thread (waiting up to ``timeout`` s) and close the
-        sink. False if the thread did not finish (a stalled sink): it is left behind."""
+        sink once an inline write still running has finished. No inline write starts after
+        this is called: a later record is queued to the stopped thread, so its request
+        fails closed. False if the thread or an inline write did not finish (a stalled
+        sink): it is left behind, the sink open."""
+        deadline = time.monotonic() + timeout
+        self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self._thread.is_alive() or not self._write_lock.acquire(
+                timeout=max(0.0, deadline - time.monotonic())):
             return False
-        self.sink.close()
+        try:
+            self.sink.close()
+        finally:
+            self._write_lock.release()
         return True

@@ -236,8 +236,10 @@ class Auditor(AuditReads):
             self._local.busy = False
         if loop is None:
             # A thread that will wait for this record writes it to an idle inline sink
-            # itself; records nobody waits for (notes, alerts, checkpoints) are queued.
-            self._flush(inline=track)
+            # itself; records nobody waits for (notes, alerts, checkpoints) are queued, and
+            # so is one appended on an event loop without its future (a cancelled REST
+            # request's outcome): the event loop never writes a sink.
+            self._flush(inline=track and asyncio._get_running_loop() is None)
         elif schedule:
             # Group commit: every record appended during this turn of the event loop goes
             # to the sinks at its end, in one batch (one wake-up of each writer thread).
@@ -258,22 +260,26 @@ class Auditor(AuditReads):
     def _flush(self, inline: bool = False) -> None:
         """Hand the pending records to every sink's queue, in chain order; with
         ``inline`` (a thread that waits for them, never the event loop), write them
-        itself to each inline sink whose writer is idle (SinkWorker.claim)."""
-        claimed: list[SinkWorker] = []
+        itself to the first inline sink whose writer is idle (SinkWorker.claim)."""
+        claimed: SinkWorker | None = None
         self._local.busy = True  # an alert raised in here is deferred, not appended
         try:
             with self._lock:
                 batch, self._pending = self._pending, []
                 self._flush_scheduled = False
                 for worker in self._workers if batch else ():
-                    if inline and worker.claim():
-                        claimed.append(worker)
+                    if inline and claimed is None and worker.claim():
+                        claimed = worker
                     elif not worker.put(batch) and worker.required:
                         settle(batch, worker.bit, False)
+        except BaseException:
+            if claimed is not None:
+                claimed.unclaim()  # never leave the sink's write lock held
+            raise
         finally:
             self._local.busy = False
-        for worker in claimed:
-            worker.write_claimed(batch)
+        if claimed is not None:
+            claimed.write_claimed(batch)
         if self._deferred:
             self._flush_deferred()
 
