@@ -40,6 +40,7 @@ EXPECTED = {
     "RSA_PKCS1_2048_SHA256": ("sign", "rsa_pkcs1", 2048, 112, True, False, True, "SHA256"),
     "SECRET_DATA": ("store", "secret_data", 0, 0, False, False, False, None),
     "OPAQUE_DATA": ("store", "opaque_data", 0, 0, False, False, False, None),
+    "X509_CERTIFICATE": ("store", "x509_certificate", 0, 0, False, False, False, None),
 }
 
 

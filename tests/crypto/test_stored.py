@@ -3,13 +3,18 @@ generated, no operation."""
 
 from __future__ import annotations
 
+import datetime
 import pickle
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from keykeeper.crypto import Purpose, generate_material, get_spec, load_private
 from keykeeper.crypto.keyio import check_import_format, import_private_material
-from keykeeper.crypto.stored import MAX_STORED_BYTES
+from keykeeper.crypto.stored import MAX_STORED_BYTES, CertificateHandle
 from keykeeper.crypto.wrap import exportable_material
 from keykeeper.errors import FailedPrecondition, InvalidArgument
 
@@ -53,3 +58,35 @@ def test_size_limits_and_no_generation(name: str) -> None:
     assert import_private_material(spec, "raw", b"abc") == b"abc"
     with pytest.raises(InvalidArgument):
         check_import_format(spec, "pkcs8")
+
+
+def _certificate_der() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stored test")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_certificate_holds_one_der_certificate() -> None:
+    spec = get_spec("X509_CERTIFICATE")
+    assert spec.purpose == Purpose.STORE and spec.key_bits == 0 and not spec.asymmetric
+    der = _certificate_der()
+    handle = load_private(spec, der)
+    assert isinstance(handle, CertificateHandle)
+    assert exportable_material(handle) == (der, "raw")
+    for op in PRIVATE_OPS.values():
+        with pytest.raises(FailedPrecondition, match="does not support"):
+            op(handle)
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    for bad in (b"\x30\x03\x02\x01\x01", der[:-1], der + b"\x00", pem, b"x"):
+        with pytest.raises(InvalidArgument, match="do not parse") as caught:
+            load_private(spec, bad)
+        assert bad.hex() not in str(caught.value)
+    with pytest.raises(InvalidArgument, match=f"1 to {MAX_STORED_BYTES} bytes"):
+        load_private(spec, der + b"\x00" * MAX_STORED_BYTES)
+    with pytest.raises(InvalidArgument, match="does not generate"):
+        generate_material(spec)

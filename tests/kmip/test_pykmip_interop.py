@@ -137,6 +137,37 @@ def case_register_get(client: Client, version: str) -> None:
 
 
 @case
+def case_register_certificate(client: Client, version: str) -> None:
+    """An X.509 certificate (DER) registered, got back byte for byte, found by Object
+    Type, and its Certificate Length read back; then destroyed."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _name("cert", version))])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    der = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=1))
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    uid = client.register(objects.X509Certificate(der, name=_name("cert", version)))
+    got = client.get(uid)
+    assert isinstance(got, objects.X509Certificate) and got.value == der
+    assert uid in client.locate(attributes=[_F.create_attribute(
+        enums.AttributeType.OBJECT_TYPE, enums.ObjectType.CERTIFICATE)])
+    # (PyKMIP 0.11 cannot parse a Certificate Type attribute in a KMIP 2.0 answer.)
+    _, attributes = client.get_attributes(uid, ["Certificate Length"])
+    assert [a.attribute_value.value for a in attributes] == [len(der)]
+    client.destroy(uid)   # pre-active: no revoke needed
+    with pytest.raises(KmipOperationFailure):
+        client.get(uid)
+
+
+@case
 def case_get_attributes(client: Client, version: str) -> None:
     uid, name = _aes(client, version, "attrs")
     got_uid, attrs = client.get_attributes(

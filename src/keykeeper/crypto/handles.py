@@ -18,6 +18,7 @@ rsa_aes_kwp                   PKCS#8 DER private key (RSA_OAEP_*_SHA256_KWP, wra
 rsa_*, ecdsa, ed25519         PKCS#8 DER private key (RSA e = 65537 on generation)
 ml_dsa, ml_kem                seed-only PKCS#8 DER; the raw seed (32 / 64 bytes) is also loaded
 secret_data, opaque_data      the stored bytes, 1 B to 64 KiB (crypto/stored.py; never generated)
+x509_certificate              one X.509 certificate's DER, 1 B to 64 KiB (crypto/stored.py)
 ============================  ==============================================================
 """
 
@@ -34,7 +35,7 @@ from keykeeper.crypto import ecc, pq, rsa, wrap
 from keykeeper.crypto.base import KeyHandle, PublicKeyHandle
 from keykeeper.crypto.keyio import load_private_der, load_public_der_or_pem
 from keykeeper.crypto.spec import AlgorithmSpec
-from keykeeper.crypto.stored import StoredDataHandle, refuse_generation
+from keykeeper.crypto.stored import CertificateHandle, StoredDataHandle, refuse_generation
 from keykeeper.crypto.symmetric import AeadKeyHandle, HmacKeyHandle, symmetric_key_size
 from keykeeper.errors import InvalidArgument
 
@@ -69,6 +70,7 @@ _GENERATORS: Final[Mapping[str, Callable[[AlgorithmSpec], bytes]]] = MappingProx
         "rsa_aes_kwp": rsa.generate_rsa,
         "secret_data": refuse_generation,
         "opaque_data": refuse_generation,
+        "x509_certificate": refuse_generation,
     }
 )
 
@@ -83,6 +85,7 @@ _RAW_LOADERS: Final[Mapping[str, Callable[[AlgorithmSpec, bytes], KeyHandle]]] =
         "aes_kwp": wrap.AesKwpKeyHandle,
         "secret_data": StoredDataHandle,
         "opaque_data": StoredDataHandle,
+        "x509_certificate": CertificateHandle,
     }
 )
 

@@ -108,7 +108,7 @@ _FORMATS_BY_FAMILY: dict[str, tuple[str, ...]] = {
     "ecdsa": ("pkcs8", "sec1", "spki"),
     "ed25519": ("raw", "pkcs8", "spki"),
     "ml_dsa": ("raw", "pkcs8", "spki"), "ml_kem": ("raw", "pkcs8", "spki"),
-    "secret_data": ("raw",), "opaque_data": ("raw",),
+    "secret_data": ("raw",), "opaque_data": ("raw",), "x509_certificate": ("raw",),
 }
 
 

@@ -63,6 +63,9 @@ _ROWS: tuple[tuple[str, Purpose, str, int, int, bool, bool, str | None], ...] = 
     # key_bits and security_strength are 0: the material has no fixed size or strength.
     ("SECRET_DATA", _D, "secret_data", 0, 0, False, False, None),
     ("OPAQUE_DATA", _D, "opaque_data", 0, 0, False, False, None),
+    # A KMIP Certificate: the DER of one X.509 certificate (public data, stored the same
+    # way; parsed on registration, crypto/stored.py check_certificate).
+    ("X509_CERTIFICATE", _D, "x509_certificate", 0, 0, False, False, None),
 )
 
 _CURRENT_SPECS: tuple[AlgorithmSpec, ...] = tuple(

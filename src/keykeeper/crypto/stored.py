@@ -1,4 +1,5 @@
-"""Stored data (purpose ``store``): KMIP Secret Data and Opaque Objects kept as bytes.
+"""Stored data (purpose ``store``): KMIP Secret Data, Opaque Objects and X.509
+Certificates kept as bytes.
 
 Such an object is not a key: keykeeper keeps its bytes wrapped under the namespace KEK
 exactly as it keeps key material (one key store, issue 5 §3), serves them back to a
@@ -11,11 +12,20 @@ from __future__ import annotations
 
 from typing import Final, NoReturn
 
+from cryptography import x509
+
 from keykeeper.crypto.base import KeyHandle, require_bytes
 from keykeeper.crypto.spec import AlgorithmSpec
 from keykeeper.errors import InvalidArgument
 
-__all__ = ["MAX_STORED_BYTES", "StoredDataHandle", "check_stored_data", "refuse_generation"]
+__all__ = [
+    "MAX_STORED_BYTES",
+    "CertificateHandle",
+    "StoredDataHandle",
+    "check_certificate",
+    "check_stored_data",
+    "refuse_generation",
+]
 
 MAX_STORED_BYTES: Final = 65536
 """The largest stored object, in bytes (64 KiB)."""
@@ -47,3 +57,42 @@ class StoredDataHandle(KeyHandle):
     def __init__(self, spec: AlgorithmSpec, material: bytes) -> None:
         super().__init__(spec)
         self._key = check_stored_data(spec, material)
+
+
+def check_certificate(spec: AlgorithmSpec, data: object) -> bytes:
+    """``data`` as bytes when it is one DER-encoded X.509 certificate (RFC 5280) of 1 to
+    :data:`MAX_STORED_BYTES` bytes, parsed by pyca/cryptography
+    (``x509.load_der_x509_certificate``; trailing bytes refused). Neither its validity
+    period nor its signature is checked: a KMIP server stores certificates, it does not
+    validate them. Its extensions must parse too (pyca reads them lazily; the alternative
+    names are KMIP attributes): not a duplicate (RFC 5280 §4.2), an x400Address or
+    ediPartyName, or a known extension whose value does not parse. InvalidArgument
+    otherwise (the message never holds the bytes)."""
+    value = check_stored_data(spec, data)
+    try:
+        cert = x509.load_der_x509_certificate(value)
+        # The subject and issuer are what the KMIP attributes are read from: parse them now
+        # so that a certificate accepted here never fails later.
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        _ = cert.serial_number
+    except (ValueError, x509.InvalidVersion):
+        raise InvalidArgument(f"{spec.name} holds one DER-encoded X.509 certificate; the "
+                              f"{len(value)} bytes given do not parse as one") from None
+    try:
+        _ = cert.extensions
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise InvalidArgument(f"{spec.name}: the certificate's extensions do not parse "
+                              f"({str(exc)[:120]})") from None
+    return value
+
+
+class CertificateHandle(StoredDataHandle):
+    """The DER of an X.509 certificate (``X509_CERTIFICATE``, KMIP Certificate); checked
+    by :func:`check_certificate` when loaded. No operation (FailedPrecondition), as any
+    stored data."""
+
+    __slots__ = ()
+
+    def __init__(self, spec: AlgorithmSpec, material: bytes) -> None:
+        super().__init__(spec, check_certificate(spec, material))

@@ -76,6 +76,9 @@ Values = list[tuple[str, int, Item]]
 
 # Attributes whose tag is older than the attribute (a Key Block field before 2.0).
 _ATTRIBUTE_SINCE = {"Key Format Type": (2, 0)}
+# Attributes KMIP 2.0 removed (deprecated in 1.1 for their X.509 ones; kmip/certificate.py).
+_ATTRIBUTE_UNTIL = {"Certificate Identifier": (2, 0), "Certificate Subject": (2, 0),
+                    "Certificate Issuer": (2, 0)}
 
 
 def _containers() -> frozenset[int]:
@@ -90,7 +93,8 @@ def supported(name: str, version: tuple[int, int]) -> bool:
     d = by_name(name)
     if d is None:
         return True
-    return max(tag_since(d.tag), _ATTRIBUTE_SINCE.get(d.name, (1, 0))) <= version
+    return (max(tag_since(d.tag), _ATTRIBUTE_SINCE.get(d.name, (1, 0))) <= version
+            < _ATTRIBUTE_UNTIL.get(d.name, (99, 0)))
 
 
 def read_attributes(payload: Item, version: tuple[int, int]) -> dict[str, list[Item]]:

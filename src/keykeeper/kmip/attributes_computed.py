@@ -29,6 +29,7 @@ from keykeeper.domain.states import KeyState, VersionState
 from keykeeper.kmip.stored_data import stored_object_type
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
+    CertificateType,
     CryptographicAlgorithm,
     CryptographicUsageMask,
     DRBGAlgorithm,
@@ -161,6 +162,8 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
     otype = stored or ((ObjectType.PUBLIC_KEY if oid.public else ObjectType.PRIVATE_KEY)
                        if asym else ObjectType.SYMMETRIC_KEY)
     add("Object Type", _enum(int(Tag.OBJECT_TYPE), otype))
+    if stored == ObjectType.CERTIFICATE:   # the others: kmip/certificate.py
+        add("Certificate Type", _enum(int(Tag.CERTIFICATE_TYPE), CertificateType.X_509))
     alg = _algorithm(key)
     if alg is not None:
         add("Cryptographic Algorithm", _enum(int(Tag.CRYPTOGRAPHIC_ALGORITHM), alg))
@@ -236,7 +239,7 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
         add("Digest", _public_digest(version.public_key_pem, rsa))
     fmt = (KeyFormatType.PKCS_1 if rsa else KeyFormatType.X_509 if oid.public
            else KeyFormatType.PKCS_8) if asym else KeyFormatType.RAW
-    if stored != ObjectType.OPAQUE_OBJECT:   # an Opaque Object has no Key Block
+    if stored not in (ObjectType.OPAQUE_OBJECT, ObjectType.CERTIFICATE):   # no Key Block
         add("Key Format Type", _enum(int(Tag.KEY_FORMAT_TYPE), fmt))
     # Where the material is protected (KMIP 2.0 and later): Hardware for an HSM-protected
     # version's secret or private key (a token object, custody/hsm/); else Software: kept

@@ -1,5 +1,6 @@
 """Secret Data and Opaque Objects (KMIP 1.4 §2.2.7-2.2.8, KMIP 2.1 §2.2.7-2.2.8) over
-keykeeper's key store (issue 5 §3: one key store).
+keykeeper's key store (issue 5 §3: one key store); Certificates are stored the same way
+(their parsing, Get and attributes: kmip/certificate.py).
 
 Such an object is a key of purpose ``store`` (crypto/stored.py): algorithm
 ``SECRET_DATA`` or ``OPAQUE_DATA``, origin ``external``, one version whose material is
@@ -18,6 +19,8 @@ Object Type     registered / served as                   keykeeper algorithm
 Secret Data     Secret Data Type, Key Block (Key Format  ``SECRET_DATA``
                 Type Raw or Opaque, Key Material bytes)
 Opaque Object   Opaque Data Type, Opaque Data Value      ``OPAQUE_DATA``
+Certificate     Certificate Type X.509, Certificate      ``X509_CERTIFICATE``
+                Value (DER; kmip/certificate.py)
 ==============  =======================================  ==========================
 """
 
@@ -45,6 +48,7 @@ __all__ = [
 STORED_ALGORITHMS: Mapping[ObjectType, str] = {
     ObjectType.SECRET_DATA: "SECRET_DATA",
     ObjectType.OPAQUE_OBJECT: "OPAQUE_DATA",
+    ObjectType.CERTIFICATE: "X509_CERTIFICATE",   # kmip/certificate.py
 }
 """The keykeeper algorithm of each stored Object Type."""
 _TYPES = {name: otype for otype, name in STORED_ALGORITHMS.items()}

@@ -23,7 +23,7 @@ from keykeeper.crypto.base import KeyHandle
 from keykeeper.crypto.wrap import exportable_material
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import ERASED, check_transition
-from keykeeper.errors import InvalidArgument, KeykeeperError, NotFound
+from keykeeper.errors import FailedPrecondition, InvalidArgument, KeykeeperError, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
@@ -82,6 +82,23 @@ class KmipAttributeStore:
             return material_digest(self._lookup.handle(key, version), key.algorithm)
         except KeykeeperError:
             return None
+
+    def certificate(self, ctx: RequestContext, key: Key, version: int,
+                    operation: str = "key.get") -> bytes | None:
+        """The DER of a KMIP Certificate's ``version`` (algorithm ``X509_CERTIFICATE``,
+        kmip/certificate.py), or None once it is destroyed. A certificate is public data:
+        authorized as ``operation`` -- ``key.get`` for the attributes read from it,
+        ``public_key`` for a KMIP Get, as a public key is served -- never ``key.export``,
+        and neither Extractable nor an approval policy on exports applies.
+        FailedPrecondition for a key that is not a certificate."""
+        self._authz.require_key(ctx, operation, key)
+        if key.algorithm != "X509_CERTIFICATE":
+            raise FailedPrecondition(f"key '{key.ref}' is not a certificate")
+        v = key.version(version)
+        if v is None or v.state in ERASED:
+            return None
+        self._lookup.require_unsealed()
+        return exportable_material(self._lookup.handle(key, version))[0]
 
 
 def material_digest(handle: KeyHandle, algorithm: str) -> tuple[bytes, str]:

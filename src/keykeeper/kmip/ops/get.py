@@ -10,7 +10,8 @@ Wrong_Key_Lifecycle_State.
 Request: Unique Identifier (or the ID Placeholder), Key Format Type, Key Wrap Type, Key
 Compression Type, Key Wrapping Specification. Response: Object Type, Unique Identifier,
 the object. A Secret Data or Opaque Object is served as kmip/stored_data.py says, under
-the same conditions as a symmetric key."""
+the same conditions as a symmetric key; a Certificate as registered, under the
+conditions of a public key (``public_key``; kmip/certificate.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from keykeeper.domain.states import ERASED
 from keykeeper.kmip.attributes import mark_retrieved
 from keykeeper.kmip.attributes_store import decode_object, object_scope
 from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.certificate import encode_certificate
 from keykeeper.kmip.keyblock import (
     OBJECT_TAGS,
     default_format,
@@ -57,6 +59,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
     registered = _registered_format(obj) if fmt_item is None else None
     fmt = (fmt_item.value if fmt_item is not None and isinstance(fmt_item.value, int)
            else registered if registered is not None else default)
+    if otype == ObjectType.CERTIFICATE:
+        return _get_certificate(call, payload, obj, fmt_item is not None)
     public = otype == ObjectType.PUBLIC_KEY
     if not public:
         _check_extractable(call, obj)
@@ -133,6 +137,25 @@ def _get_stored(call: Call, payload: Item, obj: KmipObject, otype: ObjectType,
             text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid),
             Item.structure(int(Tag.SECRET_DATA if otype == ObjectType.SECRET_DATA
                                 else Tag.OPAQUE_OBJECT), fields)]
+
+
+def _get_certificate(call: Call, payload: Item, obj: KmipObject, asked: bool) -> list[Item]:
+    """A Certificate (kmip/certificate.py), served as registered: its DER byte for byte,
+    authorized as ``public_key`` (a certificate is public, as a public key is; never
+    ``key.export``). A Key Format Type (``asked``) or Key Wrapping Specification in the
+    request is Invalid_Field: a Certificate has no Key Block."""
+    if asked or payload.find(int(Tag.KEY_WRAPPING_SPECIFICATION)) is not None:
+        raise KmipError("Invalid_Field", "a Certificate is served as registered: no Key "
+                        "Format Type, no Key Wrapping Specification")
+    store = call.services.kmip_attributes
+    assert store is not None
+    der = store.certificate(call.ctx, obj.key, obj.version.version, "public_key")
+    if der is None:   # destroyed between the check above and this read
+        reason = "Object_Destroyed" if call.version >= (2, 0) else "Wrong_Key_Lifecycle_State"
+        raise KmipError(reason, "the object is destroyed: its certificate is gone")
+    mark_retrieved(call, obj.key, ObjectId(obj.oid.key_id, obj.oid.version, False))
+    return [enum_item(int(Tag.OBJECT_TYPE), int(ObjectType.CERTIFICATE)),
+            text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid), encode_certificate(der)]
 
 
 def _registered_format(obj: KmipObject) -> int | None:

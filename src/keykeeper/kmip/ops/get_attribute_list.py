@@ -8,6 +8,7 @@ from __future__ import annotations
 from keykeeper.kmip.attributes import merged_values, resolve_object, supported
 from keykeeper.kmip.attributes_catalogue import v2_reference
 from keykeeper.kmip.call import Call
+from keykeeper.kmip.certificate import certificate_values
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import Operation
 from keykeeper.kmip.ttlv.tags import Tag
@@ -19,7 +20,9 @@ def handle(call: Call, payload: Item) -> list[Item]:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     key, oid = resolve_object(call, uid)
     names: list[str] = []
-    for name, _, _ in merged_values(key, oid, lease_time=call.settings.lease_time):
+    merged = certificate_values(call, key, oid,   # a Certificate's, read from its DER
+                                merged_values(key, oid, lease_time=call.settings.lease_time))
+    for name, _, _ in merged:
         if name not in names and supported(name, call.version):
             names.append(name)
     out = [Item(int(Tag.UNIQUE_IDENTIFIER), ItemType.TEXT_STRING, str(oid))]

@@ -18,6 +18,7 @@ from keykeeper.kmip.attributes import (
 )
 from keykeeper.kmip.attributes_catalogue import reference_name, to_v1, to_v2
 from keykeeper.kmip.call import Call
+from keykeeper.kmip.certificate import certificate_values, wants_der
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import Operation
 from keykeeper.kmip.ttlv.tags import Tag
@@ -39,10 +40,11 @@ def requested_names(payload: Item) -> list[str]:
 def handle(call: Call, payload: Item) -> list[Item]:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     key, oid = resolve_object(call, uid)
-    values = [(n, i, v) for n, i, v
-              in merged_values(key, oid, lease_time=call.settings.lease_time)
-              if supported(n, call.version)]
     names = requested_names(payload)
+    merged = merged_values(key, oid, lease_time=call.settings.lease_time)
+    if not names or wants_der(names):   # a Certificate's attributes read from its DER
+        merged = certificate_values(call, key, oid, merged)
+    values = [(n, i, v) for n, i, v in merged if supported(n, call.version)]
     if (not names or "Digest" in names) and not any(n == "Digest" for n, _, _ in values):
         digest = material_digest(call, key, oid)
         if digest is not None:

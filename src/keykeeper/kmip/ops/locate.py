@@ -10,7 +10,9 @@ given twice is a range, both ends included (KMIP 2.1 §6.1.27). Objects come new
 ``Storage Status Mask`` (default on-line): destroyed objects are in "destroyed storage"
 (bit 4 in 2.x) and found only when it is asked for. ``Located Items`` (the number of
 matches before Offset/Maximum) is answered when the request paged with either.
-A single result becomes the batch's ID Placeholder.
+A single result becomes the batch's ID Placeholder. A Certificate's attributes read from
+its DER (kmip/certificate.py) are matched when the request names one, for the
+certificates the caller may read (``key.get``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keykeeper.domain.keys import Key
-from keykeeper.kmip.attributes import merged_values, read_attributes
+from keykeeper.kmip.attributes import merged_values, read_attributes, supported
 from keykeeper.kmip.attributes_computed import is_asymmetric
 from keykeeper.kmip.call import Call, KmipError
+from keykeeper.kmip.certificate import certificate_values, wants_der
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import Operation, State
 from keykeeper.kmip.ttlv.tags import Tag
@@ -119,11 +122,18 @@ def handle(call: Call, payload: Item) -> list[Item]:
     mask = _int(payload, Tag.STORAGE_STATUS_MASK)
     mask = _ONLINE if mask is None or mask == 0 else mask
     criteria = _criteria(read_attributes(payload, call.version))
+    for name, _, _ in criteria:   # one the version lacks (Certificate Identifier in 2.x)
+        if not supported(name, call.version):
+            raise KmipError("Invalid_Field", f"{name} is not an attribute of KMIP "
+                            f"{call.version[0]}.{call.version[1]}")
+    der = wants_der(name for name, _, _ in criteria)   # a Certificate's, from its DER
     destroyed = (int(State.DESTROYED), int(State.DESTROYED_COMPROMISED))
     found: list[tuple[int, str]] = []
     for key in _visible_keys(call):
         for oid in _objects(key):
             values = merged_values(key, oid, lease_time=call.settings.lease_time)
+            if der:
+                values = certificate_values(call, key, oid, values, strict=False)
             gone = _state(values) in destroyed
             if (gone and not mask & _DESTROYED) or (not gone and not mask & _ONLINE):
                 continue

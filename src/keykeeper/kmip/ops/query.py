@@ -20,7 +20,7 @@ __all__ = ["OBJECT_TYPES", "OPERATION", "VENDOR", "handle"]
 OPERATION = Operation.QUERY
 VENDOR = f"keykeeper {__version__}"
 OBJECT_TYPES = (ObjectType.SYMMETRIC_KEY, ObjectType.PUBLIC_KEY, ObjectType.PRIVATE_KEY,
-                ObjectType.SECRET_DATA, ObjectType.OPAQUE_OBJECT)
+                ObjectType.SECRET_DATA, ObjectType.OPAQUE_OBJECT, ObjectType.CERTIFICATE)
 
 
 def handle(call: Call, payload: Item) -> list[Item]:
