@@ -504,6 +504,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
               f"({workers} worker(s){_tls_note(tls)});"
               f" data: {settings.data_dir}; database: {engine.url.render_as_string()}"
               + (f"; KMIP on {settings.kmip_listen.host}:{settings.kmip_listen.port}"
+                 f" (namespace {settings.kmip.namespace})"
                  if settings.kmip_listen is not None else "") + "\n"
               + start_note, file=sys.stderr, flush=True)
     config = uvicorn.Config("keykeeper.config:app_factory", factory=True, host=host, port=port,

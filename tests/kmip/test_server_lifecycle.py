@@ -105,3 +105,13 @@ def test_kmip_without_client_ca_refused(tmp_path: object,
     monkeypatch.setenv("KEYKEEPER_KMIP_LISTEN", "nonsense")
     with pytest.raises(InvalidArgument, match="HOST:PORT"):
         run_server(listen="127.0.0.1:8200", data_dir=str(tmp_path))
+
+
+def test_the_start_names_the_kmip_namespace_and_warns_while_it_is_missing(
+        lifecycle: tuple[TlsServer, KmipServer]) -> None:
+    # launch() starts the server on a fresh store, then creates the namespace.
+    server, _ = lifecycle
+    log = (server.data_dir / "server.log").read_text()
+    assert "(namespace kmip)" in log or "namespace kmip" in log
+    assert "the KMIP namespace 'kmip' (KEYKEEPER_KMIP_NAMESPACE) does not exist" in log
+    assert "keykeeper namespace create kmip" in log

@@ -230,7 +230,22 @@ class KmipListener:
         self._accepter = threading.Thread(target=self._accept_loop, name="kmip-accept",
                                           daemon=True)
         self._accepter.start()
-        log.info("KMIP listening on %s:%d (mutual TLS)", self.listen.host, self.port)
+        namespace = self.processor.settings.namespace
+        log.info("KMIP listening on %s:%d (mutual TLS), namespace %s", self.listen.host,
+                 self.port, namespace)
+        if not self._namespace_exists(namespace):
+            log.warning("the KMIP namespace '%s' (KEYKEEPER_KMIP_NAMESPACE) does not exist: "
+                        "KMIP clients cannot create or register objects until it is created "
+                        "(keykeeper namespace create %s)", namespace, namespace)
+
+    def _namespace_exists(self, name: str) -> bool:
+        """Whether the KMIP namespace exists (True when the store cannot be read now)."""
+        deps = self.services.deps
+        try:
+            with deps.reading() as conn:
+                return deps.system.get_namespace(conn, name) is not None
+        except Exception:  # the store answers later; the listener starts anyway
+            return True
 
     def stop(self) -> None:
         self._stopping.set()
