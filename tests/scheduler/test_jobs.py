@@ -278,3 +278,30 @@ def test_recipient_notice_for_a_deactivated_version(harness: Harness) -> None:
     (notice,) = harness.notices
     assert notice[4]["period"] == "recipient" and "decrypt or verify" in notice[3]
     assert len(harness.events(key.id, "deactivate-version")) == 1   # not repeated
+
+
+def test_stored_data_has_no_crypto_period(harness: Harness) -> None:
+    """A Secret Data object (purpose store) outlives every key crypto-period: SP 800-57
+    periods are for keys; a key made at the same time is deactivated meanwhile."""
+    from keykeeper.kmip.ttlv import Item, ItemType
+    from keykeeper.kmip.ttlv.enums import KeyFormatType, ObjectType, Operation, SecretDataType
+    from keykeeper.kmip.ttlv.tags import Tag
+    from tests.kmip.objects_support import Kmip, enum, struct, template, uid_of
+
+    kmip = Kmip(harness.node, (2, 1))
+    secret = struct(Tag.SECRET_DATA, enum(Tag.SECRET_DATA_TYPE, SecretDataType.PASSWORD),
+                    struct(Tag.KEY_BLOCK, enum(Tag.KEY_FORMAT_TYPE, KeyFormatType.OPAQUE),
+                           struct(Tag.KEY_VALUE, Item(int(Tag.KEY_MATERIAL),
+                                                      ItemType.BYTE_STRING, b"hunter2!"))))
+    uid = uid_of(kmip(Operation.REGISTER, enum(Tag.OBJECT_TYPE, ObjectType.SECRET_DATA),
+                      template(kmip.version), secret))
+    kmip(Operation.ACTIVATE, Item(int(Tag.UNIQUE_IDENTIFIER), ItemType.TEXT_STRING, uid))
+    stored = uid.split("/")[0]
+    key = harness.create("keyed-then")
+    harness.node.clock.advance(days=6 * 365)
+    harness.scheduler.run_due()
+    assert harness.key(key.id).versions[0].state == VersionState.DEACTIVATED
+    assert harness.key(stored).state == KeyState.ACTIVE
+    assert harness.key(stored).versions[0].state == VersionState.ACTIVE
+    assert harness.events(stored, "deactivate-version") == []
+    assert not [n for n in harness.notices if stored in str(n)]
