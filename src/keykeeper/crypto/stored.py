@@ -10,6 +10,7 @@ refuses them earlier with its wrong-purpose error. They are registered, never ge
 
 from __future__ import annotations
 
+import re
 from typing import Final, NoReturn
 
 from cryptography import x509
@@ -80,11 +81,30 @@ def check_certificate(spec: AlgorithmSpec, data: object) -> bytes:
         raise InvalidArgument(f"{spec.name} holds one DER-encoded X.509 certificate; the "
                               f"{len(value)} bytes given do not parse as one") from None
     try:
-        _ = cert.extensions
+        extensions = cert.extensions
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise InvalidArgument(f"{spec.name}: the certificate's extensions do not parse "
                               f"({str(exc)[:120]})") from None
+    if _has_control_characters(cert, extensions):
+        raise InvalidArgument(f"{spec.name}: the certificate's subject, issuer or "
+                              "alternative names hold control characters (a NUL-prefix "
+                              "name, say); such names cannot be matched or shown safely")
     return value
+
+
+# Characters XML 1.0 cannot carry (C0 controls but TAB, LF, CR; U+FFFE, U+FFFF): a name
+# holding one could not be answered over KMIP's XML encoding, and a NUL in a name is the
+# classic NUL-prefix certificate attack.
+CONTROL_CHARACTERS: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _has_control_characters(cert: x509.Certificate, extensions: x509.Extensions) -> bool:
+    texts = [a.value for name in (cert.subject, cert.issuer) for a in name
+             if isinstance(a.value, str)]
+    for ext in extensions:
+        if isinstance(ext.value, (x509.SubjectAlternativeName, x509.IssuerAlternativeName)):
+            texts += [g.value for g in ext.value if isinstance(g.value, str)]
+    return any(CONTROL_CHARACTERS.search(t) for t in texts)
 
 
 class CertificateHandle(StoredDataHandle):

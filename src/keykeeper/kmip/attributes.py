@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from keykeeper.crypto.stored import CONTROL_CHARACTERS
 from keykeeper.domain.keys import Key
 from keykeeper.errors import NotFound
 from keykeeper.kmip.attributes_catalogue import (
@@ -119,12 +120,14 @@ def read_attributes(payload: Item, version: tuple[int, int]) -> dict[str, list[I
                 if got is None:
                     raise KmipError("Invalid_Field", f"attribute '{name[:64]}' has no value")
                 value = got
+            _check_text(name, value)
             found.setdefault(name, []).append(value)
         elif in_v2_container:
             if by_tag(item.tag) is None:  # ignoring it would widen a Locate to everything
                 what = tag_spec_name(item.tag) or hex(item.tag)
                 raise KmipError("Invalid_Field", f"{what} is not an attribute keykeeper knows")
             name, value = from_v2(item)
+            _check_text(name, value)
             found.setdefault(name, []).append(value)
 
     def scan(container: Item) -> None:
@@ -144,6 +147,19 @@ def read_attributes(payload: Item, version: tuple[int, int]) -> dict[str, list[I
             elif child.tag == Tag.ATTRIBUTE:
                 take(child, False)
     return found
+
+
+def _check_text(name: str, value: Item) -> None:
+    """Invalid_Field when a Text String of the attribute value holds a character XML 1.0
+    cannot carry (crypto/stored.py CONTROL_CHARACTERS: a NUL, an ESC, ...): kept, it
+    could not be answered over the XML encoding."""
+    if value.type is ItemType.TEXT_STRING:
+        if isinstance(value.value, str) and CONTROL_CHARACTERS.search(value.value):
+            raise KmipError("Invalid_Field", f"attribute '{name[:64]}' holds a control "
+                            "character")
+    elif value.type is ItemType.STRUCTURE and isinstance(value.value, list):
+        for child in value.value:
+            _check_text(name, child)
 
 
 def _v2_containers() -> frozenset[int]:

@@ -224,8 +224,8 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
             _enum(int(Tag.NAME_TYPE), NameType.UNINTERPRETED_TEXT_STRING)]))
     if key.description and not oid.public:
         add("Description", Item(int(Tag.DESCRIPTION), ItemType.TEXT_STRING, key.description))
-    secret = not oid.public
-    exportable = key.exportable or oid.public
+    secret = not oid.public and stored != ObjectType.CERTIFICATE   # a certificate is public
+    exportable = key.exportable or not secret
     add("Extractable", Item(int(Tag.EXTRACTABLE), ItemType.BOOLEAN, exportable))
     add("Never Extractable", Item(int(Tag.NEVER_EXTRACTABLE), ItemType.BOOLEAN, not exportable))
     add("Sensitive", Item(int(Tag.SENSITIVE), ItemType.BOOLEAN, secret and not exportable))
