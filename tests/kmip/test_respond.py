@@ -29,8 +29,9 @@ from tests.kmip.objects_support import Kmip, text
 VERSIONS = [(1, 0), (1, 2), (1, 4), (2, 0), (2, 1)]
 
 
-@pytest.fixture
-def served(node: Node) -> Iterator[tuple[Processor, Peer, str]]:  # noqa: F811
+@pytest.fixture(name="served")
+def served_fixture(node: Node) -> Iterator[tuple[Processor, Peer, str]]:  # noqa: F811
+    """A processor over a fresh node, a root peer, and the UID of an AES key on it."""
     processor = Processor(node.services, KmipSettings(namespace="default",
                                                       extractable_default=True))
     uid = Kmip(node, (2, 1)).create_aes()

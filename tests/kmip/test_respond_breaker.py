@@ -5,17 +5,15 @@ and an answer that is not Response_Too_Large fits the limit."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from keykeeper.errors import Unauthenticated
-from keykeeper.kmip.call import KmipSettings
 from keykeeper.kmip.messages import batch_item, parse_response, request_message
 from keykeeper.kmip.processor import Peer, Processor
 from keykeeper.kmip.ttlv import Item, ItemType
-from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode, encode
+from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode
 from keykeeper.kmip.ttlv.enums import (
     BatchErrorContinuationOption,
     Operation,
@@ -25,30 +23,12 @@ from keykeeper.kmip.ttlv.enums import (
 from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.service.context import Principal
 from tests.integration.conftest import Node, node  # noqa: F401  (the fixture)
-from tests.kmip.objects_support import Kmip, text
+from tests.kmip.objects_support import text
+from tests.kmip.test_respond import _same, served_fixture  # noqa: F401  (the fixture)
 
 VERSIONS = [(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 0), (2, 1)]
 CONTINUE = BatchErrorContinuationOption.CONTINUE
 UNDO = BatchErrorContinuationOption.UNDO
-
-
-@pytest.fixture
-def served(node: Node) -> Iterator[tuple[Processor, Peer, str]]:  # noqa: F811
-    processor = Processor(node.services, KmipSettings(namespace="default",
-                                                      extractable_default=True))
-    uid = Kmip(node, (2, 1)).create_aes()
-    yield processor, Peer("kmip", None, lambda: Principal("root")), uid
-
-
-def _same(processor: Processor, peer: Peer, message: Item) -> bytes:
-    """respond's bytes, checked equal to encode(process()) (retried when a second of the
-    Time Stamp passed between the two)."""
-    for _ in range(3):
-        fast = processor.respond(message, peer)
-        if fast == encode(processor.process(message, peer)):
-            return fast
-        time.sleep(0.05)
-    raise AssertionError("respond() and encode(process()) differ")
 
 
 def _items(message: bytes) -> list[bytes]:
