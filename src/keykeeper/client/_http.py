@@ -126,17 +126,15 @@ def unb64(text: str) -> bytes:
 
 def key_path(key: str, *rest: str) -> str:
     """``/v1/keys/{key}/...`` with ``key`` (id, ``namespace:name`` or name) URL-encoded.
-    InvalidArgument for an empty key, or one holding ``/`` (no key id or name does; a
-    KMIP Unique Identifier ``k-.../N`` names a key *version*: the message says so)."""
+    InvalidArgument for an empty key, or a KMIP Unique Identifier (``k-.../N`` names a key
+    *version*, not a key: the message says which key id to give)."""
     if not key:
         raise InvalidArgument("key must not be empty")
-    if "/" in key:
-        head, _, tail = key.partition("/")
-        if head.startswith("k-") and tail.isdigit():
-            raise InvalidArgument(f"'{key[:80]}' is a KMIP Unique Identifier (key id/version):"
-                                  f" give the key id '{head[:40]}', and the version {tail}"
-                                  " where the command takes one")
-        raise InvalidArgument("a key id or name never holds '/'")
+    head, slash, tail = key.partition("/")
+    if slash and head.startswith("k-") and tail.isdigit():
+        raise InvalidArgument(f"'{key[:80]}' is a KMIP Unique Identifier (key id/version):"
+                              f" give the key id '{head[:40]}', and the version {tail}"
+                              " where the command takes one")
     parts = [quote(key, safe=""), *(quote(p, safe="") for p in rest)]
     return "/v1/keys/" + "/".join(parts)
 
