@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keykeeper.kmip.ttlv.codec import decode, encode, encoded_size, message_length
+from keykeeper.kmip.ttlv.codec import decode, encode, message_length
 from keykeeper.kmip.ttlv.item import Item, ItemType, TtlvError
 from tests.kmip.ttlv_strategies import trees
 
@@ -75,7 +75,6 @@ def test_round_trip(item: Item) -> None:
     assert len(wire) % 8 == 0
     assert decode(wire) == item
     assert encode(decode(wire)) == wire
-    assert encoded_size(item) == len(wire)
     if item.type is ItemType.STRUCTURE:
         assert message_length(wire[:8]) == len(wire)
 
@@ -245,21 +244,6 @@ def test_decoded_values_have_python_types() -> None:
 def test_encode_refuses_bad_values(bad: Item) -> None:
     with pytest.raises(TtlvError):
         encode(bad)
-    with pytest.raises(TtlvError):
-        encoded_size(bad)
-
-
-@pytest.mark.parametrize("item", [
-    Item(T, ItemType.TEXT_STRING, "héllo wörld"),
-    Item(T, ItemType.TEXT_STRING, ""),
-    Item(T, ItemType.BYTE_STRING, memoryview(b"\x00" * 12).cast("I")),
-    Item(T, ItemType.BYTE_STRING, bytearray(9)),
-    Item(T, ItemType.BOOLEAN, True),
-    Item(T, ItemType.INTEGER, -5),
-    Item(0x540001, 0x05, 7),  # type: ignore[arg-type]
-])
-def test_encoded_size_is_the_encoded_length(item: Item) -> None:
-    assert encoded_size(item) == len(encode(item))
 
 
 def test_encode_accepts_int_item_type_and_extension_tags() -> None:

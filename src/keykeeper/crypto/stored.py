@@ -20,6 +20,7 @@ from keykeeper.crypto.spec import AlgorithmSpec
 from keykeeper.errors import InvalidArgument
 
 __all__ = [
+    "CERTIFICATE_ALGORITHM",
     "MAX_STORED_BYTES",
     "CertificateHandle",
     "StoredDataHandle",
@@ -30,6 +31,9 @@ __all__ = [
 
 MAX_STORED_BYTES: Final = 65536
 """The largest stored object, in bytes (64 KiB)."""
+
+CERTIFICATE_ALGORITHM: Final = "X509_CERTIFICATE"
+"""The algorithm of a stored X.509 certificate (a KMIP Certificate; crypto/registry.py)."""
 
 
 def check_stored_data(spec: AlgorithmSpec, data: object) -> bytes:

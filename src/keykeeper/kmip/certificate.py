@@ -44,7 +44,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from keykeeper.crypto.registry import get_spec
-from keykeeper.crypto.stored import check_certificate
+from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM, check_certificate
 from keykeeper.domain.keys import Key
 from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.kmip.call import Call, KmipError
@@ -68,8 +68,6 @@ __all__ = [
     "wants_der",
 ]
 
-CERTIFICATE_ALGORITHM = "X509_CERTIFICATE"
-"""The keykeeper algorithm of a KMIP Certificate (crypto/registry.py)."""
 
 Values = list[tuple[str, int, Item]]
 

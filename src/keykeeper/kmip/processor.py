@@ -186,12 +186,9 @@ class Processor:
         except Exception:
             log.exception("internal error serving a KMIP message")
             return self.encode(self.internal_error())
-        parts = answer.children
-        if blobs and len(blobs) == len(parts) - 1:
-            try:
-                return encode_structure(answer.tag, [encode(parts[0]), *blobs])
-            except TtlvError:
-                pass  # answered below: General_Failure, logged
+        if blobs:   # _process leaves them only when they are exactly the answer's items
+            with contextlib.suppress(TtlvError):  # else encoded below (General_Failure)
+                return encode_structure(answer.tag, [encode(answer.children[0]), *blobs])
         return self.encode(answer)
 
     @staticmethod

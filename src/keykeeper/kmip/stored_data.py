@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM
 from keykeeper.kmip.call import KmipError
 from keykeeper.kmip.keyblock import bytes_of, read_key_block
 from keykeeper.kmip.ttlv import Item, ItemType
@@ -48,7 +49,7 @@ __all__ = [
 STORED_ALGORITHMS: Mapping[ObjectType, str] = {
     ObjectType.SECRET_DATA: "SECRET_DATA",
     ObjectType.OPAQUE_OBJECT: "OPAQUE_DATA",
-    ObjectType.CERTIFICATE: "X509_CERTIFICATE",   # kmip/certificate.py
+    ObjectType.CERTIFICATE: CERTIFICATE_ALGORITHM,   # kmip/certificate.py
 }
 """The keykeeper algorithm of each stored Object Type."""
 _TYPES = {name: otype for otype, name in STORED_ALGORITHMS.items()}

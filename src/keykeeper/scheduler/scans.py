@@ -72,6 +72,9 @@ def _default_originator(purpose: Purpose) -> int:
 
 
 _LIVE_VERSIONS = (VersionState.ACTIVE, VersionState.SUSPENDED, VersionState.DEACTIVATED)
+# Purposes with a crypto-period: stored data (Secret Data, Opaque Objects, Certificates)
+# is not a key, and SP 800-57 gives it none.
+_PERIODIC = tuple(p for p in Purpose if p != Purpose.STORE)
 
 
 def versions_ending_by(conn: Connection, horizon: datetime,
@@ -82,7 +85,8 @@ def versions_ending_by(conn: Connection, horizon: datetime,
     state) whose originator usage period may
     end by ``horizon``, in that order, after the keyset position ``after``, at most
     ``limit`` (a key with several such versions appears once per version; the order walks
-    ``ix_key_versions_created_at``): the candidates for deactivation
+    ``ix_key_versions_created_at``; stored data, which has no crypto-period, never): the
+    candidates for deactivation
     (horizon = now) and for expiry notices (horizon = now + notice window; the recipient
     period never ends before the originator period, so this covers both). A version's
     period starts no earlier than its creation, so ``created_at <= horizon - period`` is
@@ -114,16 +118,17 @@ def versions_ending_by(conn: Connection, horizon: datetime,
     defaults = and_(inherits, keys.c.namespace.not_in([n for n, _ in ns_periods])
                     if ns_periods else true(),
                     or_(*[and_(keys.c.purpose == str(p), ends(_default_originator(p)))
-                          for p in Purpose]))
+                          for p in _PERIODIC]))
     terms.append(defaults)
     # The shortest period in effect bounds every term: one range on ix_key_versions_created_at.
     shortest = min([*key_periods, *(p for _, p in ns_periods),
-                    *(_default_originator(p) for p in Purpose)])
+                    *(_default_originator(p) for p in _PERIODIC)])
     q = (select(created, key_versions.c.key_id, key_versions.c.version)
          .join(keys, key_versions.c.key_id == keys.c.id)
          .where(keys.c.state.in_([str(KeyState.ACTIVE), str(KeyState.SUSPENDED),
                                   str(KeyState.DEACTIVATED)]),
                 key_versions.c.state.in_([str(v) for v in states]),
+                keys.c.purpose != str(Purpose.STORE),
                 ends(shortest), or_(false(), *terms), _live()))
     if after is not None:
         q = q.where(tuple_(created, key_versions.c.key_id, key_versions.c.version)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
 
 from keykeeper.crypto.base import KeyHandle
+from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM
 from keykeeper.crypto.wrap import exportable_material
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import ERASED, check_transition
@@ -92,7 +93,7 @@ class KmipAttributeStore:
         and neither Extractable nor an approval policy on exports applies.
         FailedPrecondition for a key that is not a certificate."""
         self._authz.require_key(ctx, operation, key)
-        if key.algorithm != "X509_CERTIFICATE":
+        if key.algorithm != CERTIFICATE_ALGORITHM:
             raise FailedPrecondition(f"key '{key.ref}' is not a certificate")
         v = key.version(version)
         if v is None or v.state in ERASED:

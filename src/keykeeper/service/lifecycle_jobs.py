@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Protocol
 
 from keykeeper.authz.model import Principal
-from keykeeper.crypto.spec import Purpose
 from keykeeper.domain.keys import Key
 from keykeeper.domain.lifecycle import Periods, originator_end, periods_for, recipient_end
 from keykeeper.domain.states import KeyState, VersionState
@@ -148,9 +147,7 @@ class CryptoPeriods:
                 try:
                     with self._d.reading() as conn:
                         key = self._d.keys.get_by_id(conn, key_id)
-                    # Stored data (Secret Data, Opaque Objects, Certificates) is not a
-                    # key: SP 800-57 gives it no crypto-period, so none ends here.
-                    if key is not None and key.purpose != Purpose.STORE:
+                    if key is not None:
                         total += fn(key, self._periods(key, cache), now)
                 except Exception as exc:
                     failed += 1

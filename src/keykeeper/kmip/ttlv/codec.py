@@ -28,7 +28,7 @@ from typing import Any
 from keykeeper.kmip.ttlv.item import Item, ItemType, TtlvError
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "HEADER_SIZE", "decode", "encode",
-           "encode_structure", "encoded_size", "message_length"]
+           "encode_structure", "message_length"]
 
 HEADER_SIZE = 8
 DEFAULT_MAX_DEPTH = 32
@@ -217,12 +217,6 @@ def encode_structure(tag: int, parts: Sequence[bytes]) -> bytes:
     return _HEADER.pack(tag << 8 | _S, length) + b"".join(parts)
 
 
-def encoded_size(item: Item) -> int:
-    """``len(encode(item))`` without building the bytes; raises TtlvError wherever
-    :func:`encode` does (same checks)."""
-    return _size(item, 1)
-
-
 def _check_tag(tag: object) -> int:
     if not isinstance(tag, int) or (tag >> 16) not in _TAG_PREFIXES or tag >> 24:
         raise TtlvError(f"tag {tag!r} outside the ranges 0x42xxxx and 0x54xxxx")
@@ -282,36 +276,6 @@ def _parts(item: Item, depth: int) -> tuple[int, ItemType, Any]:
         if depth > _ENCODE_MAX_DEPTH:
             raise TtlvError(f"TTLV nesting deeper than {_ENCODE_MAX_DEPTH} Structures")
     return tag, typ, value
-
-
-def _size(item: Item, depth: int) -> int:
-    tag, typ, value = _parts(item, depth)
-    if typ is _S:
-        length = 0
-        for child in value:
-            length += _size(child, depth + 1)
-        if length > 0xFFFFFFFF:
-            raise TtlvError(f"Structure {tag:#08x} is too long for TTLV")
-        return HEADER_SIZE + length
-    if typ in _FIXED:
-        _check_number(typ, tag, value)
-        return 16
-    n: int
-    if typ is _TEXT:
-        if isinstance(value, str) and value.isascii():
-            n = len(value)
-        else:
-            n = len(_text_bytes(tag, value))
-    elif typ is _BYTES:
-        raw = _byte_string(tag, value)
-        n = raw.nbytes if isinstance(raw, memoryview) else len(raw)
-    elif typ is _BIG:
-        n = len(_big_bytes(item))
-    else:  # pragma: no cover - every ItemType is handled above
-        raise TtlvError(f"unknown item type {typ!r}")
-    if n > 0xFFFFFFFF:
-        raise TtlvError(f"item {tag:#08x} is too long for TTLV")
-    return HEADER_SIZE + ((n + 7) & ~7)
 
 
 def _big_bytes(item: Item) -> bytes:
