@@ -288,6 +288,36 @@ class WriteProbe:
         if self._pg is not None:
             self._pg.close()
 
+    def writer(self) -> str | None:
+        """PostgreSQL: the full transaction id (xid8) of the transaction holding its write
+        lock on ``keys`` (the restore's), None if none holds it."""
+        if self._pg is None:
+            return None
+        try:
+            row = self._pg.execute(
+                "SELECT ((pg_current_xact_id()::text::bigint >> 32) << 32"
+                " | a.backend_xid::text::bigint)::text FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'relation' AND l.relation = 'keys'::regclass"
+                " AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL"
+                " LIMIT 1").fetchone()
+            return None if row is None else str(row[0])
+        finally:
+            self._pg.rollback()
+
+    def committed(self, xact: str, wait: float = 30.0) -> bool:
+        """PostgreSQL: whether transaction ``xact`` committed, once it has ended (a backend
+        whose client was killed aborts its transaction when it sees the connection gone)."""
+        assert self._pg is not None
+        deadline = time.monotonic() + wait
+        while True:
+            row = self._pg.execute("SELECT pg_xact_status(%s::xid8)", (xact,)).fetchone()
+            self._pg.rollback()
+            status = None if row is None else row[0]
+            if status != "in progress" or time.monotonic() > deadline:
+                return status == "committed"
+            time.sleep(0.05)
+
     def writing(self) -> bool:
         if self._pg is not None:
             # ``keys`` gets a ROW EXCLUSIVE lock from the restore's first insert until it
@@ -441,7 +471,10 @@ def test_kill_server_during_restore(sources: Sources, tmp_path: Path) -> None:
                     outcome.done.wait(full[backend] * 20 + 30)
                 else:  # anywhere, upload and verification included, or after the end
                     time.sleep(rng.uniform(0, full[backend] * 2))
+                xact = probe.writer() if writing else None
                 _kill(t.server)
+                if xact is not None and probe.committed(xact):
+                    writing = False   # its commit beat the kill by a hair: not mid-transaction
             returned = _settle(outcome)
             _up(t.server)  # a restarted server on the same store
             state = _state(t, seeded, empty[backend], whole[backend])
