@@ -268,6 +268,20 @@ def summary(med: dict[tuple[str, str, str], Figure], ops: list[str]) -> list[str
             lines.append(f"{op:8} {client:7} {kk.server_us:12.0f} {py.server_us:10.0f} "
                          f"{ratio:7.3f} {1 / ratio if ratio else float('inf'):7.1f} "
                          f"{'1/' + str(TARGETS[op]):>7}  {'meets' if ok else 'misses'}")
+    lines += ["", "# headroom: the target's budget (PyKMIP us / N) less the ceiling server's "
+              "own cost (TLS, framing, decode + encode; no KMIP work)",
+              f"{'op':8} {'client':7} {'budget us':>10} {'ceiling us':>10} {'left us':>8} "
+              f"{'keykeeper above ceiling us':>26}"]
+    for op in ops:
+        for client in ("pykmip", "lean"):
+            kk, py = med.get(("keykeeper", client, op)), med.get(("pykmip", client, op))
+            ceil = med.get((CEILING[client], client, op))
+            if not (kk and py and ceil and kk.ops and py.ops and ceil.ops):
+                continue
+            budget = py.server_us / TARGETS[op]
+            lines.append(f"{op:8} {client:7} {budget:10.0f} {ceil.server_us:10.0f} "
+                         f"{budget - ceil.server_us:8.0f} "
+                         f"{kk.server_us - ceil.server_us:26.0f}")
     return lines
 
 

@@ -4,8 +4,9 @@ Builds the app exactly as the server does (keykeeper.config.build: SQLite by def
 ``--pg URL``; the default audit sinks), initialises and unseals it in a temporary
 directory, sets it up over in-process ASGI calls as bench/kmip_servers.py does over HTTPS
 (a role and grant for everything, a principal mapped to a client certificate, namespace
-``kmip``, no approval rules), then drives kmip/processor.py directly with the lean
-client's prebuilt requests (bench/kmip_lean.py): decode, process, encode -- the server's
+``kmip``, no approval rules), then drives kmip/processor.py's ``respond`` directly
+with the lean client's prebuilt requests (bench/kmip_lean.py): decode, then respond
+(process and encode, as kmip/server.py answers) -- the server's
 per-message work minus TLS and sockets. Prints microseconds per operation and the top
 frames (cProfile).
 
@@ -126,7 +127,7 @@ def _runner(processor: Processor, cert: bytes) -> Callable[[bytes], bytes]:
                 or auth.authenticate_certificate(cert))
 
     def run(data: bytes) -> bytes:
-        out = processor.encode(processor.process(decode(data), peer))
+        out = processor.respond(decode(data), peer)  # as kmip/server.py answers
         answer = decode(out)
         batch = answer.find(lean.BATCH_ITEM)
         status = batch.find(lean.RESULT_STATUS) if batch is not None else None
@@ -166,6 +167,8 @@ def main() -> int:
                         help="PostgreSQL (a new schema in KEYKEEPER_TEST_PG's database, "
                         "default host=127.0.0.1 port=5432 dbname=test user=postgres)")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--callers", default="",
+                        help="also print who calls the functions matching this regex")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kk-kmip-profile-") as tmp, _pg(args.pg) as pg:
         processor = _setup(Path(tmp), pg)
@@ -185,10 +188,10 @@ def main() -> int:
             wall = (time.perf_counter() - start) / n
             cpu = (time.process_time() - cpu) / n
             print(f"{op:<8} {n:6d} ops  {wall * 1e6:9.1f} us wall  {cpu * 1e6:9.1f} us cpu "
-                  "per op (decode + process + encode + client decode)")
+                  "per op (decode + respond + client decode)")
             if args.no_profile:
                 continue
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.thread_time)
             profiler.enable()
             for _ in range(n):
                 run(data)
@@ -197,6 +200,8 @@ def main() -> int:
             stats = pstats.Stats(profiler, stream=text)
             stats.sort_stats("tottime").print_stats(args.top)
             stats.sort_stats("cumulative").print_stats(args.top)
+            if args.callers:
+                stats.print_callers(args.callers)
             print(text.getvalue())
     return 0
 

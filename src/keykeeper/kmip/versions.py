@@ -4,8 +4,9 @@ responses.
 keykeeper answers KMIP 1.0-1.4, 2.0 and 2.1 (:data:`SUPPORTED`, in preference order:
 highest first, as Discover Versions lists them, KMIP 2.1 §6.1.19). A response uses only
 the tags and enumeration values its request's version defines (:func:`filter_for_version`,
-driven by ``tags.tag_since`` and ``enums.enum_since``): a 1.0 client never receives an
-item it cannot parse.
+driven by ``tags.tag_since`` and ``enums.enum_since``, and for a 1.x ``Attribute`` by the
+enumeration of the attribute it names): a 1.0 client never receives an item it cannot
+parse.
 """
 
 from __future__ import annotations
@@ -118,7 +119,12 @@ def filter_for_version(item: Item, version: Version) -> Item:
     Result Reason introduced later becomes :func:`older_reason`, its Result Message
     stays). The root is always kept. 2.x-only items inside a 1.x answer are dropped, never
     translated (1.x/2.x payload shapes are the operations' business). Structures that
-    lose nothing are shared with ``item``, not copied (``item`` itself when nothing goes)."""
+    lose nothing are shared with ``item``, not copied (``item`` itself when nothing goes).
+
+    A 1.x ``Attribute`` structure (KMIP 1.4 §2.1.1) carries its value under the generic
+    Attribute Value tag; when that value is an Enumeration value of the named attribute
+    (``Cryptographic Algorithm`` ``Ed25519``, defined in 2.0) that ``version`` does not
+    define, the whole Attribute goes, as a 2.x item with that value would."""
     if version >= HIGHEST:
         return item
     return _filter(item, version) if item.type is ItemType.STRUCTURE else item
@@ -126,6 +132,24 @@ def filter_for_version(item: Item, version: Version) -> Item:
 
 _STRUCTURE = ItemType.STRUCTURE
 _ENUMERATION = ItemType.ENUMERATION
+_ATTRIBUTE = int(Tag.ATTRIBUTE)
+
+
+def _attribute_too_new(attribute: Item, version: Version) -> bool:
+    """Whether the 1.x ``attribute`` holds an Enumeration value its named attribute gets
+    only after ``version`` (a custom or unknown name: never)."""
+    if version >= (2, 0) or not isinstance(attribute.value, list):
+        return False
+    name = value = None
+    for child in attribute.value:
+        if child.tag == Tag.ATTRIBUTE_NAME:
+            name = child.value
+        elif child.tag == Tag.ATTRIBUTE_VALUE and child.type is _ENUMERATION:
+            value = child.value
+    if not isinstance(name, str) or not isinstance(value, int) or isinstance(value, bool):
+        return False
+    tag = tags.tag_value(name)
+    return tag is not None and value_since(tag, value) > version
 
 
 def _filter(item: Item, version: Version) -> Item:
@@ -146,7 +170,8 @@ def _filter(item: Item, version: Version) -> Item:
                     out = (Item(tag, typ, older_reason(value, version))
                            if tag == Tag.RESULT_REASON else None)
             elif typ is _STRUCTURE:
-                out = _filter(child, version)
+                out = (None if tag == _ATTRIBUTE and _attribute_too_new(child, version)
+                       else _filter(child, version))
         if out is not child:
             if kept is None:
                 kept = children[:i]
