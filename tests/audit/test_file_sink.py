@@ -76,6 +76,32 @@ def test_rotation_by_size_carries_the_chain_and_signs_each_file(trail: Trail) ->
     assert set(node_files(trail.path)) == set(files)
 
 
+def test_a_checkpoint_that_crosses_the_limit_rotates_at_once(trail: Trail) -> None:
+    """The batch that crosses ``max_bytes`` ends with a checkpoint: the file already ends
+    signed, so it rotates right after it instead of waiting for another checkpoint."""
+    probe = Trail(trail.deps, trail.path.with_name("probe.log"))
+    try:
+        p = probe.open()
+        _audit(p, 3)
+        before = probe.path.stat().st_size
+        p.checkpoint_now()
+        after = probe.path.stat().st_size
+    finally:
+        probe.close_all()
+    a = trail.open(max_bytes=(before + after) // 2)
+    _audit(a, 3)
+    assert rotated_files(trail.path) == []
+    head = a.checkpoint_now()
+    rotated = rotated_files(trail.path)
+    assert len(rotated) == 1
+    assert _records(rotated[0])[-1]["seq"] == head.seq
+    _audit(a, 1)
+    key = a.keys().public_raw  # type: ignore[union-attr]
+    a.close()
+    assert _records(trail.path)[0]["seq"] == head.seq + 1
+    assert verify_files([rotated[0], trail.path], public_key=key).ok
+
+
 def test_a_torn_last_line_is_ended_and_the_chain_continues(trail: Trail) -> None:
     a = trail.open()
     _audit(a, 4)

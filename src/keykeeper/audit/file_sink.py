@@ -11,7 +11,8 @@
 * **Rotation.** Past ``max_bytes`` the file is renamed ``<stem>.<UTC time><suffix>``
   (``audit.20261129T105517123456Z.log``) and a fresh one opened; the chain simply
   continues in it. Before renaming, the sink asks for a checkpoint and rotates right after
-  it, so a rotated file ends signed (unless sealed, when no checkpoint can be made).
+  it, so a rotated file ends signed (unless sealed, when no checkpoint can be made); when
+  the batch that crosses the limit already ends with a checkpoint, it rotates at once.
 * **Deleted or replaced file.** Before each batch the open file is compared with the
   path (``st_nlink`` of the descriptor, device and inode of the path, not following a
   symbolic link). If the file was deleted, moved or replaced, the sink raises an alert and
@@ -398,7 +399,9 @@ class FileAuditSink:
             self._append(entries)
         if (self.max_bytes and self._size >= self.max_bytes
                 and not self._rotate_pending):
-            if self._request_checkpoint is not None and self._request_checkpoint():
+            if entries and entries[-1].record.operation == CHECKPOINT:
+                self._rotate()  # the file already ends signed: no checkpoint to wait for
+            elif self._request_checkpoint is not None and self._request_checkpoint():
                 self._rotate_pending = True
             else:
                 self._rotate()
