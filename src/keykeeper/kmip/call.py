@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from keykeeper.errors import KeykeeperError
+from keykeeper.kmip.pkcs11_sessions import Pkcs11Sessions
 from keykeeper.kmip.ttlv import Item, ItemType
 
 if TYPE_CHECKING:
@@ -78,13 +79,15 @@ class Call:
     """One batch item being served: the services, the caller's context (principal set),
     the message's protocol version (major, minor), the server's KMIP settings, and the
     batch's ID Placeholder (KMIP 2.1 §2.1.7: the Unique Identifier the previous operation
-    of the same batch returned; an operation that returns one sets it)."""
+    of the same batch returned; an operation that returns one sets it), and the
+    processor's live PKCS#11 Correlation Values (kmip/ops/pkcs11.py; None: not served)."""
 
     services: Services
     ctx: RequestContext
     version: tuple[int, int]
     settings: KmipSettings = field(default_factory=KmipSettings)
     placeholder: str | None = None
+    pkcs11: Pkcs11Sessions | None = None
 
     def uid(self, payload: Item, tag: int) -> str:
         """The request's Unique Identifier (child ``tag``, a Text String), else -- when the

@@ -6,8 +6,9 @@ Checked, at any depth of the payload (KMIP 2.1 §11 "Tags" gives each tag its ty
 
 * a tag that carries an enumeration (enums.enum_class) must be an Enumeration -- except
   Unique Identifier and Linked Object Identifier, which KMIP 2.x also allows as Text
-  String or Integer (the operations read those: call.Call.uid), and Attribute Reference,
-  also a Structure (Vendor Identification, Attribute Name) in KMIP 2.x;
+  String or Integer (the operations read those: call.Call.uid), Attribute Reference,
+  also a Structure (Vendor Identification, Attribute Name) in KMIP 2.x, and PKCS#11
+  Function, an Integer for a vendor-defined function (KMIP 2.1 §6.1.37; ops/pkcs11.py);
 * a mask tag (Cryptographic Usage Mask, ...) must be an Integer;
 * a date tag (Activation Date, Compromise Occurrence Date, ... every tag whose name ends
   in "Date") must be a Date-Time.
@@ -25,7 +26,7 @@ from keykeeper.kmip.ttlv.tags import Tag, tag_spec_name
 __all__ = ["check_payload_types"]
 
 _ANY_TYPE = frozenset((int(Tag.UNIQUE_IDENTIFIER), int(Tag.LINKED_OBJECT_IDENTIFIER),
-                       int(Tag.ATTRIBUTE_REFERENCE)))
+                       int(Tag.ATTRIBUTE_REFERENCE), int(Tag.PKCS_11_FUNCTION)))
 _DATES = frozenset(int(t) for t in Tag if t.name.endswith("_DATE"))
 _TYPE_NAMES = {ItemType.ENUMERATION: "an Enumeration", ItemType.INTEGER: "an Integer",
                ItemType.DATE_TIME: "a Date-Time"}

@@ -62,6 +62,7 @@ from keykeeper.kmip.messages import (
     response_message,
 )
 from keykeeper.kmip.payload_check import check_payload_types
+from keykeeper.kmip.pkcs11_sessions import Pkcs11Sessions
 from keykeeper.kmip.ttlv import Item, ItemType, TtlvError
 from keykeeper.kmip.ttlv.codec import encode, encode_structure
 from keykeeper.kmip.ttlv.enums import (
@@ -114,18 +115,20 @@ class Peer:
 
 class Processor:
     """Serves Request Messages with the operations of ``operations`` (the dispatch table,
-    Operation value -> handler; by default kmip/ops/__init__.py's)."""
+    Operation value -> handler; by default kmip/ops/__init__.py's). ``pkcs11``: the live
+    PKCS#11 Correlation Values (kmip/pkcs11_sessions.py), one table per processor."""
 
     def __init__(self, services: Services, settings: KmipSettings,
                  operations: Mapping[int, Handler] | None = None,
                  observe: Observer | None = None, max_response: int = MAX_RESPONSE,
-                 ) -> None:
+                 pkcs11: Pkcs11Sessions | None = None) -> None:
         if operations is None:
             from keykeeper.kmip.ops import OPERATIONS
             operations = OPERATIONS
         self.services, self.settings, self.operations = services, settings, operations
         self.observe = observe
         self.max_response = max_response
+        self.pkcs11 = pkcs11 if pkcs11 is not None else Pkcs11Sessions()
 
     # -- messages --------------------------------------------------------------------------
     def invalid(self, detail: str, version: tuple[int, int] | None = None) -> Item:
@@ -276,7 +279,8 @@ class Processor:
         for batch in request.items:
             ctx = RequestContext(interface=peer.interface, source=peer.source)
             ctx.principal = principal
-            call = Call(self.services, ctx, request.version, self.settings, placeholder)
+            call = Call(self.services, ctx, request.version, self.settings, placeholder,
+                        self.pkcs11)
             late = None
             if refusal is None and deadline is not None and time.monotonic() > deadline:
                 late = ResourceExhausted("the batch ran past its time limit")

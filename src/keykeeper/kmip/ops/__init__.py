@@ -28,6 +28,7 @@ from keykeeper.kmip.ops import (
     mac,
     mac_verify,
     modify_attribute,
+    pkcs11,
     query,
     register,
     rekey,
@@ -73,6 +74,7 @@ _MODULES: list[ModuleType] = [
     revoke,
     interop,
     log,
+    pkcs11,
 ]
 
 OPERATIONS: dict[int, Handler] = {int(m.OPERATION): m.handle for m in _MODULES}
