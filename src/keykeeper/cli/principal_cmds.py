@@ -21,6 +21,7 @@ from keykeeper.cli._state import (
     stderr,
 )
 from keykeeper.client import NewToken, Principal, TokenInfo, WhoAmI
+from keykeeper.client.subjects import broad_first_hint
 from keykeeper.errors import ApprovalRequired
 
 __all__ = ["emit_new_token", "principal_app", "split_list", "token_app"]
@@ -66,12 +67,13 @@ def create(
         None, "--metadata", help="k=v, repeatable (grant conditions read these)."),
     cert_subject: list[str] | None = typer.Option(
         None, "--cert-subject",
-        help="Client-certificate subject: an RFC 4514 DN (CN=app,O=Example) or DNS:, URI:, "
-        "email:, IP: followed by a value; repeatable."),
+        help="Client-certificate subject: an RFC 4514 DN, most specific RDN first "
+        "(CN=app,O=Example), or DNS:, URI:, email:, IP: followed by a value; repeatable."),
     rate_limit: float | None = typer.Option(None, "--rate-limit", min=0.001,
                                             help="Requests per second."),
 ) -> None:
     """Create a principal (assigning roles waits for approval under dual control)."""
+    _warn_broad_first(cert_subject)
     with get_state(ctx).client() as kk:
         p = kk.create_principal(name, kind=kind, roles=split_list(role),
                                 metadata=parse_pairs(metadata, "--metadata"),
@@ -141,8 +143,21 @@ def update(
         kwargs["rate_limit"] = None if clear_rate_limit else rate_limit
     if all(v is None for v in kwargs.values()) and "rate_limit" not in kwargs:
         raise typer.BadParameter("nothing to change", param_hint="options")
+    _warn_broad_first(cert_subject)
     with get_state(ctx).client() as kk:
         emit_principal(ctx, kk.update_principal(name, **kwargs))
+
+
+def _warn_broad_first(subjects: list[str] | None) -> None:
+    """One warning line (stderr) per DN written least specific RDN first: it is kept as
+    given, and matches only a certificate whose subject is encoded in that order."""
+    for subject in subjects or ():
+        hint = broad_first_hint(subject)
+        if hint is not None:
+            typer.echo(f"warning: certificate subject {subject!r} is written least specific "
+                       f"RDN first; a certificate's subject usually reads {hint!r} (kept as "
+                       "given: it matches only a certificate encoded in this order)",
+                       err=True)
 
 
 @principal_app.command("delete")

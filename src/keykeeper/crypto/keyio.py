@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 
 from keykeeper.crypto.base import require_bytes
 from keykeeper.crypto.spec import AlgorithmSpec
+from keykeeper.crypto.stored import check_certificate
 from keykeeper.errors import InvalidArgument
 
 __all__ = [
@@ -214,13 +215,17 @@ def import_private_material(spec: AlgorithmSpec, fmt: str, data: bytes) -> bytes
     """Material in keykeeper's stored form (crypto/handles.py table) from what a client
     imported: the raw bytes as they are for ``raw`` secret keys and ML seeds (leading zeros
     kept), PKCS#8 DER for every private key (PKCS#1, SEC 1, raw Ed25519 converted). Does
-    not check the key against ``spec`` (``load_private`` does). InvalidArgument for a
+    not check the key against ``spec`` (``load_private`` does), but an X.509 certificate,
+    which is parsed in full here (crypto/stored.py ``check_certificate``: loading checks
+    its integrity only). InvalidArgument for a
     format the family does not take, a mismatched PEM label or format, or bad bytes;
     messages never hold the material."""
     check_import_format(spec, fmt)
     if fmt == "spki":
         raise InvalidArgument("format 'spki' imports a public key alone")
     if fmt == "raw":
+        if spec.family == "x509_certificate":   # parsed in full here, not when loaded
+            return check_certificate(spec, data)
         if spec.family == "ed25519":
             if len(data) != 32:
                 raise InvalidArgument("a raw Ed25519 private key must be 32 bytes")

@@ -13,6 +13,7 @@ API (the plan's contract):
     read_attributes(payload, version) -> {name: [value items]}
     write_attributes(values, version) -> response items (2.x: one Attributes; 1.x: Attribute s)
     object_attributes(call, obj) -> every attribute of an object, as 2.x items
+    object_values(call, key, oid) -> every attribute of an object, in normal form
     store_attributes(call, key, attrs, version=, public=) -> persist the non-computed ones
     resolve_object(call, uid) -> (Key, ObjectId), authorized as ``key.get``
 """
@@ -51,6 +52,7 @@ __all__ = [
     "material_digest",
     "merged_values",
     "object_attributes",
+    "object_values",
     "planned_labels",
     "read_attributes",
     "resolve_object",
@@ -214,13 +216,16 @@ def resolve_object(call: Call, uid: str, operation: str = "key.get") -> tuple[Ke
     return key, oid
 
 
-def merged_values(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Values:
+def merged_values(key: Key, oid: ObjectId, *, lease_time: int = 0,
+                  never_activated: bool = False) -> Values:
     """Every attribute instance of the object, ``(name, index, value)``: custom ones
     first, then the computed ones in their order, then other stored ones.
-    ``lease_time``: KmipSettings.lease_time (attributes_computed.computed_attributes)."""
+    ``lease_time``, ``never_activated``: as attributes_computed.computed_attributes takes
+    them (:func:`object_values` gives the call's)."""
     instances: dict[str, dict[int, Item]] = {}
     order: list[str] = []
-    for name, index, item in computed_attributes(key, oid, lease_time=lease_time):
+    for name, index, item in computed_attributes(key, oid, lease_time=lease_time,
+                                                 never_activated=never_activated):
         if name not in instances:
             order.append(name)
         instances.setdefault(name, {})[index] = item
@@ -242,6 +247,15 @@ def merged_values(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Values:
     return out
 
 
+def object_values(call: Call, key: Key, oid: ObjectId) -> Values:
+    """:func:`merged_values` of the object as the call sees it: the server's Lease Time,
+    and no Activation Date for a key that left Pre-Active without ever being Active
+    (KmipAttributeStore.never_activated; KMIP 2.1 §4.1)."""
+    store = call.services.kmip_attributes
+    return merged_values(key, oid, lease_time=call.settings.lease_time,
+                         never_activated=store is not None and store.never_activated(key))
+
+
 def _obj(obj: Any, version: int | None, public: bool) -> tuple[Key, ObjectId]:
     if isinstance(obj, Key):
         return obj, ObjectId(obj.id, version or obj.primary_version, public)
@@ -259,8 +273,7 @@ def object_attributes(call: Call, obj: Any, version: int | None = None,
     its primary version, and ``public``), a tuple ``(key, version, public)``, or an
     object with ``key``, ``version`` and ``public`` attributes."""
     key, oid = _obj(obj, version, public)
-    return [to_v2(name, value) for name, _, value
-            in merged_values(key, oid, lease_time=call.settings.lease_time)]
+    return [to_v2(name, value) for name, _, value in object_values(call, key, oid)]
 
 
 def _plan_store(labels: Mapping[str, str], key: Key, oid: ObjectId,

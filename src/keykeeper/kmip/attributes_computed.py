@@ -142,10 +142,15 @@ def _rng(asym: bool) -> Item:
         _enum(int(Tag.DRBG_ALGORITHM), DRBGAlgorithm.CTR)])
 
 
-def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Computed:
+def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0,
+                        never_activated: bool = False) -> Computed:
     """Every attribute the key model gives the object ``oid`` (which must name an
     existing version of ``key``). ``lease_time``: the server's Lease Time in seconds
-    (KmipSettings.lease_time), given to every object; 0: none."""
+    (KmipSettings.lease_time), given to every object; 0: none. ``never_activated``: the
+    key left Pre-Active without being Active (KmipAttributeStore.never_activated), so
+    it has no Activation Date (KMIP 2.1 §4.1); else one for every key not pre-active
+    (its ``activation_date``, or its creation for a key active from creation, whose
+    ``activation_date`` is null)."""
     version = key.version(oid.version)
     assert version is not None
     spec = ALGORITHMS.get(key.algorithm)
@@ -188,7 +193,7 @@ def computed_attributes(key: Key, oid: ObjectId, *, lease_time: int = 0) -> Comp
     if key.state == KeyState.PRE_ACTIVE:
         if key.activation_date is not None:
             add("Activation Date", _dt(int(Tag.ACTIVATION_DATE), key.activation_date))
-    else:
+    elif not never_activated:
         start = key.activation_date or key.created_at
         add("Activation Date", _dt(int(Tag.ACTIVATION_DATE), max(start, version.created_at)))
     deactivated = version.deactivated_at or key.deactivation_date

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from keykeeper.crypto.registry import ALGORITHMS
 from keykeeper.domain.keys import Key
 from keykeeper.domain.states import KeyState
-from keykeeper.kmip.attributes import NAMESPACE_ATTRIBUTE, merged_values
+from keykeeper.kmip.attributes import NAMESPACE_ATTRIBUTE, merged_values, object_values
 from keykeeper.kmip.attributes_catalogue import (
     by_name,
     date_time,
@@ -150,7 +150,7 @@ def add_attribute(call: Call, key: Key, oid: ObjectId, name: str, value: Item) -
     _check_client(call, name)
     _check_quantum_safe(key, name, value)
     if name in _LIFECYCLE:
-        present = any(n == name for n, _, _ in merged_values(key, oid))
+        present = any(n == name for n, _, _ in object_values(call, key, oid))
         if present:
             raise KmipError("Attribute_Single_Valued" if _v2(call) else "Illegal_Operation",
                             f"the object already has a '{name}'")
@@ -181,7 +181,7 @@ def modify_attribute(call: Call, key: Key, oid: ObjectId, name: str, index: int 
     _check_client(call, name)
     _check_quantum_safe(key, name, value)
     if name in _LIFECYCLE:
-        if not any(n == name for n, _, _ in merged_values(key, oid)):
+        if not any(n == name for n, _, _ in object_values(call, key, oid)):
             raise _not_found(call, name)
         _lifecycle(call, key, name, value)
         return 0

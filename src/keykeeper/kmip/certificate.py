@@ -33,11 +33,24 @@ Qualifier, Certificate Issuer ...   tables define   certificate's order
 Certificate Length and Digest are stored with the key when it is registered, so that they
 outlive a Destroy (as a key's Digest does); the others are read from the DER
 (:func:`certificate_values`, authorized as ``key.get``) while the object has it.
+
+The DER is parsed in full once, on Register (or a REST import); a stored certificate is
+loaded with an integrity check only and served as stored (crypto/stored.py
+``CertificateHandle``), and parsed lazily, once per loaded handle, when an attribute is
+read from it (Get Attributes, Get Attribute List, a Locate naming one of them). Should
+the installed pyca/cryptography no longer parse a stored certificate (a later release
+refusing what it accepted at Register, such as the non-positive serial numbers it
+already warns about), the object is still served: Get returns its bytes; the attributes
+read from the DER are *omitted* (KMIP 2.1 §6.1.23: Get Attributes answers the
+attributes the object has, with no error for one it lacks), Certificate Length and
+Digest, which need the bytes only, are still answered, and a Locate naming a DER
+attribute does not match it. A warning is logged with the object's identifier.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -72,9 +85,12 @@ __all__ = [
 Values = list[tuple[str, int, Item]]
 
 UNREADABLE: tuple[type[Exception], ...] = (
-    ValueError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+    ValueError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
+    Warning)
 """What pyca raises for a certificate (or its extensions) it cannot read (only the first
-is a ValueError)."""
+is a ValueError), and its deprecation warnings when they are errors (``-W error``)."""
+
+log = logging.getLogger("keykeeper.kmip")
 
 # Certificate Subject / Issuer <suffix> (KMIP 2.1 §4): the RDN type each one holds.
 _RDN: tuple[tuple[str, x509.ObjectIdentifier], ...] = (
@@ -196,11 +212,14 @@ def _serial_bytes(serial: int) -> bytes:
                            signed=True)
 
 
-def der_attributes(der: bytes) -> Values:
+def der_attributes(der: bytes, cert: x509.Certificate | None = None) -> Values:
     """Every attribute of the module's table read from ``der``, ``(name, index, value)``
-    (the version filter is the caller's). One of :data:`UNREADABLE` for a value that
-    does not parse (never the case for a registered one)."""
-    cert = x509.load_der_x509_certificate(der)
+    (the version filter is the caller's); ``cert`` is ``der`` already parsed, when the
+    caller has it (crypto/stored.py ``CertificateHandle.certificate``). One of
+    :data:`UNREADABLE` for a value that does not parse (a registered one did parse with
+    the pyca of its Register)."""
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
     out: Values = [(name, 0, item) for name, items in registered_attributes(der).items()
                    for item in items]
     algorithm = _SIGNATURES.get(cert.signature_algorithm_oid)
@@ -256,24 +275,24 @@ def certificate_values(call: Call, key: Key, oid: ObjectId, values: Values, *,
     read from the certificate's DER that it lacks (but an enumeration value the request's
     version does not define); ``values`` itself for another object or
     a certificate whose DER is gone (destroyed). The DER is read through the service
-    (KmipAttributeStore.certificate, authorized as ``key.get``). ``strict`` False (Locate
-    over the keys a caller may list): a caller that may not read it gets ``values``."""
+    (KmipAttributeStore.certificate_handle, authorized as ``key.get``; parsed once per
+    loaded handle). ``strict`` False (Locate over the keys a caller may list): a caller
+    that may not read it gets ``values``. A DER the installed pyca no longer parses:
+    ``values`` with Certificate Length and Digest only (module docstring), never an
+    error."""
     if not is_certificate(key):
         return values
     store = call.services.kmip_attributes
     assert store is not None
     try:
-        der = store.certificate(call.ctx, key, oid.version)
+        handle = store.certificate_handle(call.ctx, key, oid.version)
     except KeykeeperError:
         if strict:
             raise
         return values
-    if der is None:
+    if handle is None:
         return values
-    try:
-        read = der_attributes(der)
-    except UNREADABLE:   # parsed on Register; a later library may read it otherwise
-        return values
+    read = _readable_attributes(handle.der, handle.certificate(), oid.key_id)
     # A value the request's version does not define (SHA3-256 with RSA before 1.4): left
     # out, as the answer's filter does for a 2.x item (a 1.x Attribute Value hides it).
     read = [v for v in read if v[2].type is not ItemType.ENUMERATION
@@ -281,6 +300,22 @@ def certificate_values(call: Call, key: Key, oid: ObjectId, values: Values, *,
             <= call.version]
     have = {name for name, _, _ in values}
     return values + [v for v in read if v[0] not in have]
+
+
+def _readable_attributes(der: bytes, cert: x509.Certificate | None, key_id: str) -> Values:
+    """:func:`der_attributes` of ``der`` (``cert`` parsed, or None when pyca refused it);
+    Certificate Length and Digest only, with a warning logged, when it does not parse
+    (parsed on Register: the installed pyca reads it otherwise; module docstring)."""
+    why = "pyca refuses it"
+    if cert is not None:
+        try:
+            return der_attributes(der, cert)
+        except UNREADABLE as exc:
+            why = type(exc).__name__
+    log.warning("certificate %s no longer parses (%s): the attributes read from its DER "
+                "are left out", key_id, why)
+    return [(name, 0, item) for name, items in registered_attributes(der).items()
+            for item in items]
 
 
 def wants_der(names: Iterable[str]) -> bool:

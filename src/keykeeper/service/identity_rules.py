@@ -8,6 +8,10 @@ an exact comparison (service/cert_auth.py):
 * a distinguished name in RFC 4514 form, most specific RDN first, as
   ``openssl x509 -noout -subject -nameopt RFC2253`` prints it (``CN=app,O=Example,C=DE``);
   spaces after separators and lower-case attribute names are accepted and normalized;
+  a DN is kept in the order given, so one written least specific RDN first
+  (``O=Example,CN=app``) matches only a certificate whose subject is encoded in that
+  order (``openssl req -subj "/CN=app/O=Example"`` makes one); the CLI warns when it
+  sees that order (client/subjects.py);
 * or a subjectAltName entry: ``DNS:app.example`` (lower-cased), ``URI:spiffe://corp/app``,
   ``email:ops@example.com``, ``IP:10.0.0.7`` (normalized by :mod:`ipaddress`).
 """

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
 
 from keykeeper.crypto.base import KeyHandle
-from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM
+from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM, CertificateHandle
 from keykeeper.crypto.wrap import exportable_material
 from keykeeper.domain.keys import Key
-from keykeeper.domain.states import ERASED, check_transition
+from keykeeper.domain.states import ERASED, KeyState, check_transition
 from keykeeper.errors import FailedPrecondition, InvalidArgument, KeykeeperError, NotFound
 from keykeeper.service.authorizer import Authorizer
 from keykeeper.service.context import RequestContext
@@ -35,6 +35,7 @@ __all__ = ["KMIP_LABEL_PREFIX", "KmipAttributeStore", "material_digest", "write_
 
 
 LabelChange = Callable[[Mapping[str, str]], Mapping[str, str]]
+_REMEMBERED = 65_536   # keys whose creation state never_activated keeps in memory
 
 
 class KmipAttributeStore:
@@ -44,6 +45,32 @@ class KmipAttributeStore:
         self._d = deps
         self._lookup = lookup
         self._authz = authz
+        # key id -> created pre-active: a fact that never changes (never_activated)
+        self._created_pre_active: dict[str, bool] = {}
+
+    def never_activated(self, key: Key) -> bool:
+        """Whether ``key`` left Pre-Active without ever being Active (revoked, compromised
+        or destroyed straight from Pre-Active), so that its objects have no Activation
+        Date (KMIP 1.4 §3.24, 2.1 §4.1: set when the object enters Active, or by the
+        client). False for a pre-active key and a key with an ``activation_date``.
+
+        Every way into Active sets ``activation_date`` (Activate, an import, the
+        scheduled activation, whose date is set) but the creation of a key active from
+        the start, which leaves it null (REST shows it so); such a key with a null
+        ``activation_date`` was never active exactly when it was created pre-active,
+        which its creation event tells (store ``created_state``; remembered per key, as
+        it never changes). No authorization of its own: the caller holds ``key`` as
+        read with its own permission, and this is metadata as its state is."""
+        if key.state == KeyState.PRE_ACTIVE or key.activation_date is not None:
+            return False
+        known = self._created_pre_active.get(key.id)
+        if known is None:
+            with self._d.reading() as conn:
+                known = self._d.keys.created_state(conn, key.id) == str(KeyState.PRE_ACTIVE)
+            if len(self._created_pre_active) >= _REMEMBERED:
+                self._created_pre_active.clear()
+            self._created_pre_active[key.id] = known
+        return known
 
     def change(self, ctx: RequestContext, key_id: str, change: LabelChange,
                operation: str = "key.update") -> Key:
@@ -92,6 +119,14 @@ class KmipAttributeStore:
         ``public_key`` for a KMIP Get, as a public key is served -- never ``key.export``,
         and neither Extractable nor an approval policy on exports applies.
         FailedPrecondition for a key that is not a certificate."""
+        handle = self.certificate_handle(ctx, key, version, operation)
+        return None if handle is None else handle.der
+
+    def certificate_handle(self, ctx: RequestContext, key: Key, version: int,
+                           operation: str = "key.get") -> CertificateHandle | None:
+        """The loaded handle of a KMIP Certificate's ``version`` (its DER, and its parsed
+        form read lazily and cached with the handle: crypto/stored.py), or None once it
+        is destroyed; authorized and refused as :meth:`certificate`."""
         self._authz.require_key(ctx, operation, key)
         if key.algorithm != CERTIFICATE_ALGORITHM:
             raise FailedPrecondition(f"key '{key.ref}' is not a certificate")
@@ -99,7 +134,10 @@ class KmipAttributeStore:
         if v is None or v.state in ERASED:
             return None
         self._lookup.require_unsealed()
-        return exportable_material(self._lookup.handle(key, version))[0]
+        handle = self._lookup.handle(key, version)
+        if not isinstance(handle, CertificateHandle):   # the algorithm says it is one
+            raise FailedPrecondition(f"key '{key.ref}' is not a certificate")
+        return handle
 
 
 def material_digest(handle: KeyHandle, algorithm: str) -> tuple[bytes, str]:

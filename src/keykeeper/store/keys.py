@@ -102,6 +102,10 @@ _INSERT_KEY = insert(keys)
 _INSERT_VERSION = insert(key_versions)
 _INSERT_EVENT = insert(key_events)
 _INSERT_LABELS = insert(key_labels)
+_CREATED_STATE = (select(key_events.c.to_state)
+                  .where(key_events.c.key_id == bindparam("key_id"),
+                         key_events.c.from_state.is_(None))
+                  .order_by(key_events.c.id).limit(1))
 _DELETE_LABELS = delete(key_labels).where(key_labels.c.key_id == bindparam("key_id"))
 _DELETE_SOME_LABELS = delete(key_labels).where(
     key_labels.c.key_id == bindparam("key_id"),
@@ -283,6 +287,11 @@ class KeyRepository:
         conn.execute(_INSERT_EVENT, dict(
             key_id=key_id, version=version, action=action, from_state=from_state,
             to_state=to_state, principal=principal, reason=reason, at=at))
+
+    def created_state(self, conn: Connection, key_id: str) -> str | None:
+        """The state the key was created in (the ``to_state`` of its creation event, the
+        one event without a ``from_state``), or None when it has none."""
+        return conn.execute(_CREATED_STATE, {"key_id": key_id}).scalar()
 
     def events(self, conn: Connection, key_id: str) -> list[dict[str, Any]]:
         q = select(key_events).where(key_events.c.key_id == key_id).order_by(key_events.c.id)

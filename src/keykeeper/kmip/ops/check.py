@@ -1,10 +1,14 @@
-"""Check (KMIP 1.4 §4.10, KMIP 2.1 §6.1.6): whether the object could be used as the client
+"""Check (KMIP 1.4 §4.10, KMIP 2.1 §6.1.7): whether the object could be used as the client
 describes, without using it. Cryptographic Usage Mask: every bit asked must be in the
 object's mask (Incompatible_Cryptographic_Usage_Mask); protecting bits (Encrypt, Sign,
 Wrap Key, MAC Generate, ...) need an active object, processing bits an active,
 deactivated or compromised one (Wrong_Key_Lifecycle_State). Usage Limits Count: at most
-the uses left on the version (Permission_Denied). Lease Time: keykeeper grants no
-leases, so any lease is within the object's (unbounded) one.
+the uses left on the version (Permission_Denied). Lease Time: at most the object's Lease
+Time, the longest lease the server grants (KEYKEEPER_KMIP_LEASE_TIME; KMIP 2.1 §6.1.7:
+a longer one is refused, Permission_Denied); an object without one (setting 0) takes any.
+The mask and the Lease Time are the object's attributes as Get Attributes reports them
+(attributes.py ``object_attributes``); a Certificate's attributes read from its DER
+(certificate.py) are none of them, so they do not change a Check's answer.
 Request: Unique Identifier, Usage Limits Count, Cryptographic Usage Mask, Lease Time.
 Response: Unique Identifier."""
 
@@ -41,8 +45,10 @@ def handle(call: Call, payload: Item) -> list[Item]:
     call.placeholder = obj.uid
     mask = _int(payload, int(Tag.CRYPTOGRAPHIC_USAGE_MASK))
     count = _int(payload, int(Tag.USAGE_LIMITS_COUNT))
+    lease = _int(payload, int(Tag.LEASE_TIME))
+    attrs = [] if mask is None and lease is None else object_attributes(
+        call, (obj.key, obj.version.version, obj.public))
     if mask is not None:
-        attrs = object_attributes(call, (obj.key, obj.version.version, obj.public))
         have = next((a.value for a in attrs if a.tag == Tag.CRYPTOGRAPHIC_USAGE_MASK
                      and isinstance(a.value, int)), 0)
         assert isinstance(have, int)
@@ -58,4 +64,10 @@ def handle(call: Call, payload: Item) -> list[Item]:
         left = None if limit is None else max(limit - obj.version.protect_count, 0)
         if count < 0 or (left is not None and count > left):
             raise KmipError("Permission_Denied", "the object has fewer uses left")
+    if lease is not None:
+        granted = next((a.value for a in attrs if a.tag == Tag.LEASE_TIME
+                        and isinstance(a.value, int)), None)
+        if lease < 0 or (granted is not None and lease > granted):
+            raise KmipError("Permission_Denied",
+                            "the lease asked is longer than the object's Lease Time")
     return [text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid)]

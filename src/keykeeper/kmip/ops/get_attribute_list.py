@@ -5,7 +5,7 @@ once, custom attributes first. Authorized as ``key.get``.
 
 from __future__ import annotations
 
-from keykeeper.kmip.attributes import merged_values, resolve_object, supported
+from keykeeper.kmip.attributes import object_values, resolve_object, supported
 from keykeeper.kmip.attributes_catalogue import v2_reference
 from keykeeper.kmip.call import Call
 from keykeeper.kmip.certificate import certificate_values
@@ -21,7 +21,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     key, oid = resolve_object(call, uid)
     names: list[str] = []
     merged = certificate_values(call, key, oid,   # a Certificate's, read from its DER
-                                merged_values(key, oid, lease_time=call.settings.lease_time))
+                                object_values(call, key, oid))
     for name, _, _ in merged:
         if name not in names and supported(name, call.version):
             names.append(name)

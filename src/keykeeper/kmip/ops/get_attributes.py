@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from keykeeper.kmip.attributes import (
     material_digest,
-    merged_values,
+    object_values,
     resolve_object,
     supported,
 )
@@ -41,7 +41,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     uid = call.uid(payload, Tag.UNIQUE_IDENTIFIER)
     key, oid = resolve_object(call, uid)
     names = requested_names(payload)
-    merged = merged_values(key, oid, lease_time=call.settings.lease_time)
+    merged = object_values(call, key, oid)
     if not names or wants_der(names):   # a Certificate's attributes read from its DER
         merged = certificate_values(call, key, oid, merged)
     values = [(n, i, v) for n, i, v in merged if supported(n, call.version)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keykeeper.domain.keys import Key
-from keykeeper.kmip.attributes import merged_values, read_attributes, supported
+from keykeeper.kmip.attributes import merged_values, object_values, read_attributes, supported
 from keykeeper.kmip.attributes_computed import is_asymmetric
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.certificate import certificate_values, wants_der
@@ -127,11 +127,15 @@ def handle(call: Call, payload: Item) -> list[Item]:
             raise KmipError("Invalid_Field", f"{name} is not an attribute of KMIP "
                             f"{call.version[0]}.{call.version[1]}")
     der = wants_der(name for name, _, _ in criteria)   # a Certificate's, from its DER
+    # Whether a key never activated lacks its Activation Date matters to that filter only
+    # (object_values asks the store for it: one query per key active from creation).
+    dated = any(name == "Activation Date" for name, _, _ in criteria)
     destroyed = (int(State.DESTROYED), int(State.DESTROYED_COMPROMISED))
     found: list[tuple[int, str]] = []
     for key in _visible_keys(call):
         for oid in _objects(key):
-            values = merged_values(key, oid, lease_time=call.settings.lease_time)
+            values = (object_values(call, key, oid) if dated
+                      else merged_values(key, oid, lease_time=call.settings.lease_time))
             if der:
                 values = certificate_values(call, key, oid, values, strict=False)
             gone = _state(values) in destroyed
