@@ -11,6 +11,9 @@ server (tests/kmip/conftest.py).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
 
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import ObjectType, Operation, RevocationReasonCode, State
@@ -197,3 +200,29 @@ def test_live_never_activated_over_kmip_and_rest(live) -> None:  # type: ignore[
         int(Tag.ACTIVATION_DATE))
     assert date is not None
     assert live.rest.get(f"/v1/keys/{body['id']}").json()["activation_date"] is None
+
+
+def test_locate_by_activation_date_asks_the_store_once_per_page(kmip: Kmip) -> None:
+    """Whether a key active from creation was ever active is one query for a page of keys,
+    not one per key (store ``created_states``), and remembered after."""
+    made = [kmip.node.services.keys.create(kmip.ctx(), CreateKey(name=f"bulk-{n}"))
+            for n in range(12)]
+    assert all(k.activation_date is None for k in made)   # the case that asks the store
+    engine = kmip.node.services.deps.engine
+    asked: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "key_events" in statement and "audit_records" not in statement:
+            asked.append(statement)
+
+    window = _window(kmip, _at(kmip) - 3600, _at(kmip) + 3600)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        found = kmip(Operation.LOCATE, *window)
+        assert len(asked) == 1, asked
+        kmip(Operation.LOCATE, *window)
+        assert len(asked) == 1   # remembered
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    uids = {str(u.value).split("/")[0] for u in found.find_all(int(Tag.UNIQUE_IDENTIFIER))}
+    assert {k.id for k in made} <= uids

@@ -93,3 +93,17 @@ def test_check_takes_any_lease_without_a_lease_time(kmip: Kmip) -> None:
     uid = kmip.create_aes(256)
     assert "Lease Time" not in _attributes(kmip, uid)
     assert _check(kmip, uid, _lease(10 ** 6)) == "ok"
+
+
+def test_check_lease_time_edges(kmip: Kmip) -> None:
+    """Zero is within any Lease Time, the largest Interval is beyond the server's, and a
+    Lease Time that is not an Interval (KMIP 2.1 §4.25) is Invalid_Field, as 1.x and 2.x."""
+    uid = kmip.create_aes(256)
+    assert _check(kmip, uid, _lease(0)) == "ok"
+    assert _check(kmip, uid, _lease(2 ** 32 - 1)) == "Permission_Denied"
+    for wrong in (Item(int(Tag.LEASE_TIME), ItemType.INTEGER, 1),
+                  Item(int(Tag.LEASE_TIME), ItemType.LONG_INTEGER, -1),
+                  Item(int(Tag.LEASE_TIME), ItemType.DATE_TIME, 1),
+                  Item(int(Tag.LEASE_TIME), ItemType.TEXT_STRING, "1"),
+                  Item(int(Tag.LEASE_TIME), ItemType.BOOLEAN, True)):
+        assert _check(kmip, uid, wrong) == "Invalid_Field", wrong

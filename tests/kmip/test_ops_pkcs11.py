@@ -40,6 +40,7 @@ from keykeeper.kmip.pkcs11_sessions import VALUE_BYTES, Pkcs11Sessions
 from keykeeper.kmip.processor import Peer, Processor
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import (
+    BatchErrorContinuationOption,
     Operation,
     PKCS11Function,
     PKCS11ReturnCode,
@@ -390,3 +391,45 @@ def test_comparator_tolerates_only_our_ck_info() -> None:
     slot = _answer(Fn.C_GETSLOTINFO, theirs)
     assert compare_response(slot, _answer(Fn.C_GETSLOTINFO, ours),
                             _request(Fn.C_GETSLOTINFO), Bindings(), 0) is not None
+
+
+# -- an Undo batch (Batch Error Continuation Option Undo, KMIP 2.1 §8.2) --------------------
+def _undo_batch(p11: P11, *items: Item, who: str = "root") -> list[BatchResult]:
+    """One Undo batch of ``items`` (batch items) as ``who``; its answers."""
+    peer = Peer("kmip", None, lambda: Principal(who))
+    message = request_message(list(items), continuation=BatchErrorContinuationOption.UNDO)
+    return parse_response(p11.processor.process(message, peer)).items
+
+
+def _p11_item(function: int, cv: bytes | None = None) -> Item:
+    payload = [Item(Tag.PKCS_11_FUNCTION, ItemType.ENUMERATION, int(function))]
+    if cv is not None:
+        payload.append(Item(Tag.CORRELATION_VALUE, ItemType.BYTE_STRING, cv))
+    return batch_item(Operation.PKCS_11, payload)
+
+
+_FAILING = batch_item(Operation.PKCS_11, [])   # no PKCS#11 Function: Invalid_Field
+
+
+def test_an_undone_batch_takes_back_its_initialize_and_finalize(p11: P11) -> None:
+    """An undone C_Initialize leaves no live value behind (its answer, Operation_Undone,
+    does not carry it: it would only fill the caller's bound), and an undone C_Finalize
+    leaves the value live (the caller was told it did not happen)."""
+    cv = p11.init()
+    table = p11.processor.pkcs11
+    assert len(table) == 1
+    got = _undo_batch(p11, _p11_item(Fn.C_INITIALIZE), _p11_item(Fn.C_FINALIZE, cv),
+                      _FAILING)
+    assert [r.status for r in got] == [ResultStatus.OPERATION_UNDONE] * 2 + [
+        ResultStatus.OPERATION_FAILED]
+    assert all(r.payload is None or r.payload.find(Tag.CORRELATION_VALUE) is None
+               for r in got)
+    assert len(table) == 1
+    assert code(p11(Fn.C_GETINFO, cv=cv)) == RV.OK
+    # committed, both take effect
+    done = _undo_batch(p11, _p11_item(Fn.C_INITIALIZE), _p11_item(Fn.C_FINALIZE, cv))
+    assert [r.status for r in done] == [ResultStatus.SUCCESS] * 2
+    new = field(done[0], Tag.CORRELATION_VALUE)
+    assert isinstance(new, bytes) and len(table) == 1
+    assert code(p11(Fn.C_GETINFO, cv=cv)) == RV.CRYPTOKI_NOT_INITIALIZED
+    assert code(p11(Fn.C_GETINFO, cv=new)) == RV.OK

@@ -11,6 +11,11 @@ grow it): at most ``per_principal`` live values per principal -- opening one mor
 that principal's oldest -- and at most ``limit`` in all -- opening one more closes the
 oldest of all. A closed or evicted value answers CKR_CRYPTOKI_NOT_INITIALIZED, as after
 C_Finalize. A restart, or another node of a cluster, knows none of them.
+
+Inside a KMIP batch with the Batch Error Continuation Option Undo (kmip/undo.py) the
+PKCS#11 operation registers the inverse of each change (``close`` an opened value,
+``restore`` a closed one) to run if the batch is rolled back; a value a bound evicted for
+an undone C_Initialize stays closed.
 """
 
 from __future__ import annotations
@@ -48,10 +53,7 @@ class Pkcs11Sessions:
         reached."""
         value = secrets.token_bytes(VALUE_BYTES)
         with self._lock:
-            if self._count.get(principal, 0) >= self.per_principal:
-                self._drop(next(v for v, p in self._live.items() if p == principal))
-            elif len(self._live) >= self.limit:
-                self._drop(next(iter(self._live)))
+            self._make_room(principal)
             self._live[value] = principal
             self._count[principal] = self._count.get(principal, 0) + 1
         return value
@@ -68,6 +70,22 @@ class Pkcs11Sessions:
                 return False
             self._drop(value)
             return True
+
+    def restore(self, value: bytes, principal: str) -> None:
+        """Open ``value`` for ``principal`` again (the undoing of a C_Finalize), newest,
+        within the bounds as :meth:`open`; nothing if it is live already."""
+        with self._lock:
+            if value in self._live:
+                return
+            self._make_room(principal)
+            self._live[value] = principal
+            self._count[principal] = self._count.get(principal, 0) + 1
+
+    def _make_room(self, principal: str) -> None:
+        if self._count.get(principal, 0) >= self.per_principal:
+            self._drop(next(v for v, p in self._live.items() if p == principal))
+        elif len(self._live) >= self.limit:
+            self._drop(next(iter(self._live)))
 
     def _drop(self, value: bytes) -> None:
         principal = self._live.pop(value)

@@ -12,7 +12,7 @@ lifecycle event. The KMIP processor records the audit record of the operation.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -71,6 +71,21 @@ class KmipAttributeStore:
                 self._created_pre_active.clear()
             self._created_pre_active[key.id] = known
         return known
+
+    def prime_never_activated(self, keys: Iterable[Key]) -> None:
+        """Learn, in one query, the creation state of every key of ``keys`` that
+        :meth:`never_activated` would ask about (one page of a listing, at most a few
+        thousand), so that asking about each of them after reads no more."""
+        wanted = [k.id for k in keys if k.state != KeyState.PRE_ACTIVE
+                  and k.activation_date is None and k.id not in self._created_pre_active]
+        if not wanted:
+            return
+        with self._d.reading() as conn:
+            states = self._d.keys.created_states(conn, wanted)
+        if len(self._created_pre_active) + len(wanted) > _REMEMBERED:
+            self._created_pre_active.clear()
+        for key_id in wanted:
+            self._created_pre_active[key_id] = states.get(key_id) == str(KeyState.PRE_ACTIVE)
 
     def change(self, ctx: RequestContext, key_id: str, change: LabelChange,
                operation: str = "key.update") -> Key:

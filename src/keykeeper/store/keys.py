@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -292,6 +292,20 @@ class KeyRepository:
         """The state the key was created in (the ``to_state`` of its creation event, the
         one event without a ``from_state``), or None when it has none."""
         return conn.execute(_CREATED_STATE, {"key_id": key_id}).scalar()
+
+    def created_states(self, conn: Connection, key_ids: Sequence[str]) -> dict[str, str]:
+        """:meth:`created_state` of many keys in one query: key id -> state (a key without
+        a creation event is left out). ``key_ids``: at most a few thousand."""
+        if not key_ids:
+            return {}
+        q = (select(key_events.c.key_id, key_events.c.to_state)
+             .where(key_events.c.key_id.in_(list(key_ids)),
+                    key_events.c.from_state.is_(None))
+             .order_by(key_events.c.id))
+        out: dict[str, str] = {}
+        for key_id, state in conn.execute(q):
+            out.setdefault(key_id, state)
+        return out
 
     def events(self, conn: Connection, key_id: str) -> list[dict[str, Any]]:
         q = select(key_events).where(key_events.c.key_id == key_id).order_by(key_events.c.id)

@@ -6,6 +6,7 @@ deactivated or compromised one (Wrong_Key_Lifecycle_State). Usage Limits Count: 
 the uses left on the version (Permission_Denied). Lease Time: at most the object's Lease
 Time, the longest lease the server grants (KEYKEEPER_KMIP_LEASE_TIME; KMIP 2.1 §6.1.7:
 a longer one is refused, Permission_Denied); an object without one (setting 0) takes any.
+The Lease Time asked must be an Interval (KMIP 2.1 §4.25), else Invalid_Field.
 The mask and the Lease Time are the object's attributes as Get Attributes reports them
 (attributes.py ``object_attributes``); a Certificate's attributes read from its DER
 (certificate.py) are none of them, so they do not change a Check's answer.
@@ -18,7 +19,7 @@ from keykeeper.domain.lifecycle import usage_limit
 from keykeeper.kmip.attributes import object_attributes
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.objects import resolve, text_item
-from keykeeper.kmip.ttlv import Item
+from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import CryptographicUsageMask, Operation, State
 from keykeeper.kmip.ttlv.tags import Tag
 
@@ -30,11 +31,14 @@ _PROTECT = int(M.ENCRYPT | M.SIGN | M.WRAP_KEY | M.MAC_GENERATE | M.DERIVE_KEY
 _PROCESS_STATES = (State.ACTIVE, State.DEACTIVATED, State.COMPROMISED)
 
 
-def _int(payload: Item, tag: int) -> int | None:
+def _int(payload: Item, tag: int, kind: ItemType | None = None) -> int | None:
+    """The integer value of field ``tag`` (of type ``kind`` when given), or None when
+    absent. Raises KmipError(Invalid_Field) for another type."""
     item = payload.find(tag)
     if item is None:
         return None
-    if isinstance(item.value, bool) or not isinstance(item.value, int):
+    if isinstance(item.value, bool) or not isinstance(item.value, int) \
+            or (kind is not None and item.type is not kind):
         raise KmipError("Invalid_Field", "a Check field has the wrong type")
     return item.value
 
@@ -45,7 +49,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     call.placeholder = obj.uid
     mask = _int(payload, int(Tag.CRYPTOGRAPHIC_USAGE_MASK))
     count = _int(payload, int(Tag.USAGE_LIMITS_COUNT))
-    lease = _int(payload, int(Tag.LEASE_TIME))
+    lease = _int(payload, int(Tag.LEASE_TIME), ItemType.INTERVAL)
     attrs = [] if mask is None and lease is None else object_attributes(
         call, (obj.key, obj.version.version, obj.public))
     if mask is not None:

@@ -46,10 +46,15 @@ def _int(payload: Item, tag: int) -> int | None:
     return got.value
 
 
-def _visible_keys(call: Call) -> Iterator[Key]:
+def _visible_keys(call: Call, dated: bool = False) -> Iterator[Key]:
+    """Every key the caller may see, a page at a time; ``dated``: learn each page's
+    creation states first, in one query (KmipAttributeStore.prime_never_activated)."""
     token: str | None = None
+    store = call.services.kmip_attributes if dated else None
     while True:
         keys, token = call.services.keys.list_keys(call.ctx, KeyFilter(), _PAGE, token)
+        if store is not None:
+            store.prime_never_activated(keys)
         yield from keys
         if token is None:
             return
@@ -128,11 +133,11 @@ def handle(call: Call, payload: Item) -> list[Item]:
                             f"{call.version[0]}.{call.version[1]}")
     der = wants_der(name for name, _, _ in criteria)   # a Certificate's, from its DER
     # Whether a key never activated lacks its Activation Date matters to that filter only
-    # (object_values asks the store for it: one query per key active from creation).
+    # (object_values asks the store for it: one query per page of keys, _visible_keys).
     dated = any(name == "Activation Date" for name, _, _ in criteria)
     destroyed = (int(State.DESTROYED), int(State.DESTROYED_COMPROMISED))
     found: list[tuple[int, str]] = []
-    for key in _visible_keys(call):
+    for key in _visible_keys(call, dated):
         for oid in _objects(key):
             values = (object_values(call, key, oid) if dated
                       else merged_values(key, oid, lease_time=call.settings.lease_time))

@@ -34,7 +34,10 @@ C_Initialize that carries a live one answers CKR_CRYPTOKI_ALREADY_INITIALIZED ("
 C_Initialize is called when the library is already initialized"). Every other served
 function needs a live Correlation Value of the same caller, else it answers
 CKR_CRYPTOKI_NOT_INITIALIZED (checked before the input parameters); C_Finalize closes it.
-Only C_Initialize returns the Correlation Value, as the test case's answers do.
+Only C_Initialize returns the Correlation Value, as the test case's answers do. In a
+batch with the Batch Error Continuation Option Undo that is rolled back (KMIP 2.1 §8.2),
+a C_Initialize's value is closed again (its Operation_Undone answer does not carry it)
+and a C_Finalize's value is live again.
 An unknown function (or a vendor-defined one: an Integer PKCS#11 Function) answers
 CKR_FUNCTION_NOT_SUPPORTED whatever the Correlation Value: that is the server's, not the
 session's, property. A PKCS#11 Interface other than the default ``PKCS 11`` (PKCS#11 3.0
@@ -164,7 +167,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
     elif fn not in SERVED:
         code = RV.FUNCTION_NOT_SUPPORTED
     elif fn == Fn.C_INITIALIZE:
-        code, new_value = _initialize(sessions, who, value, data)
+        code, new_value = _initialize(sessions, who, value, data,
+                                      call.services.deps.on_rollback)
     elif value is None or not sessions.live(value, who):
         code = RV.CRYPTOKI_NOT_INITIALIZED
     else:
@@ -173,6 +177,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
                 if data not in (None, b"", b"\x00"):
                     raise info.ArgumentsBad("pReserved must be NULL_PTR")
                 sessions.close(value, who)
+                closed = value
+                call.services.deps.on_rollback(lambda: sessions.restore(closed, who))
                 code = RV.OK
             else:
                 code, output = _INFO_FUNCTIONS[fn](data)
@@ -190,10 +196,17 @@ def handle(call: Call, payload: Item) -> list[Item]:
 
 
 def _initialize(sessions: Pkcs11Sessions, who: str, value: bytes | None,
-                data: bytes | None) -> _Answer:
-    """C_Initialize: (return code, the new Correlation Value or None)."""
+                data: bytes | None, on_rollback: Callable[[Callable[[], None]], None],
+                ) -> _Answer:
+    """C_Initialize: (return code, the new Correlation Value or None); a new value is
+    closed again if an Undo batch rolls back (``on_rollback``: Deps.on_rollback)."""
     if value is not None and sessions.live(value, who):
         return RV.CRYPTOKI_ALREADY_INITIALIZED, None
     if data is not None and len(data) > MAX_INITIALIZE_ARGS:
         return RV.ARGUMENTS_BAD, None
-    return RV.OK, sessions.open(who)
+    value = sessions.open(who)
+
+    def close() -> None:
+        sessions.close(value, who)
+    on_rollback(close)
+    return RV.OK, value
