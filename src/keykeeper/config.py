@@ -96,6 +96,7 @@ from keykeeper.kmip.call import KmipSettings
 from keykeeper.kmip.server import (
     KmipListener,
     ListenerSettings,
+    check_bindable,
     kmip_settings_from_env,
     kmip_tls_context,
     kmip_tls_from_env,
@@ -350,12 +351,15 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+_TOKEN_NOTE = "(set at the first start of this data directory)"  # noqa: S105 (no secret)
+
+
 def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str,
                    cacert: Path | None = None) -> Path:
     """Initialise (first start) and return the file holding the dev unseal passphrase."""
     passphrase_file = settings.data_dir / "dev-unseal-passphrase"
     _, services = build(replace(settings, unseal_passphrase_file=None))
-    token_note = root_token or "(set at the first start of this data directory)"
+    token_note = root_token or _TOKEN_NOTE
     if not services.system.initialized():
         passphrase = secrets.token_urlsafe(32)
         result = services.system.init(passphrase, root_token=root_token)
@@ -374,7 +378,9 @@ def _dev_bootstrap(settings: Settings, root_token: str | None, addr: str,
           f"  Root token:  {token_note}\n"
           f"  Data dir:    {settings.data_dir}\n"
           f"  Unseal file: {passphrase_file}\n\n"
-          f"  export KEYKEEPER_ADDR={addr}\n  export KEYKEEPER_TOKEN={token_note}\n"
+          f"  export KEYKEEPER_ADDR={addr}\n"
+          + (f"  export KEYKEEPER_TOKEN={token_note}\n" if token_note != _TOKEN_NOTE
+             else "  # KEYKEEPER_TOKEN: the root token printed at the first start\n")
           + (f"  export KEYKEEPER_CACERT={shlex.quote(str(cacert))}\n" if cacert else "")
           + bar,
           file=sys.stderr, flush=True)
@@ -480,6 +486,7 @@ def run_server(*, listen: str = "127.0.0.1:8200", data_dir: str | None = None,
         kmip_tls_context(settings.kmip_listener_tls)  # no TLS or no client CA: one line
         if workers > 1:  # every worker serves KMIP on the shared port (SO_REUSEPORT)
             os.environ["KEYKEEPER_KMIP_REUSE_PORT"] = "on"
+        check_bindable(settings.kmip_listen, reuse_port=workers > 1)  # in use: one line
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:

@@ -211,3 +211,28 @@ def test_a_kmip_unique_identifier_given_as_a_key_is_explained(
     assert f"give the key id '{uid[:-2]}'" in shown.output and "route" not in shown.output
     other = run(live_server, "key", "show", "k-abc/def")   # not a KMIP UID: not found
     assert other.exit_code != 0 and "KMIP Unique Identifier" not in other.output
+
+
+def test_the_dev_banner_on_a_restart_prints_no_unusable_token_export(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """First start: ``export KEYKEEPER_TOKEN=<token>``; a restart on the same data
+    directory cannot show the token again, and says so in a shell comment instead of an
+    ``export`` line that cannot be pasted."""
+    from keykeeper.config import Settings, _dev_bootstrap
+    from keykeeper.store.engine import make_engine, sqlite_url
+    from keykeeper.store.migrate import upgrade
+
+    settings = Settings(data_dir=tmp_path, database_url=sqlite_url(tmp_path),
+                        audit_file=tmp_path / "audit.log")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    _dev_bootstrap(settings, None, "http://127.0.0.1:8200")
+    first = capsys.readouterr().err
+    exports = [line.strip() for line in first.splitlines() if "KEYKEEPER_TOKEN=" in line]
+    assert len(exports) == 1 and exports[0].startswith("export KEYKEEPER_TOKEN=")
+    assert "(" not in exports[0]
+    _dev_bootstrap(settings, None, "http://127.0.0.1:8200")
+    again = capsys.readouterr().err
+    assert "export KEYKEEPER_TOKEN" not in again
+    assert "# KEYKEEPER_TOKEN: the root token printed at the first start" in again

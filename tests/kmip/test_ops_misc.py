@@ -16,7 +16,7 @@ import time
 import pytest
 
 from keykeeper.crypto.registry import ALGORITHMS
-from keykeeper.errors import InvalidArgument
+from keykeeper.errors import InvalidArgument, KeykeeperError
 from keykeeper.kmip.call import KmipError, KmipSettings
 from keykeeper.kmip.messages import BatchResult, batch_item, parse_response, request_message
 from keykeeper.kmip.ops.log import MAX_MESSAGE, clean_message
@@ -391,3 +391,15 @@ def test_a_key_of_another_purpose_is_an_incompatible_usage_mask(
     rest = kmip_server.rest.post(f"/v1/keys/{key_id}/mac", json={"message": "bQ=="})
     assert rest.status_code == 409, rest.text
     assert rest.json()["code"] == "failed_precondition"
+
+
+def test_create_in_a_missing_kmip_namespace_says_how_to_make_it(node: Node) -> None:  # noqa: F811
+    """Item_Not_Found naming the setting and the command, not only the namespace."""
+    kmip = Kmip(node, (2, 1))
+    kmip.settings = KmipSettings(namespace="no-such-ns", extractable_default=True)
+    with pytest.raises(KeykeeperError) as refused:
+        kmip.create_aes(256)
+    assert refused.value.kmip_reason == "Item_Not_Found"
+    assert str(refused.value) == (
+        "namespace 'no-such-ns' not found: it is the KMIP namespace (KEYKEEPER_KMIP_NAMESPACE);"
+        " create it with 'keykeeper namespace create no-such-ns'")

@@ -5,8 +5,10 @@ stop, and settings refused at start. One server of its own (tests/kmip/conftest.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +107,27 @@ def test_kmip_without_client_ca_refused(tmp_path: object,
     monkeypatch.setenv("KEYKEEPER_KMIP_LISTEN", "nonsense")
     with pytest.raises(InvalidArgument, match="HOST:PORT"):
         run_server(listen="127.0.0.1:8200", data_dir=str(tmp_path))
+
+
+def test_a_kmip_address_in_use_is_one_line_before_the_start(
+        kmip_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The KMIP port already taken: InvalidArgument naming the address and the reason,
+    before the database, the banner or the REST server (it was a start-up traceback)."""
+    for name in [k for k in os.environ if k.startswith("KEYKEEPER_")]:
+        monkeypatch.delenv(name)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        for name, value in (("KEYKEEPER_KMIP_LISTEN", f"127.0.0.1:{port}"),
+                            ("KEYKEEPER_TLS_CERT_FILE", str(kmip_pki.server)),
+                            ("KEYKEEPER_TLS_KEY_FILE", str(kmip_pki.server_key)),
+                            ("KEYKEEPER_TLS_CLIENT_CA_FILE", str(kmip_pki.ca)),
+                            ("KEYKEEPER_DATA_DIR", str(tmp_path / "data"))):
+            monkeypatch.setenv(name, value)
+        with pytest.raises(InvalidArgument) as refused:
+            run_server(listen="127.0.0.1:8200", data_dir=str(tmp_path / "data"))
+    assert str(refused.value) == (f"cannot listen for KMIP on 127.0.0.1:{port}: Address "
+                                  "already in use (--kmip-listen, KEYKEEPER_KMIP_LISTEN)")
+    assert not (tmp_path / "data").exists()   # refused before anything was made
 
 
 def test_the_start_names_the_kmip_namespace_and_warns_while_it_is_missing(

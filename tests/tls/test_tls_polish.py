@@ -51,7 +51,8 @@ def test_dev_certs_prints_a_complete_server_line_for_its_port(tmp_path: Path) ->
     server_line = next(line.strip() for line in res.stdout.splitlines()
                        if line.strip().startswith("keykeeper server "))
     assert "--listen 127.0.0.1:8250" in server_line
-    assert f"--data-dir {tmp_path / 'pki' / 'data'}" in server_line
+    assert f"--data-dir {tmp_path / 'data'}" in server_line   # beside the PKI, not in it
+    assert "add --kmip-listen 127.0.0.1:5696 to the server line" in res.stdout
     assert "export KEYKEEPER_ADDR=https://localhost:8250" in res.stdout
     assert "the one the server listens on" in res.stdout
 

@@ -111,10 +111,11 @@ def _report(ctx: typer.Context, paths: dict[str, Path], sans: list[x509.GeneralN
             client: Issued, client_name: str, label: str, days: int, port: int,
             out: Path) -> None:
     q = {name: shlex.quote(str(p)) for name, p in paths.items()}
-    # Complete as printed: a data directory beside the certificates (any directory will
-    # do), and the port of KEYKEEPER_ADDR.
+    # Complete as printed: a data directory beside the certificates' directory (any
+    # directory will do, but not inside the PKI), and the port of KEYKEEPER_ADDR.
+    data = out.resolve().parent / "data"
     server_cmd = (f"keykeeper server --listen {_listen(sans, port)} --data-dir "
-                  f"{shlex.quote(str(out / 'data'))} --tls-cert {q['server.pem']} --tls-key "
+                  f"{shlex.quote(str(data))} --tls-cert {q['server.pem']} --tls-key "
                   f"{q['server-key.pem']} --tls-client-ca {q['ca.pem']} "
                   "--tls-client-auth optional")
     subject = client.certificate.subject.rfc4514_string()
@@ -147,6 +148,9 @@ def _report(ctx: typer.Context, paths: dict[str, Path], sans: list[x509.GeneralN
         typer.echo(f"  export {name}={shlex.quote(value)}")
     typer.echo(f"  keykeeper principal create {shlex.quote(principal_name(client_name))} "
                f"--cert-subject {shlex.quote(subject)} --role application")
+    typer.echo("\nFor KMIP, add --kmip-listen 127.0.0.1:5696 to the server line; a KMIP "
+               "client needs a role with the key operations it runs (key.create, key.get, "
+               "...), not only 'application': docs/kmip.md, 'Permissions'.")
     stderr("WARNING: for development only: the CA key is unencrypted beside the certificates.")
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -51,7 +52,8 @@ from keykeeper.kmip.ttlv.codec import HEADER_SIZE, decode, encode, message_lengt
 from keykeeper.service.facade import Services
 from keykeeper.tls import TlsSettings, server_context
 
-__all__ = ["KMIP_TLS_NAMES", "KmipListener", "ListenerSettings", "kmip_settings_from_env",
+__all__ = ["KMIP_TLS_NAMES", "KmipListener", "ListenerSettings", "check_bindable",
+           "kmip_settings_from_env",
            "kmip_tls_context", "kmip_tls_from_env", "listener_from_env"]
 
 log = logging.getLogger("keykeeper.kmip")
@@ -133,6 +135,21 @@ def kmip_tls_from_env(env: Mapping[str, str], rest: TlsSettings | None) -> TlsSe
         names[2] = rest.names[2]
     return TlsSettings.from_values(cert, key, ca or None, "required" if ca else None,
                                    names=(names[0], names[1], names[2], names[3]))
+
+
+def check_bindable(listen: ListenerSettings, *, reuse_port: bool = False) -> None:
+    """Whether the listener's address can be bound, as :meth:`KmipListener.start` binds
+    it: InvalidArgument in one line (the address and the OS's reason, e.g. "Address
+    already in use") for the server's start-up checks, before the REST server starts."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    try:
+        socket.create_server((listen.host.strip("[]"), listen.port), family=family,
+                             reuse_port=reuse_port or listen.reuse_port).close()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot listen for KMIP on {listen.host}:{listen.port}: "
+                              f"{os.strerror(exc.errno) if exc.errno else exc} "
+                              "(--kmip-listen, KEYKEEPER_KMIP_LISTEN)"
+                              ) from None
 
 
 def kmip_tls_context(tls: TlsSettings | None) -> ssl.SSLContext:

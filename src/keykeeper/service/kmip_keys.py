@@ -161,8 +161,13 @@ class KmipKeys(KmipKeyUseMixin):
         if material is not None:
             self._authz.require_attributes(ctx, "key.import", args.namespace, args.name,
                                            args.labels)
-        key, spec, ns = plan_key(self._d, ctx, args,
-                                 origin="generated" if material is None else "external")
+        try:
+            key, spec, ns = plan_key(self._d, ctx, args,
+                                     origin="generated" if material is None else "external")
+        except NotFound as exc:   # the only NotFound of plan_key: the KMIP namespace
+            raise NotFound(f"{exc.detail}: it is the KMIP namespace (KEYKEEPER_KMIP_NAMESPACE); "
+                           f"create it with 'keykeeper namespace create {args.namespace}'"
+                           ) from None
         checked = None if material is None else checked_material(spec, material.format,
                                                                    material.data)
         now = key.created_at
