@@ -85,6 +85,50 @@ def test_legacy_rsa_2048_is_a_namespace_policy(team: Team) -> None:
     assert key.algorithm == "RSA_OAEP_2048_SHA256"
 
 
+def test_a_namespace_change_here_applies_to_the_next_create(team: Team) -> None:
+    """Creates read the namespace through a 1 s cache (KeyLookup.namespace); a change
+    made on this node is seen by the very next create."""
+    svc, root = team.svc, team.root()
+    svc.namespaces.create(root, "toggle")
+    svc.keys.create(root, CreateKey(name="warm", namespace="toggle"))   # row now cached
+    with pytest.raises(InvalidArgument):
+        svc.keys.create(root, CreateKey(name="a", namespace="toggle",
+                                        algorithm="RSA_OAEP_2048_SHA256"))
+    svc.namespaces.update(root, "toggle", allow_legacy_rsa_2048=True)
+    svc.keys.create(root, CreateKey(name="a", namespace="toggle",
+                                    algorithm="RSA_OAEP_2048_SHA256"))
+    svc.namespaces.update(root, "toggle", allow_legacy_rsa_2048=False)
+    with pytest.raises(InvalidArgument):
+        svc.keys.create(root, CreateKey(name="b", namespace="toggle",
+                                        algorithm="RSA_OAEP_2048_SHA256"))
+
+
+def test_another_nodes_namespace_change_within_a_second(team: Team, database_url: str) -> None:
+    """Node B caches the row for at most the metadata TTL; a deletion on node A refuses
+    B's next create at once all the same (the insert re-checks the row under a lock)."""
+    a, root = team.svc, team.root()
+    b_node = make_node(database_url, team.node.clock)
+    b = b_node.services
+    try:
+        b.system.unseal("in-process test passphrase")
+        a.namespaces.create(root, "seen")
+        b.keys.create(root, CreateKey(name="warm", namespace="seen"))   # B caches the row
+        a.namespaces.update(root, "seen", allow_legacy_rsa_2048=True)
+        time.sleep(1.1)
+        b.keys.create(root, CreateKey(name="rsa", namespace="seen",
+                                      algorithm="RSA_OAEP_2048_SHA256"))
+        b.keys.create(root, CreateKey(name="warm2", namespace="seen"))  # cached again
+        a.namespaces.delete(root, "seen")
+        with pytest.raises(NotFound, match="namespace 'seen'"):
+            b.keys.create(root, CreateKey(name="late", namespace="seen"))
+        with b.deps.reading() as conn:
+            late = conn.execute(keys.select().where(keys.c.namespace == "seen",
+                                                    keys.c.name == "late")).first()
+        assert late is None
+    finally:
+        b.deps.engine.dispose()
+
+
 def _stored_blobs(team: Team, namespace: str) -> list[bytes]:
     with team.svc.deps.reading() as conn:
         out = [bytes(r.wrapped_kek) for r in conn.execute(

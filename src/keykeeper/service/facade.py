@@ -123,7 +123,7 @@ def build_services(deps: Deps, auditor: Auditor, *, metadata_ttl: float = 1.0,
     auditor.listeners.append(monitoring.listen)
     crypto = Crypto(lookup, authz, limits, clock=deps.clock, usage=usage)
     services = Services(
-        deps=deps, system=SystemService(deps),
+        deps=deps, system=SystemService(deps, on_root_change=lookup.root_changed),
         auth=auth,
         keys=keys, crypto=crypto,
         audit=auditor, lookup=lookup, authz=authz, limits=limits,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from types import MappingProxyType
 
@@ -19,14 +20,20 @@ from keykeeper.store.system import NamespaceRow
 
 __all__ = ["plan_key"]
 
-def plan_key(d: Deps, ctx: RequestContext, args: CreateKey, *, origin: str = "generated"
+def plan_key(d: Deps, ctx: RequestContext, args: CreateKey, *, origin: str = "generated",
+             namespace: Callable[[str], NamespaceRow | None] | None = None,
              ) -> tuple[Key, AlgorithmSpec, NamespaceRow]:
     """The key a create makes (not yet stored): its namespace's algorithm policy applied,
     its rotation schedule and its lifecycle dates, limits and periods. Shared by REST's
     create (KeyAdmin.create) and KMIP's Create and Register (service/kmip_keys.py).
-    NotFound for an unknown namespace; InvalidArgument for a refused algorithm."""
-    with d.reading() as conn:
-        ns = d.system.get_namespace(conn, args.namespace)
+    ``namespace``: how to read the live namespace row (KeyLookup.namespace: at most the
+    metadata TTL old); by default from the store. NotFound for an unknown namespace;
+    InvalidArgument for a refused algorithm."""
+    if namespace is not None:
+        ns = namespace(args.namespace)
+    else:
+        with d.reading() as conn:
+            ns = d.system.get_namespace(conn, args.namespace)
     if ns is None:
         raise NotFound(f"namespace '{args.namespace}' not found")
     spec = resolve_algorithm(args.purpose, args.algorithm,

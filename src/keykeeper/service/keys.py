@@ -170,7 +170,7 @@ class KeyAdmin(KeyLifecycleMixin, KeyImportMixin, KeyExportMixin):
         ctx.namespace = args.namespace
         check_client_labels(args.labels)  # kmip.* labels are written over KMIP only
         self._authz.require_create(ctx, args.namespace, args.name, args.labels)
-        key, spec, ns = plan_key(self._d, ctx, args)
+        key, spec, ns = plan_key(self._d, ctx, args, namespace=self._lookup.namespace)
         now = key.created_at
         ctx.key_id = key.id
         first: NewVersion | None = None

@@ -163,7 +163,8 @@ class KmipKeys(KmipKeyUseMixin):
                                            args.labels)
         try:
             key, spec, ns = plan_key(self._d, ctx, args,
-                                     origin="generated" if material is None else "external")
+                                     origin="generated" if material is None else "external",
+                                     namespace=self._lookup.namespace)
         except NotFound as exc:   # the only NotFound of plan_key: the KMIP namespace
             raise NotFound(f"{exc.detail}: it is the KMIP namespace (KEYKEEPER_KMIP_NAMESPACE); "
                            f"create it with 'keykeeper namespace create {args.namespace}'"

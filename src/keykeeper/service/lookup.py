@@ -23,6 +23,7 @@ from keykeeper.domain.names import KeyRef, parse_key_ref
 from keykeeper.errors import FailedPrecondition, NotFound, Sealed
 from keykeeper.service.context import RequestContext
 from keykeeper.service.deps import Deps
+from keykeeper.store.system import NamespaceRow
 
 __all__ = ["KeyLookup"]
 
@@ -34,6 +35,8 @@ class KeyLookup:
         self._keks: dict[str, bytes] = {}
         # Namespace crypto-period defaults (originator, recipient seconds), same TTL:
         self._periods: TTLCache[str, tuple[int | None, int | None]] = TTLCache(10_000, ttl)
+        # Live namespace rows for creates (algorithm policy, lifecycle defaults, KEK):
+        self._namespaces: TTLCache[str, NamespaceRow] = TTLCache(10_000, ttl)
         self._epoch = 0  # moves on every local change (see get)
 
     def cache_stats(self) -> tuple[int, int]:
@@ -84,11 +87,36 @@ class KeyLookup:
             self._d.after_commit(lambda: self.forget(key))
 
     def forget_all(self) -> None:
-        """Drop all cached key metadata and namespace periods (after a restore replaced
-        the key domain); KEKs and handles are dropped per namespace by the caller."""
+        """Drop all cached key metadata and namespace periods and rows (after a restore
+        replaced the key domain); KEKs and handles are dropped per namespace by the
+        caller."""
         self._epoch += 1
         self._cache.clear()
         self._periods.clear()
+        self._namespaces.clear()
+
+    def namespace(self, name: str) -> NamespaceRow | None:
+        """The live namespace ``name`` (None: unknown or deleted), read at most the
+        metadata TTL ago (1 s), as roles and grants are: what a create decides from it
+        (algorithm policy, lifecycle defaults, the KEK to wrap under). A namespace deleted
+        meanwhile on another node still refuses the key: the insert share-locks its row
+        (store/keys.py ``insert``). Changes made on this node are seen at once
+        (:meth:`namespace_changed`, :meth:`forget_namespace`); an unknown name is not
+        remembered, so a namespace made anywhere is usable at once."""
+        row = self._namespaces.get(name)
+        if row is None:
+            epoch = self._epoch
+            with self._d.reading() as conn:
+                row = self._d.system.get_namespace(conn, name)
+            if row is not None and epoch == self._epoch and not self._d.in_batch():
+                self._namespaces.put(name, row)
+        return row
+
+    def namespace_changed(self, name: str) -> None:
+        """Forget what is cached of namespace ``name``'s settings after a change here."""
+        self._epoch += 1   # a read that raced the change is not cached (namespace())
+        self._namespaces.drop_where(lambda n: n == name)
+        self._periods.drop_where(lambda n: n == name)
 
     def forget_namespace(self, namespace: str, key_ids: Iterable[str] = ()) -> None:
         """Drop everything held for a deleted (crypto-erased) namespace: its wrapped KEK,
@@ -97,19 +125,35 @@ class KeyLookup:
         prefix = namespace + ":"
         self._epoch += 1
         self._keks.pop(namespace, None)
+        self._namespaces.drop_where(lambda n: n == namespace)
         self._cache.drop_where(lambda r: r in ids or r.startswith(prefix))
         for key_id in ids:
             self._d.custody.drop_key(key_id)
         self._d.custody.forget_namespace(namespace)
 
+    def root_changed(self) -> None:
+        """Drop every wrapped KEK and namespace row read so far: a root rekey rewraps every
+        KEK (service/rekey.py), and bytes wrapped by a root custody no longer holds (after
+        a seal and unseal, or a switch between HSM keys) would fail to unwrap. Called when
+        a rekey commits here, when this node follows one made elsewhere and at unseal
+        (service/system.py)."""
+        self._epoch += 1
+        self._keks.clear()
+        self._namespaces.clear()
+
     def wrapped_kek(self, namespace: str) -> bytes:
+        """The KEK of ``namespace`` as the store holds it, wrapped by the root (cached
+        until :meth:`root_changed` or :meth:`forget_namespace`). NotFound if none."""
         kek = self._keks.get(namespace)
         if kek is None:
+            epoch = self._epoch
             with self._d.reading() as conn:
                 row = self._d.system.get_namespace(conn, namespace)
             if row is None:
                 raise NotFound(f"namespace '{namespace}' not found")
-            kek = self._keks[namespace] = row.wrapped_kek
+            kek = row.wrapped_kek
+            if epoch == self._epoch:  # not read across a root change
+                self._keks[namespace] = kek
         return kek
 
     def namespace_periods(self, namespace: str) -> tuple[int | None, int | None]:

@@ -241,6 +241,7 @@ class NamespaceAdmin:
                 self._repo.update(conn, name, **values)
             row = self._d.system.get_namespace(conn, name)
             count = self._repo.count_keys(conn, name)
+        self._lookup.namespace_changed(name)   # creates here see the change at once
         assert row is not None
         return _view(row, count)
 

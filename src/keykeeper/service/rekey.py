@@ -210,6 +210,8 @@ class RekeyService:
         self._system.adopt(new_record)
         if not self._d.custody.sealed:
             self._d.custody.use_root(new_root)
+        if rewrap:  # wrapped KEKs cached before the commit name the old root
+            self._system.on_root_change()
         status = RekeyStatus(False, seal_type=seal_type(new_record),
                              required=required_material(new_record))
         return RekeyResult(True, status, keys=keys,

@@ -9,6 +9,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -108,8 +109,13 @@ class GeneratedRoot:
 
 
 class SystemService:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, *,
+                 on_root_change: Callable[[], None] | None = None) -> None:
         self._d = deps
+        #: Called after this process starts using a root other than the one it used
+        #: before (a rekey committed here, one followed from elsewhere, an unseal):
+        #: caches of wrapped KEKs drop what they hold (facade.py: KeyLookup.root_changed).
+        self.on_root_change = on_root_change or (lambda: None)
         self._initialized = False
         self.argon2 = Argon2Gate()
         self._unseal_gate = MaterialGate(self.argon2, deps.custody.hsm)
@@ -292,6 +298,7 @@ class SystemService:
                     self._generation = self._read_generation()
                     self._checked_at = time.monotonic()
                     self._d.custody.unseal(bytes(opened.root_secret), opened.wrapper)
+                    self.on_root_change()  # a rekey may have rewrapped the KEKs meanwhile
                     self._auto_pending = False
                     self.seal_error = None
         finally:
@@ -427,6 +434,7 @@ class SystemService:
                 custody.use_root(HsmRoot(custody.hsm, record.key_id))
             else:
                 custody.use_root(None)
+            self.on_root_change()
             log.info("the seal changed (rekey): new KEKs are wrapped by %s", custody.root_id)
         except KeykeeperError as exc:
             log.warning("the seal changed to %s and this node cannot follow, sealing: %s",
