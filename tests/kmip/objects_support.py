@@ -151,6 +151,15 @@ def material(payload: Item) -> Item:
     return found
 
 
+def walk(item: Item) -> list[Item]:
+    """``item`` and every item below it, depth first."""
+    out = [item]
+    if item.type is ItemType.STRUCTURE and isinstance(item.value, list):
+        for child in item.value:
+            out += walk(child)
+    return out
+
+
 def reason_of(exc: KeykeeperError) -> str:
     return str(getattr(exc, "kmip_reason", ""))
 

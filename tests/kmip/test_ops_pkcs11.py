@@ -52,6 +52,7 @@ from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.kmip.ttlv.xml import iter_xml_messages
 from keykeeper.service.context import Principal
 from tests.integration.conftest import Node, node  # noqa: F401  (the fixture)
+from tests.kmip.objects_support import walk
 
 Fn, RV = PKCS11Function, PKCS11ReturnCode
 VECTOR = (Path(__file__).parents[2].parent / "shared" / "vectors" / "kmip" / "v2.1" / "XML"
@@ -157,7 +158,7 @@ def test_ck_info_has_the_layout_of_the_test_case() -> None:
     """The vector's CK_INFO: version(2) manufacturerID[32] flags(8) description[32]
     version(2); ours has the same length, blank padding and field places."""
     messages = iter_xml_messages(VECTOR.read_text(encoding="utf-8"))
-    found = [i for m in messages for i in _walk(m) if i.tag == Tag.PKCS_11_OUTPUT_PARAMETERS]
+    found = [i for m in messages for i in walk(m) if i.tag == Tag.PKCS_11_OUTPUT_PARAMETERS]
     assert len(found) == 1 and isinstance(found[0].value, bytes)
     theirs, ours = found[0].value, ck_info()
     assert len(theirs) == len(ours) == 76
@@ -167,14 +168,6 @@ def test_ck_info_has_the_layout_of_the_test_case() -> None:
         assert blob[42:74].rstrip(b" ").isascii() and blob[73:74] == b" "
     assert theirs[:2] == b"\x02\x28"  # Cryptoki 2.40 there; 3.0 here (the KMIP default)
     assert ours[:2] == b"\x03\x00"
-
-
-def _walk(item: Item) -> list[Item]:
-    out = [item]
-    if item.type is ItemType.STRUCTURE:
-        for child in item.children:
-            out += _walk(child)
-    return out
 
 
 def test_package_version() -> None:

@@ -24,7 +24,7 @@ from keykeeper.kmip.ttlv.enums import (
 from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.service.context import Principal
 from tests.integration.conftest import Node, node  # noqa: F401  (the fixture)
-from tests.kmip.objects_support import Kmip, text
+from tests.kmip.objects_support import Kmip, text, walk
 
 VERSIONS = [(1, 0), (1, 2), (1, 4), (2, 0), (2, 1)]
 
@@ -77,20 +77,13 @@ def test_a_1_0_answer_holds_no_later_attribute(served: tuple[Processor, Peer, st
         message = request_message([batch_item(Operation.GET_ATTRIBUTES,
                                               [text(Tag.UNIQUE_IDENTIFIER, uid)])],
                                   version=version)
-        return [i.value for i in _walk(decode(processor.respond(message, peer)))
+        return [i.value for i in walk(decode(processor.respond(message, peer)))
                 if i.tag == Tag.ATTRIBUTE_NAME]
 
     old, new = names((1, 0)), names((1, 4))
     assert "Cryptographic Usage Mask" in old and "State" in old
     assert "Original Creation Date" in new and "Original Creation Date" not in old
     assert set(old) < set(new)
-
-
-def _walk(item: Item) -> Iterator[Item]:
-    yield item
-    if item.type is ItemType.STRUCTURE and isinstance(item.value, list):
-        for child in item.value:
-            yield from _walk(child)
 
 
 def test_an_item_that_cannot_be_encoded_is_a_general_failure(

@@ -34,6 +34,7 @@ from keykeeper.kmip.ttlv.tags import Tag, tag_since
 from keykeeper.kmip.ttlv.xml import from_xml, to_xml
 from keykeeper.kmip.versions import SUPPORTED
 from tests.kmip.conftest import KmipServer
+from tests.kmip.objects_support import walk
 
 OK = ResultStatus.SUCCESS
 FAILED = ResultStatus.OPERATION_FAILED
@@ -66,14 +67,6 @@ def one(kmip: KmipServer, item: Item, **kw: Any) -> BatchResult:
     response = parse_response(kmip.call(request_message([item], **kw)))
     assert len(response.items) == 1
     return response.items[0]
-
-
-def walk(item: Item) -> list[Item]:
-    out = [item]
-    if item.type is ItemType.STRUCTURE:
-        for child in item.children:
-            out += walk(child)
-    return out
 
 
 # -- operations ----------------------------------------------------------------------------
