@@ -218,7 +218,8 @@ def test_the_dev_banner_on_a_restart_prints_no_unusable_token_export(
     """First start: ``export KEYKEEPER_TOKEN=<token>``; a restart on the same data
     directory cannot show the token again, and says so in a shell comment instead of an
     ``export`` line that cannot be pasted."""
-    from keykeeper.config import Settings, _dev_bootstrap
+    from keykeeper.config import Settings
+    from keykeeper.config.startup import _dev_bootstrap
     from keykeeper.store.engine import make_engine, sqlite_url
     from keykeeper.store.migrate import upgrade
 
