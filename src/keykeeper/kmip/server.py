@@ -137,14 +137,19 @@ def kmip_tls_from_env(env: Mapping[str, str], rest: TlsSettings | None) -> TlsSe
                                    names=(names[0], names[1], names[2], names[3]))
 
 
+def _bind(listen: ListenerSettings, *, reuse_port: bool) -> socket.socket:
+    """A listening socket on the listener's address (IPv6 when the host has a colon)."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    return socket.create_server((listen.host.strip("[]"), listen.port), family=family,
+                                backlog=128, reuse_port=reuse_port)
+
+
 def check_bindable(listen: ListenerSettings, *, reuse_port: bool = False) -> None:
     """Whether the listener's address can be bound, as :meth:`KmipListener.start` binds
     it: InvalidArgument in one line (the address and the OS's reason, e.g. "Address
     already in use") for the server's start-up checks, before the REST server starts."""
-    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     try:
-        socket.create_server((listen.host.strip("[]"), listen.port), family=family,
-                             reuse_port=reuse_port or listen.reuse_port).close()
+        _bind(listen, reuse_port=reuse_port or listen.reuse_port).close()
     except OSError as exc:
         raise InvalidArgument(f"cannot listen for KMIP on {listen.host}:{listen.port}: "
                               f"{os.strerror(exc.errno) if exc.errno else exc} "
@@ -239,10 +244,7 @@ class KmipListener:
         return int(self._sock.getsockname()[1]) if self._sock is not None else self.listen.port
 
     def start(self) -> None:
-        family = socket.AF_INET6 if ":" in self.listen.host else socket.AF_INET
-        self._sock = socket.create_server((self.listen.host.strip("[]"), self.listen.port),
-                                          family=family, backlog=128,
-                                          reuse_port=self.listen.reuse_port)
+        self._sock = _bind(self.listen, reuse_port=self.listen.reuse_port)
         self._sock.settimeout(0.5)
         self._accepter = threading.Thread(target=self._accept_loop, name="kmip-accept",
                                           daemon=True)

@@ -58,19 +58,13 @@ class KmipAttributeStore:
         scheduled activation, whose date is set) but the creation of a key active from
         the start, which leaves it null (REST shows it so); such a key with a null
         ``activation_date`` was never active exactly when it was created pre-active,
-        which its creation event tells (store ``created_state``; remembered per key, as
+        which its creation event tells (store ``created_states``; remembered per key, as
         it never changes). No authorization of its own: the caller holds ``key`` as
         read with its own permission, and this is metadata as its state is."""
         if key.state == KeyState.PRE_ACTIVE or key.activation_date is not None:
             return False
-        known = self._created_pre_active.get(key.id)
-        if known is None:
-            with self._d.reading() as conn:
-                known = self._d.keys.created_state(conn, key.id) == str(KeyState.PRE_ACTIVE)
-            if len(self._created_pre_active) >= _REMEMBERED:
-                self._created_pre_active.clear()
-            self._created_pre_active[key.id] = known
-        return known
+        self.prime_never_activated((key,))
+        return self._created_pre_active.get(key.id, False)
 
     def prime_never_activated(self, keys: Iterable[Key]) -> None:
         """Learn, in one query, the creation state of every key of ``keys`` that
@@ -126,22 +120,15 @@ class KmipAttributeStore:
         except KeykeeperError:
             return None
 
-    def certificate(self, ctx: RequestContext, key: Key, version: int,
-                    operation: str = "key.get") -> bytes | None:
-        """The DER of a KMIP Certificate's ``version`` (algorithm ``X509_CERTIFICATE``,
-        kmip/certificate.py), or None once it is destroyed. A certificate is public data:
-        authorized as ``operation`` -- ``key.get`` for the attributes read from it,
-        ``public_key`` for a KMIP Get, as a public key is served -- never ``key.export``,
-        and neither Extractable nor an approval policy on exports applies.
-        FailedPrecondition for a key that is not a certificate."""
-        handle = self.certificate_handle(ctx, key, version, operation)
-        return None if handle is None else handle.der
-
     def certificate_handle(self, ctx: RequestContext, key: Key, version: int,
                            operation: str = "key.get") -> CertificateHandle | None:
-        """The loaded handle of a KMIP Certificate's ``version`` (its DER, and its parsed
-        form read lazily and cached with the handle: crypto/stored.py), or None once it
-        is destroyed; authorized and refused as :meth:`certificate`."""
+        """The loaded handle of a KMIP Certificate's ``version`` (algorithm
+        ``X509_CERTIFICATE``, kmip/certificate.py): its DER, and its parsed form read
+        lazily and cached with the handle (crypto/stored.py); None once it is destroyed.
+        A certificate is public data: authorized as ``operation`` -- ``key.get`` for the
+        attributes read from it, ``public_key`` for a KMIP Get, as a public key is
+        served -- never ``key.export``, and neither Extractable nor an approval policy
+        on exports applies. FailedPrecondition for a key that is not a certificate."""
         self._authz.require_key(ctx, operation, key)
         if key.algorithm != CERTIFICATE_ALGORITHM:
             raise FailedPrecondition(f"key '{key.ref}' is not a certificate")

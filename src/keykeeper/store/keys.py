@@ -102,10 +102,6 @@ _INSERT_KEY = insert(keys)
 _INSERT_VERSION = insert(key_versions)
 _INSERT_EVENT = insert(key_events)
 _INSERT_LABELS = insert(key_labels)
-_CREATED_STATE = (select(key_events.c.to_state)
-                  .where(key_events.c.key_id == bindparam("key_id"),
-                         key_events.c.from_state.is_(None))
-                  .order_by(key_events.c.id).limit(1))
 _DELETE_LABELS = delete(key_labels).where(key_labels.c.key_id == bindparam("key_id"))
 _DELETE_SOME_LABELS = delete(key_labels).where(
     key_labels.c.key_id == bindparam("key_id"),
@@ -288,13 +284,9 @@ class KeyRepository:
             key_id=key_id, version=version, action=action, from_state=from_state,
             to_state=to_state, principal=principal, reason=reason, at=at))
 
-    def created_state(self, conn: Connection, key_id: str) -> str | None:
-        """The state the key was created in (the ``to_state`` of its creation event, the
-        one event without a ``from_state``), or None when it has none."""
-        return conn.execute(_CREATED_STATE, {"key_id": key_id}).scalar()
-
     def created_states(self, conn: Connection, key_ids: Sequence[str]) -> dict[str, str]:
-        """:meth:`created_state` of many keys in one query: key id -> state (a key without
+        """The state each key was created in (the ``to_state`` of its creation event, the
+        one event without a ``from_state``), in one query: key id -> state (a key without
         a creation event is left out). ``key_ids``: at most a few thousand."""
         if not key_ids:
             return {}

@@ -149,13 +149,13 @@ def _get_certificate(call: Call, payload: Item, obj: KmipObject, asked: bool) ->
                         "Format Type, no Key Wrapping Specification")
     store = call.services.kmip_attributes
     assert store is not None
-    der = store.certificate(call.ctx, obj.key, obj.version.version, "public_key")
-    if der is None:   # destroyed between the check above and this read
+    handle = store.certificate_handle(call.ctx, obj.key, obj.version.version, "public_key")
+    if handle is None:   # destroyed between the check above and this read
         reason = "Object_Destroyed" if call.version >= (2, 0) else "Wrong_Key_Lifecycle_State"
         raise KmipError(reason, "the object is destroyed: its certificate is gone")
     mark_retrieved(call, obj.key, ObjectId(obj.oid.key_id, obj.oid.version, False))
     return [enum_item(int(Tag.OBJECT_TYPE), int(ObjectType.CERTIFICATE)),
-            text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid), encode_certificate(der)]
+            text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid), encode_certificate(handle.der)]
 
 
 def _registered_format(obj: KmipObject) -> int | None:
