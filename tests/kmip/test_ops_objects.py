@@ -29,7 +29,7 @@ from keykeeper.kmip.ttlv.enums import (
     State,
 )
 from keykeeper.kmip.ttlv.tags import Tag
-from tests.integration.conftest import node  # noqa: F401  (the fixture)
+from tests.integration.conftest import Node, node  # noqa: F401  (the fixture)
 from tests.kmip.objects_support import (
     A,
     F,
@@ -358,3 +358,24 @@ def test_live_dual_control_on_export_refuses_get(live) -> None:  # type: ignore[
     finally:
         live.rest.put("/v1/policies/approval", json={"rules": []})
     assert live_call(live, Operation.GET, text(Tag.UNIQUE_IDENTIFIER, uid)).ok
+
+
+def test_an_enumeration_value_newer_than_the_request_is_no_attribute(node: Node) -> None:  # noqa: F811
+    """Ed25519 is a Cryptographic Algorithm value of KMIP 2.0: to a 1.4 request the key has
+    no Cryptographic Algorithm (Get Attributes, Get Attribute List, Locate by it); to 2.1
+    it has (attributes.py defined_in)."""
+    new, old = Kmip(node, (2, 1)), Kmip(node, (1, 4))
+    private_uid, _ = pair(new, A.ED25519, 256, int(U.SIGN), int(U.VERIFY))
+    uid = text(Tag.UNIQUE_IDENTIFIER, private_uid)
+    listed = old(Operation.GET_ATTRIBUTE_LIST, uid)
+    names = {str(i.value) for i in listed.find_all(int(Tag.ATTRIBUTE_NAME))}
+    assert "Cryptographic Length" in names and "Cryptographic Algorithm" not in names
+    got = old(Operation.GET_ATTRIBUTES, uid, text(Tag.ATTRIBUTE_NAME, "Cryptographic Algorithm"))
+    assert got.find_all(int(Tag.ATTRIBUTE)) == []
+    found = new(Operation.GET_ATTRIBUTES, uid)
+    algorithms = [i for a in found.find_all(int(Tag.ATTRIBUTES))
+                  for i in a.children if i.tag == Tag.CRYPTOGRAPHIC_ALGORITHM]
+    assert [i.value for i in algorithms] == [int(A.ED25519)]
+    by_algorithm = attrs((1, 4), Tag.TEMPLATE_ATTRIBUTE, Cryptographic_Algorithm=alg(A.ED25519))
+    assert private_uid not in {str(i.value) for i in old(Operation.LOCATE, by_algorithm)
+                               .find_all(int(Tag.UNIQUE_IDENTIFIER))}

@@ -14,6 +14,7 @@ API (the plan's contract):
     write_attributes(values, version) -> response items (2.x: one Attributes; 1.x: Attribute s)
     object_attributes(call, obj) -> every attribute of an object, as 2.x items
     object_values(call, key, oid) -> every attribute of an object, in normal form
+    defined_in(values, version) -> only the values the protocol version defines
     store_attributes(call, key, attrs, version=, public=) -> persist the non-computed ones
     resolve_object(call, uid) -> (Key, ObjectId), authorized as ``key.get``
 """
@@ -43,11 +44,13 @@ from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import HashingAlgorithm, KeyFormatType
 from keykeeper.kmip.ttlv.tags import Tag, tag_since, tag_spec_name
 from keykeeper.kmip.uids import ObjectId, parse_uid
+from keykeeper.kmip.versions import value_since
 
 __all__ = [
     "NAMESPACE_ATTRIBUTE",
     "Digester",
     "Values",
+    "defined_in",
     "mark_retrieved",
     "material_digest",
     "merged_values",
@@ -247,13 +250,27 @@ def merged_values(key: Key, oid: ObjectId, *, lease_time: int = 0,
     return out
 
 
-def object_values(call: Call, key: Key, oid: ObjectId) -> Values:
-    """:func:`merged_values` of the object as the call sees it: the server's Lease Time,
-    and no Activation Date for a key that left Pre-Active without ever being Active
-    (KmipAttributeStore.never_activated; KMIP 2.1 §4.1)."""
+def object_values(call: Call, key: Key, oid: ObjectId, *, activation: bool = True) -> Values:
+    """:func:`merged_values` of the object as the call sees it: the server's Lease Time;
+    no Activation Date for a key that left Pre-Active without ever being Active
+    (KmipAttributeStore.never_activated, KMIP 2.1 §4.1; ``activation`` False: not asked,
+    for a caller to which that date does not matter); and no instance whose Enumeration
+    value the request's version does not define (:func:`defined_in`)."""
     store = call.services.kmip_attributes
-    return merged_values(key, oid, lease_time=call.settings.lease_time,
-                         never_activated=store is not None and store.never_activated(key))
+    never = activation and store is not None and store.never_activated(key)
+    return defined_in(merged_values(key, oid, lease_time=call.settings.lease_time,
+                                    never_activated=never), call.version)
+
+
+def defined_in(values: Values, version: tuple[int, int]) -> Values:
+    """``values`` without the instances holding an Enumeration value ``version`` does not
+    define (Cryptographic Algorithm Ed25519, or Digital Signature Algorithm SHA3-256 with
+    RSA, to a 1.3 client): the object does not have that attribute in that version, so
+    neither Get Attributes, Get Attribute List nor a Locate filter sees it (the answer's
+    own filter, versions.py, is the last guard)."""
+    return [v for v in values if v[2].type is not ItemType.ENUMERATION
+            or not isinstance(v[2].value, int) or value_since(v[2].tag, v[2].value)
+            <= version]
 
 
 def _obj(obj: Any, version: int | None, public: bool) -> tuple[Key, ObjectId]:

@@ -60,13 +60,13 @@ from keykeeper.crypto.registry import get_spec
 from keykeeper.crypto.stored import CERTIFICATE_ALGORITHM, check_certificate
 from keykeeper.domain.keys import Key
 from keykeeper.errors import InvalidArgument, KeykeeperError
+from keykeeper.kmip.attributes import defined_in
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.keyblock import bytes_of
 from keykeeper.kmip.ttlv import Item, ItemType
 from keykeeper.kmip.ttlv.enums import CertificateType, DigitalSignatureAlgorithm, HashingAlgorithm
 from keykeeper.kmip.ttlv.tags import Tag
 from keykeeper.kmip.uids import ObjectId
-from keykeeper.kmip.versions import value_since
 
 __all__ = [
     "CERTIFICATE_ALGORITHM",
@@ -292,12 +292,10 @@ def certificate_values(call: Call, key: Key, oid: ObjectId, values: Values, *,
         return values
     if handle is None:
         return values
-    read = _readable_attributes(handle.der, handle.certificate(), oid.key_id)
     # A value the request's version does not define (SHA3-256 with RSA before 1.4): left
-    # out, as the answer's filter does for a 2.x item (a 1.x Attribute Value hides it).
-    read = [v for v in read if v[2].type is not ItemType.ENUMERATION
-            or not isinstance(v[2].value, int) or value_since(v[2].tag, v[2].value)
-            <= call.version]
+    # out, as object_values leaves out the others.
+    read = defined_in(_readable_attributes(handle.der, handle.certificate(), oid.key_id),
+                      call.version)
     have = {name for name, _, _ in values}
     return values + [v for v in read if v[0] not in have]
 

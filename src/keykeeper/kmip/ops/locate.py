@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keykeeper.domain.keys import Key
-from keykeeper.kmip.attributes import merged_values, object_values, read_attributes, supported
+from keykeeper.kmip.attributes import object_values, read_attributes, supported
 from keykeeper.kmip.attributes_computed import is_asymmetric
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.certificate import certificate_values, wants_der
@@ -139,8 +139,7 @@ def handle(call: Call, payload: Item) -> list[Item]:
     found: list[tuple[int, str]] = []
     for key in _visible_keys(call, dated):
         for oid in _objects(key):
-            values = (object_values(call, key, oid) if dated
-                      else merged_values(key, oid, lease_time=call.settings.lease_time))
+            values = object_values(call, key, oid, activation=dated)
             if der:
                 values = certificate_values(call, key, oid, values, strict=False)
             gone = _state(values) in destroyed
