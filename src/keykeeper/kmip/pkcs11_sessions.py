@@ -53,9 +53,7 @@ class Pkcs11Sessions:
         reached."""
         value = secrets.token_bytes(VALUE_BYTES)
         with self._lock:
-            self._make_room(principal)
-            self._live[value] = principal
-            self._count[principal] = self._count.get(principal, 0) + 1
+            self._add(value, principal)
         return value
 
     def live(self, value: bytes, principal: str) -> bool:
@@ -75,17 +73,17 @@ class Pkcs11Sessions:
         """Open ``value`` for ``principal`` again (the undoing of a C_Finalize), newest,
         within the bounds as :meth:`open`; nothing if it is live already."""
         with self._lock:
-            if value in self._live:
-                return
-            self._make_room(principal)
-            self._live[value] = principal
-            self._count[principal] = self._count.get(principal, 0) + 1
+            if value not in self._live:
+                self._add(value, principal)
 
-    def _make_room(self, principal: str) -> None:
+    def _add(self, value: bytes, principal: str) -> None:
+        """``value`` live for ``principal``, newest, after making room (under the lock)."""
         if self._count.get(principal, 0) >= self.per_principal:
             self._drop(next(v for v, p in self._live.items() if p == principal))
         elif len(self._live) >= self.limit:
             self._drop(next(iter(self._live)))
+        self._live[value] = principal
+        self._count[principal] = self._count.get(principal, 0) + 1
 
     def _drop(self, value: bytes) -> None:
         principal = self._live.pop(value)

@@ -204,9 +204,9 @@ def _initialize(sessions: Pkcs11Sessions, who: str, value: bytes | None,
         return RV.CRYPTOKI_ALREADY_INITIALIZED, None
     if data is not None and len(data) > MAX_INITIALIZE_ARGS:
         return RV.ARGUMENTS_BAD, None
-    value = sessions.open(who)
+    opened = sessions.open(who)
 
-    def close() -> None:
-        sessions.close(value, who)
+    def close() -> None:   # Deps.on_rollback takes a function returning None
+        sessions.close(opened, who)
     on_rollback(close)
-    return RV.OK, value
+    return RV.OK, opened
