@@ -8,7 +8,7 @@ Time, the longest lease the server grants (KEYKEEPER_KMIP_LEASE_TIME; KMIP 2.1 ย
 a longer one is refused, Permission_Denied); an object without one (setting 0) takes any.
 The Lease Time asked must be an Interval (KMIP 2.1 ยง4.25), else Invalid_Field.
 The mask and the Lease Time are the object's attributes as Get Attributes reports them
-(attributes.py ``object_attributes``); a Certificate's attributes read from its DER
+(attributes.py ``object_values``); a Certificate's attributes read from its DER
 (certificate.py) are none of them, so they do not change a Check's answer.
 Request: Unique Identifier, Usage Limits Count, Cryptographic Usage Mask, Lease Time.
 Response: Unique Identifier."""
@@ -16,7 +16,7 @@ Response: Unique Identifier."""
 from __future__ import annotations
 
 from keykeeper.domain.lifecycle import usage_limit
-from keykeeper.kmip.attributes import object_attributes
+from keykeeper.kmip.attributes import object_values
 from keykeeper.kmip.call import Call, KmipError
 from keykeeper.kmip.objects import resolve, text_item
 from keykeeper.kmip.ttlv import Item, ItemType
@@ -50,12 +50,12 @@ def handle(call: Call, payload: Item) -> list[Item]:
     mask = _int(payload, int(Tag.CRYPTOGRAPHIC_USAGE_MASK))
     count = _int(payload, int(Tag.USAGE_LIMITS_COUNT))
     lease = _int(payload, int(Tag.LEASE_TIME), ItemType.INTERVAL)
-    attrs = [] if mask is None and lease is None else object_attributes(
-        call, (obj.key, obj.version.version, obj.public))
+    # The object's attributes as Get Attributes reports them (no Activation Date needed).
+    attrs = {} if mask is None and lease is None else {
+        name: v.value for name, _, v in object_values(call, obj.key, obj.oid, activation=False)
+        if isinstance(v.value, int) and not isinstance(v.value, bool)}
     if mask is not None:
-        have = next((a.value for a in attrs if a.tag == Tag.CRYPTOGRAPHIC_USAGE_MASK
-                     and isinstance(a.value, int)), 0)
-        assert isinstance(have, int)
+        have = attrs.get("Cryptographic Usage Mask", 0)
         if mask & ~have:
             raise KmipError("Incompatible_Cryptographic_Usage_Mask",
                             "the object's usage mask does not allow this use")
@@ -69,9 +69,8 @@ def handle(call: Call, payload: Item) -> list[Item]:
         if count < 0 or (left is not None and count > left):
             raise KmipError("Permission_Denied", "the object has fewer uses left")
     if lease is not None:
-        granted = next((a.value for a in attrs if a.tag == Tag.LEASE_TIME
-                        and isinstance(a.value, int)), None)
-        if lease < 0 or (granted is not None and lease > granted):
+        granted = attrs.get("Lease Time")
+        if granted is not None and lease > granted:   # an Interval is never negative
             raise KmipError("Permission_Denied",
                             "the lease asked is longer than the object's Lease Time")
     return [text_item(int(Tag.UNIQUE_IDENTIFIER), obj.uid)]
